@@ -1,0 +1,32 @@
+"""The closed set of reasons a video can be refused, stored as data next to a one-line message."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorClass(str, enum.Enum):
+    NOT_FOUND = "NOT_FOUND"
+    PERMISSION = "PERMISSION"
+    EMPTY = "EMPTY"
+    NOT_VIDEO = "NOT_VIDEO"
+    CONTAINER_INVALID = "CONTAINER_INVALID"
+    DECODE_ERROR = "DECODE_ERROR"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    TIMEOUT = "TIMEOUT"
+    UNSUPPORTED_CODEC = "UNSUPPORTED_CODEC"
+    # Set by the scanner when one file keeps killing the worker that decodes it.
+    DECODER_CRASH = "DECODER_CRASH"
+
+
+class VideoError(Exception):
+    """A refusal: one error class plus a one-line, human-readable message."""
+
+    def __init__(self, error_class: ErrorClass, message: str):
+        message = " ".join(str(message).split())  # always one line
+        super().__init__(f"{error_class.value}: {message}")
+        self.error_class = error_class
+        self.message = message
+
+    def as_dict(self) -> dict[str, str]:
+        return {"error_class": self.error_class.value, "error_message": self.message}

@@ -1,0 +1,242 @@
+"""Probe a video file on the CPU before any decoder touches it.
+
+The probe opens the file with PyAV, reads the stream parameters and demuxes (never decodes) the video
+packets to get an exact frame count and the keyframe positions. Limits are checked on the declared
+stream parameters, so a tiny file that declares 12288x12288 frames is refused before anything is
+allocated for its pixels. All reading runs under a deadline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import os
+import stat
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from kernels.errors import ErrorClass, VideoError
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeLimits:
+    max_pixels: int = 8192 * 8192  # per frame, width * height
+    max_duration_s: float = 6 * 3600.0
+    timeout_s: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    path: str
+    size_bytes: int
+    container: str
+    codec: str
+    profile: str | None
+    width: int
+    height: int
+    pix_fmt: str | None
+    bit_depth: int | None
+    chroma: str | None  # "420", "422", "444", "400" or None when unknown
+    frame_count: int
+    frame_count_source: str  # "packets": counted by demuxing, exact
+    fps: float | None
+    duration_s: float | None
+    has_audio: bool
+    keyframes: tuple[int, ...]  # presentation-order indices of keyframes
+    # Presentation timestamps of every frame, sorted: frame index i has pts frame_pts[i].
+    # Kept so decoders can map decoded frames (and seek targets) to exact frame indices.
+    frame_pts: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    time_base: Fraction | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def as_dict(self) -> dict:
+        """JSON-ready facts; the per-frame pts table is left out."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name not in ("frame_pts", "time_base")}
+        out["keyframes"] = list(self.keyframes)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict())
+
+
+_CONTAINER_BY_EXTENSION = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".3gp": "3gp", ".webm": "webm",
+                           ".mkv": "mkv"}
+
+
+def _container_name(format_name: str, path: str) -> str:
+    ext = Path(path).suffix.lower()
+    if format_name.startswith("mov,") or format_name.startswith("matroska"):
+        return _CONTAINER_BY_EXTENSION.get(ext, format_name.split(",")[0])
+    return format_name.split(",")[0]
+
+
+def _chroma_of(pix_fmt: str | None) -> str | None:
+    if not pix_fmt:
+        return None
+    name = pix_fmt.lower()
+    if name.startswith("gray") or name.startswith("y8") or name.startswith("y16"):
+        return "400"
+    for key, chroma in (("444", "444"), ("gbr", "444"), ("rgb", "444"), ("bgr", "444"), ("422", "422"),
+                        ("420", "420"), ("nv12", "420"), ("nv21", "420"), ("p010", "420"), ("p016", "420"),
+                        ("411", "411"), ("440", "440")):
+        if key in name:
+            return chroma
+    return None
+
+
+def _bit_depth_of(pix_fmt: str | None) -> int | None:
+    if not pix_fmt:
+        return None
+    try:
+        return max(component.bits for component in av.VideoFormat(pix_fmt).components)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _check_path(path: str) -> int:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise VideoError(ErrorClass.NOT_FOUND, f"no such file: {path}") from None
+    except PermissionError:
+        raise VideoError(ErrorClass.PERMISSION, f"permission denied: {path}") from None
+    except OSError as exc:
+        raise VideoError(ErrorClass.NOT_FOUND, f"cannot stat {path}: {exc.strerror}") from None
+    # FIFOs, sockets, devices and directories are never opened: reading them can block forever.
+    if not stat.S_ISREG(st.st_mode):
+        raise VideoError(ErrorClass.NOT_VIDEO, f"not a regular file: {path}")
+    if st.st_size == 0:
+        raise VideoError(ErrorClass.EMPTY, f"empty file: {path}")
+    if not os.access(path, os.R_OK):
+        raise VideoError(ErrorClass.PERMISSION, f"permission denied: {path}")
+    return st.st_size
+
+
+def _open_container(path: str, timeout_s: float):
+    try:
+        return av.open(path, mode="r", timeout=timeout_s)
+    except PermissionError:
+        raise VideoError(ErrorClass.PERMISSION, f"permission denied: {path}") from None
+    except av.error.InvalidDataError as exc:
+        raise VideoError(ErrorClass.CONTAINER_INVALID, f"unreadable container: {exc}") from None
+    except av.error.FFmpegError as exc:
+        if getattr(exc, "errno", None) == errno.EACCES:
+            raise VideoError(ErrorClass.PERMISSION, f"permission denied: {path}") from None
+        raise VideoError(ErrorClass.CONTAINER_INVALID, f"cannot open container: {exc}") from None
+
+
+def _probe_now(path: str, limits: ProbeLimits, deadline: float) -> Probe:
+    size_bytes = _check_path(path)
+    container = _open_container(path, limits.timeout_s)
+    try:
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams})
+            raise VideoError(ErrorClass.NOT_VIDEO, "no video stream" + (f" (streams: {', '.join(kinds)})"
+                                                                        if kinds else ""))
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        width, height = int(ctx.width or 0), int(ctx.height or 0)
+        if width * height > limits.max_pixels:
+            raise VideoError(ErrorClass.LIMIT_EXCEEDED,
+                             f"frame {width}x{height} exceeds the limit of {limits.max_pixels} pixels")
+        if width <= 0 or height <= 0:
+            raise VideoError(ErrorClass.CONTAINER_INVALID, "video stream declares no frame size")
+        codec = ctx.name
+        if codec is None or av.codec.Codec(codec, "r") is None:
+            raise VideoError(ErrorClass.UNSUPPORTED_CODEC, f"no decoder for codec {codec!r}")
+
+        time_base = stream.time_base
+        declared_duration_s = None
+        if container.duration:
+            declared_duration_s = container.duration / 1_000_000
+        elif stream.duration and time_base:
+            declared_duration_s = float(stream.duration * time_base)
+        if declared_duration_s is not None and declared_duration_s > limits.max_duration_s:
+            raise VideoError(ErrorClass.LIMIT_EXCEEDED,
+                             f"duration {declared_duration_s:.0f} s exceeds the limit of "
+                             f"{limits.max_duration_s:.0f} s")
+
+        # Headers of mkv, webm, mpg and ts often say 0 frames, and others can be wrong: count the
+        # video packets instead (demuxing reads no pixels) and remember which are keyframes.
+        pts_values: list[int] = []
+        key_pts: list[int] = []
+        order = 0
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                if time.monotonic() > deadline:
+                    raise VideoError(ErrorClass.TIMEOUT, f"probe took longer than {limits.timeout_s:.0f} s")
+                pts = packet.pts if packet.pts is not None else packet.dts
+                if pts is None:
+                    pts = order  # no timestamps at all: decode order is presentation order
+                pts_values.append(int(pts))
+                if packet.is_keyframe:
+                    key_pts.append(int(pts))
+                order += 1
+        except av.error.FFmpegError as exc:
+            if not pts_values:
+                raise VideoError(ErrorClass.CONTAINER_INVALID, f"cannot read packets: {exc}") from None
+            # A damaged tail: keep the frames that can be read.
+        if not pts_values:
+            raise VideoError(ErrorClass.DECODE_ERROR, "the video stream holds no frames")
+
+        frame_pts = np.unique(np.asarray(pts_values, dtype=np.int64))  # presentation order
+        keyframes = tuple(int(i) for i in np.searchsorted(frame_pts, np.asarray(sorted(set(key_pts)),
+                                                                              dtype=np.int64)))
+        frame_count = int(frame_pts.size)
+
+        fps = None
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if rate:
+            fps = float(rate)
+        duration_s = declared_duration_s
+        if duration_s is None and fps:
+            duration_s = frame_count / fps
+        if duration_s is not None and duration_s > limits.max_duration_s:
+            raise VideoError(ErrorClass.LIMIT_EXCEEDED,
+                             f"duration {duration_s:.0f} s exceeds the limit of {limits.max_duration_s:.0f} s")
+
+        profile = ctx.profile if isinstance(ctx.profile, str) else None
+        pix_fmt = ctx.pix_fmt if isinstance(ctx.pix_fmt, str) else None
+        return Probe(
+            path=str(path), size_bytes=size_bytes,
+            container=_container_name(container.format.name, path), codec=codec, profile=profile,
+            width=width, height=height, pix_fmt=pix_fmt, bit_depth=_bit_depth_of(pix_fmt),
+            chroma=_chroma_of(pix_fmt), frame_count=frame_count, frame_count_source="packets",
+            fps=fps, duration_s=duration_s, has_audio=bool(container.streams.audio),
+            keyframes=keyframes or (0,), frame_pts=frame_pts, time_base=time_base,
+        )
+    finally:
+        container.close()
+
+
+def probe(path: str | os.PathLike, limits: ProbeLimits = ProbeLimits()) -> Probe:
+    """Probe one file or raise :class:`VideoError`. Never blocks longer than ``limits.timeout_s``."""
+    path = os.fspath(path)
+    deadline = time.monotonic() + limits.timeout_s
+    outcome: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            outcome["probe"] = _probe_now(path, limits, deadline)
+        except VideoError as exc:
+            outcome["error"] = exc
+        except Exception as exc:  # noqa: BLE001 - any library failure is a refusal, never a crash
+            outcome["error"] = VideoError(ErrorClass.CONTAINER_INVALID, f"{type(exc).__name__}: {exc}")
+
+    # A daemon thread, so a read stuck inside FFmpeg cannot stop the caller from moving on.
+    thread = threading.Thread(target=work, name="dfscan-probe", daemon=True)
+    thread.start()
+    thread.join(limits.timeout_s)
+    if thread.is_alive():
+        raise VideoError(ErrorClass.TIMEOUT, f"probe took longer than {limits.timeout_s:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["probe"]  # type: ignore[return-value]
