@@ -147,9 +147,9 @@ def _probe_now(path: str, limits: ProbeLimits, deadline: float) -> Probe:
                              f"frame {width}x{height} exceeds the limit of {limits.max_pixels} pixels")
         if width <= 0 or height <= 0:
             raise VideoError(ErrorClass.CONTAINER_INVALID, "video stream declares no frame size")
-        codec = ctx.name
-        if codec is None or av.codec.Codec(codec, "r") is None:
-            raise VideoError(ErrorClass.UNSUPPORTED_CODEC, f"no decoder for codec {codec!r}")
+        if ctx.codec is None:
+            raise VideoError(ErrorClass.UNSUPPORTED_CODEC, "no decoder at all reads this video stream")
+        codec = ctx.codec.canonical_name  # "av1", not the decoder's name "libdav1d"
 
         time_base = stream.time_base
         declared_duration_s = None
@@ -196,8 +196,11 @@ def _probe_now(path: str, limits: ProbeLimits, deadline: float) -> Probe:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if rate:
             fps = float(rate)
+        # Timestamps give the exact span; headers of mpg and ts only estimate it from the bit rate.
         duration_s = declared_duration_s
-        if duration_s is None and fps:
+        if time_base and frame_count > 1 and fps:
+            duration_s = float((int(frame_pts[-1]) - int(frame_pts[0])) * time_base) + 1.0 / fps
+        elif duration_s is None and fps:
             duration_s = frame_count / fps
         if duration_s is not None and duration_s > limits.max_duration_s:
             raise VideoError(ErrorClass.LIMIT_EXCEEDED,

@@ -1,0 +1,156 @@
+"""From file paths to clips: probe -> plan -> decode, the one input pipeline of scanning and training.
+
+A ``ClipReader`` is built once per worker. It owns its decoders (and so its DALI pipelines), never
+raises for a bad file, and returns one ``Clip`` per path, each with its exact frame indices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import defaultdict
+from typing import Sequence
+
+import numpy as np
+
+from kernels.decode import DECODERS, choose_decoder, gpu_count
+from kernels.decode.pyav import PyAVDecoder
+from kernels.errors import ErrorClass, VideoError
+from kernels.probe import Probe, ProbeLimits, probe
+from kernels.sampling import SAMPLING_MODES, plan_indices, shift_indices
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSpec:
+    frames: int = 20
+    size: int = 224
+    sampling: str = "uniform"
+    decoder: str = "auto"
+    limits: ProbeLimits = ProbeLimits()
+
+    def __post_init__(self):
+        if self.frames < 1:
+            raise ValueError(f"frames must be at least 1, got {self.frames}")
+        if not 8 <= self.size <= 4096:
+            raise ValueError(f"size must be between 8 and 4096 pixels, got {self.size}")
+        if self.sampling not in SAMPLING_MODES:
+            raise ValueError(f"unknown sampling {self.sampling!r}; expected one of {', '.join(SAMPLING_MODES)}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {self.decoder!r}; expected one of {', '.join(DECODERS)}")
+
+
+@dataclasses.dataclass
+class Clip:
+    path: str
+    probe: Probe | None = None
+    indices: np.ndarray | None = None  # (F,) int64 source frame numbers
+    frames: np.ndarray | None = None  # (F, S, S, 3) uint8 RGB
+    decoder: str | None = None
+    error: VideoError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclasses.dataclass
+class ClipBatch:
+    frames: object  # (batch_size, F, S, S, 3) uint8: numpy, or a GPU tensor on dali-gpu
+    clips: list[Clip]  # one per path, frames=None; rows past len(clips) are padding
+
+
+@dataclasses.dataclass
+class StageTimes:
+    """Cheap wall-clock counters, summed by the scanner across workers."""
+
+    probe: float = 0.0
+    decode: float = 0.0
+    frames_decoded: int = 0
+
+
+class ClipReader:
+    def __init__(self, spec: ClipSpec = ClipSpec(), gpu: bool | None = None, dali_batch: int = 8,
+                 threads: int = 0):
+        self.spec = spec
+        self.gpu = gpu_count() > 0 if gpu is None else gpu
+        if spec.decoder == "dali-gpu" and not self.gpu:
+            raise ValueError("decoder dali-gpu needs an NVIDIA GPU, and none is visible")
+        self.dali_batch = dali_batch
+        self.threads = threads
+        self.times = StageTimes()
+        self._pyav = PyAVDecoder(spec.size, threads=threads)
+        self._dali: dict[str, object] = {}
+
+    def _dali_decoder(self, name: str):
+        if name not in self._dali:
+            from kernels.decode.dali import DaliDecoder
+
+            self._dali[name] = DaliDecoder(self.spec.size, gpu=name == "dali-gpu", max_batch=self.dali_batch,
+                                           threads=max(1, self.threads or 2))
+        return self._dali[name]
+
+    def plan(self, probe_result: Probe, offset: int = 0) -> np.ndarray:
+        indices = plan_indices(self.spec.sampling, probe_result.frame_count, probe_result.keyframes,
+                               self.spec.frames)
+        if offset:
+            indices = shift_indices(indices, offset, probe_result.frame_count)
+        return indices
+
+    def read(self, paths: Sequence[str], offsets: Sequence[int] | None = None) -> list[Clip]:
+        """One clip per path, in order. Bad files come back as clips with ``error`` set."""
+        started = time.perf_counter()
+        clips = [Clip(path=str(path)) for path in paths]
+        by_decoder: dict[str, list[int]] = defaultdict(list)
+        for i, clip in enumerate(clips):
+            try:
+                clip.probe = probe(clip.path, self.spec.limits)
+                clip.indices = self.plan(clip.probe, offsets[i] if offsets is not None else 0)
+                clip.decoder = choose_decoder(clip.probe, self.spec.decoder, self.gpu)
+            except VideoError as exc:
+                clip.error = exc
+                continue
+            by_decoder[clip.decoder].append(i)
+        probed = time.perf_counter()
+        self.times.probe += probed - started
+
+        for name, positions in by_decoder.items():
+            if name == "pyav":
+                for i in positions:
+                    try:
+                        clips[i].frames = self._pyav.decode_clip(clips[i].probe, clips[i].indices)
+                    except VideoError as exc:
+                        clips[i].error = exc
+                    except Exception as exc:  # noqa: BLE001 - a library failure on one file is data
+                        clips[i].error = VideoError(ErrorClass.DECODE_ERROR, f"{type(exc).__name__}: {exc}")
+                continue
+            decoder = self._dali_decoder(name)
+            frames, errors = decoder.decode_batch([clips[i].probe for i in positions],
+                                                  [clips[i].indices for i in positions])
+            for i, clip_frames, error in zip(positions, frames, errors):
+                clips[i].frames, clips[i].error = clip_frames, error
+        self.times.decode += time.perf_counter() - probed
+        self.times.frames_decoded = self._frames_decoded()
+        return clips
+
+    def _frames_decoded(self) -> int:
+        return self._pyav.frames_decoded + sum(d.frames_decoded for d in self._dali.values())
+
+    def read_batch(self, paths: Sequence[str], batch_size: int) -> ClipBatch:
+        """A fixed-shape batch: padding rows and failed clips are zeros, so shapes never change."""
+        if len(paths) > batch_size:
+            raise ValueError(f"{len(paths)} paths do not fit a batch of {batch_size}")
+        clips = self.read(paths)
+        shape = (batch_size, self.spec.frames, self.spec.size, self.spec.size, 3)
+        on_gpu = [c for c in clips if c.ok and c.decoder == "dali-gpu"]
+        if on_gpu and len(on_gpu) == len(clips) and len(clips) == batch_size:
+            import keras
+
+            frames = keras.ops.stack([c.frames for c in clips])  # stays on the GPU
+        else:
+            frames = np.zeros(shape, dtype=np.uint8)  # (B, F, S, S, 3) uint8
+            for row, clip in enumerate(clips):
+                if clip.ok:
+                    frames[row] = np.asarray(clip.frames)
+        for clip in clips:
+            clip.frames = None
+        return ClipBatch(frames=frames, clips=clips)

@@ -1,0 +1,139 @@
+"""Test media, generated at test time with PyAV. No binary media is committed.
+
+``write_index_video`` draws each frame's own index as a 4x4 grid of black/white cells, so any
+decoded, resized frame tells which source frame it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from kernels.errors import ErrorClass
+
+GRID = 4  # 4 x 4 cells = 16 bits of frame index
+DARK, LIGHT = 16, 235
+
+
+@dataclasses.dataclass(frozen=True)
+class Codec:
+    encoder: str
+    extension: str
+    pix_fmt: str
+    options: dict
+
+
+# Every codec the issue names, each in a container that usually carries it.
+CODECS: dict[str, Codec] = {
+    "h264": Codec("libx264", "mp4", "yuv420p", {"g": "12", "bf": "2", "preset": "ultrafast", "crf": "18"}),
+    "hevc": Codec("libx265", "mp4", "yuv420p", {"x265-params": "keyint=12:log-level=none", "preset": "ultrafast"}),
+    "vp9": Codec("libvpx-vp9", "webm", "yuv420p", {"g": "12", "deadline": "realtime", "cpu-used": "8", "crf": "20", "b": "0"}),
+    "vp8": Codec("libvpx", "webm", "yuv420p", {"g": "12", "deadline": "realtime", "cpu-used": "8", "crf": "10", "b": "2M"}),
+    "av1": Codec("libsvtav1", "mkv", "yuv420p", {"g": "12", "preset": "12", "crf": "30"}),
+    "mpeg4": Codec("mpeg4", "avi", "yuv420p", {"g": "12", "qscale": "2"}),
+    "mjpeg": Codec("mjpeg", "avi", "yuvj420p", {"qscale": "2"}),
+    "prores": Codec("prores_ks", "mov", "yuv422p10le", {"profile": "0"}),
+    "mpeg2": Codec("mpeg2video", "mpg", "yuv420p", {"g": "12", "qscale": "2"}),
+}
+
+
+def index_image(index: int, width: int, height: int) -> np.ndarray:
+    """An RGB frame whose 4x4 cells spell ``index`` in binary, most significant bit first.  # (H, W, 3)"""
+    bits = [(index >> (GRID * GRID - 1 - b)) & 1 for b in range(GRID * GRID)]
+    cells = np.where(np.array(bits).reshape(GRID, GRID) == 1, LIGHT, DARK).astype(np.uint8)
+    image = np.kron(cells, np.ones((height // GRID, width // GRID), dtype=np.uint8))
+    return np.repeat(image[:, :, None], 3, axis=2)
+
+
+def read_index(frame: np.ndarray) -> int:
+    """The index a decoded (S, S, 3) frame shows: the mean of each cell's centre, thresholded."""
+    size_y, size_x = frame.shape[0] // GRID, frame.shape[1] // GRID
+    grey = frame.astype(np.float32).mean(axis=2)
+    value = 0
+    for row in range(GRID):
+        for col in range(GRID):
+            cell = grey[row * size_y + size_y // 4: (row + 1) * size_y - size_y // 4,
+                        col * size_x + size_x // 4: (col + 1) * size_x - size_x // 4]
+            value = (value << 1) | int(cell.mean() > (DARK + LIGHT) / 2)
+    return value
+
+
+def write_index_video(path: Path, frames: int, codec: str = "h264", width: int = 128, height: int = 96,
+                      fps: int = 25, pts: list[int] | None = None, time_base: Fraction | None = None) -> Path:
+    """A video whose frame i shows i. ``pts`` (with ``time_base``) makes the frame rate variable."""
+    spec = CODECS[codec]
+    path = Path(path)
+    if path.suffix == "":
+        path = path.with_suffix("." + spec.extension)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(spec.encoder, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, spec.pix_fmt
+        stream.options = dict(spec.options)
+        if time_base is not None:
+            stream.time_base = time_base
+            stream.codec_context.time_base = time_base
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(index_image(i, width, height), format="rgb24")
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_audio_only(path: Path, seconds: float = 0.5) -> Path:
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        samples = int(16000 * seconds)
+        tone = (0.2 * np.sin(np.arange(samples) / 10.0)).astype(np.float32)[None, :]
+        frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_huge_declared(path: Path, side: int = 12288) -> Path:
+    """A few-kilobyte MJPEG .mov whose header declares side x side frames (its one JPEG is tiny)."""
+    jpeg = bytes(av.VideoFrame.from_ndarray(index_image(1, 32, 32), format="rgb24").to_image().tobytes())
+    with av.open(str(path), mode="w", format="mov") as container:
+        stream = container.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = side, side, "yuvj420p"
+        packet = av.Packet(jpeg[:2048])
+        packet.stream, packet.pts, packet.dts, packet.time_base = stream, 0, 0, Fraction(1, 25)
+        packet.is_keyframe = True
+        container.mux(packet)
+    return path
+
+
+def write_corrupt_corpus(directory: Path) -> dict[str, ErrorClass]:
+    """The hostile files of the issue, each with the error class it must produce."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "empty.mp4").write_bytes(b"")
+    whole = write_index_video(directory / "whole_tmp.mp4", 30, "h264")
+    data = whole.read_bytes()
+    os.remove(whole)
+    # Without faststart the moov atom comes last: cutting the tail removes it.
+    (directory / "truncated_no_moov.mp4").write_bytes(data[: len(data) // 2])
+    (directory / "text.mp4").write_text("This is a plain text file renamed to .mp4.\n" * 20)
+    (directory / "random.mp4").write_bytes(np.random.default_rng(7).integers(0, 256, 40_000, dtype=np.uint8).tobytes())
+    write_audio_only(directory / "audio_only.mp4")
+    write_huge_declared(directory / "huge_declared.mov")
+    return {
+        "empty.mp4": ErrorClass.EMPTY,
+        "truncated_no_moov.mp4": ErrorClass.CONTAINER_INVALID,
+        "text.mp4": ErrorClass.CONTAINER_INVALID,
+        "random.mp4": ErrorClass.CONTAINER_INVALID,
+        "audio_only.mp4": ErrorClass.NOT_VIDEO,
+        "huge_declared.mov": ErrorClass.LIMIT_EXCEEDED,
+    }
