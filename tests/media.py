@@ -34,7 +34,7 @@ CODECS: dict[str, Codec] = {
     "hevc": Codec("libx265", "mp4", "yuv420p", {"x265-params": "keyint=12:log-level=none", "preset": "ultrafast"}),
     "vp9": Codec("libvpx-vp9", "webm", "yuv420p", {"g": "12", "deadline": "realtime", "cpu-used": "8", "crf": "20", "b": "0"}),
     "vp8": Codec("libvpx", "webm", "yuv420p", {"g": "12", "deadline": "realtime", "cpu-used": "8", "crf": "10", "b": "2M"}),
-    "av1": Codec("libsvtav1", "mkv", "yuv420p", {"g": "12", "preset": "12", "crf": "30"}),
+    "av1": Codec("libsvtav1", "mkv", "yuv420p", {"g": "12", "preset": "8", "crf": "4", "svtav1-params": "enable-tf=0:scm=0"}),
     "mpeg4": Codec("mpeg4", "avi", "yuv420p", {"g": "12", "qscale": "2"}),
     "mjpeg": Codec("mjpeg", "avi", "yuvj420p", {"qscale": "2"}),
     "prores": Codec("prores_ks", "mov", "yuv422p10le", {"profile": "0"}),
@@ -81,6 +81,8 @@ def write_index_video(path: Path, frames: int, codec: str = "h264", width: int =
             frame = av.VideoFrame.from_ndarray(index_image(i, width, height), format="rgb24")
             if pts is not None:
                 frame.pts, frame.time_base = pts[i], time_base
+            else:  # explicit timestamps: reordering encoders (SVT-AV1) mangle frames without them
+                frame.pts, frame.time_base = i, Fraction(1, fps)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

@@ -16,6 +16,14 @@ from kernels.resize import RESIZE_INTERPOLATION
 from kernels.sampling import split_unique
 
 
+# Program and transport streams seek by byte offset and report shifted timestamps after a seek.
+SEEK_INEXACT_CONTAINERS = frozenset({"mpeg", "mpegts"})
+
+
+class _SeekMismatch(Exception):
+    """A frame after a seek had a timestamp the probe never saw: decode sequentially instead."""
+
+
 class PyAVDecoder:
     name = "pyav"
 
@@ -36,7 +44,17 @@ class PyAVDecoder:
         return decoded[inverse]  # repeats are copied after decoding, not decoded again
 
     def _decode_unique(self, probe: Probe, wanted: np.ndarray) -> np.ndarray:
-        out = np.empty((len(wanted), self.size, self.size, 3), dtype=np.uint8)
+        can_seek = (probe.frame_pts is not None and len(probe.frame_pts) == probe.frame_count
+                    and probe.container not in SEEK_INEXACT_CONTAINERS)
+        if can_seek:
+            try:
+                return self._decode_pass(probe, wanted, can_seek=True)
+            except _SeekMismatch:
+                pass  # the container's seek landed somewhere its timestamps cannot place
+        return self._decode_pass(probe, wanted, can_seek=False)
+
+    def _decode_pass(self, probe: Probe, wanted: np.ndarray, can_seek: bool) -> np.ndarray:
+        out = np.empty((len(wanted), self.size, self.size, 3), dtype=np.uint8)  # (U, S, S, 3)
         frame_pts = probe.frame_pts
         keys = np.asarray(probe.keyframes, dtype=np.int64)
         try:
@@ -47,7 +65,6 @@ class PyAVDecoder:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             stream.thread_count = self.threads
-            can_seek = frame_pts is not None and len(frame_pts) == probe.frame_count
             filled = 0
             position = 0  # index of the next frame a sequential decode would produce
             while filled < len(wanted):
@@ -55,7 +72,7 @@ class PyAVDecoder:
                 key = int(keys[np.searchsorted(keys, target, side="right") - 1]) if len(keys) else 0
                 if can_seek and key > position:
                     container.seek(int(frame_pts[key]), stream=stream, backward=True, any_frame=False)
-                    position = key
+                    position = -1  # unknown until the first frame's timestamp places it
                 filled, position = self._decode_run(container, stream, wanted, filled, position, out,
                                                     frame_pts, keys, can_seek)
         except av.error.FFmpegError as exc:
@@ -69,10 +86,12 @@ class PyAVDecoder:
         for frame in container.decode(stream):
             self.frames_decoded += 1
             index = position
-            if can_seek and frame.pts is not None:
-                found = int(np.searchsorted(frame_pts, frame.pts))
-                if found < len(frame_pts) and frame_pts[found] == frame.pts:
+            if can_seek:
+                found = int(np.searchsorted(frame_pts, frame.pts)) if frame.pts is not None else -1
+                if 0 <= found < len(frame_pts) and frame_pts[found] == frame.pts:
                     index = found
+                elif position < 0:
+                    raise _SeekMismatch()
             position = index + 1
             if index < wanted[filled]:
                 continue

@@ -1,0 +1,171 @@
+"""Frame exactness: every CPU backend, both plans, decoded content matches the recorded indices."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from kernels.clips import ClipReader, ClipSpec
+from kernels.decode import choose_decoder
+from kernels.errors import ErrorClass
+from kernels.probe import probe
+from kernels.resize import mean_abs_difference
+from tests.media import read_index, write_corrupt_corpus, write_index_video
+
+SIZE = 32
+ALL_CODECS = ["h264", "hevc", "vp9", "vp8", "av1", "mpeg4", "mjpeg", "prores", "mpeg2"]
+DALI_CPU_CODECS = ["vp9", "vp8", "mjpeg"]
+
+
+def shown_indices(frames: np.ndarray) -> list[int]:
+    return [read_index(frame) for frame in frames]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("codecs")
+    return {codec: str(write_index_video(directory / f"idx_{codec}", 61, codec)) for codec in ALL_CODECS}
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "keyframe"])
+@pytest.mark.parametrize("codec", ALL_CODECS)
+def test_pyav_frames_match_recorded_indices(videos, codec, sampling):
+    reader = ClipReader(ClipSpec(frames=8, size=SIZE, sampling=sampling, decoder="pyav"), gpu=False)
+    (clip,) = reader.read([videos[codec]])
+    assert clip.ok, clip.error
+    assert clip.decoder == "pyav"
+    assert clip.frames.shape == (8, SIZE, SIZE, 3) and clip.frames.dtype == np.uint8
+    if sampling == "uniform":
+        assert clip.indices.tolist() == [0, 9, 17, 26, 34, 43, 51, 60]
+    assert shown_indices(clip.frames) == clip.indices.tolist()
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "keyframe"])
+@pytest.mark.parametrize("codec", DALI_CPU_CODECS)
+def test_dali_cpu_frames_match_recorded_indices(videos, codec, sampling):
+    reader = ClipReader(ClipSpec(frames=8, size=SIZE, sampling=sampling, decoder="dali-cpu"), gpu=False)
+    (clip,) = reader.read([videos[codec]])
+    assert clip.ok, clip.error
+    assert clip.decoder == "dali-cpu"
+    assert shown_indices(clip.frames) == clip.indices.tolist()
+
+
+def test_keyframe_plan_decodes_few_frames(tmp_path):
+    path = str(write_index_video(tmp_path / "long_gop", 120, "h264"))  # keyframe every 12 frames
+    uniform = ClipReader(ClipSpec(frames=5, size=SIZE, sampling="uniform", decoder="pyav"), gpu=False)
+    keyframe = ClipReader(ClipSpec(frames=5, size=SIZE, sampling="keyframe", decoder="pyav"), gpu=False)
+    (u,) = uniform.read([path])
+    (k,) = keyframe.read([path])
+    assert shown_indices(k.frames) == k.indices.tolist() == [0, 24, 48, 84, 108]
+    assert shown_indices(u.frames) == u.indices.tolist()
+    assert keyframe.times.frames_decoded < uniform.times.frames_decoded
+
+
+def test_seeking_never_decodes_a_frame_twice(tmp_path):
+    path = str(write_index_video(tmp_path / "seek", 96, "h264"))
+    reader = ClipReader(ClipSpec(frames=20, size=SIZE, sampling="uniform", decoder="pyav"), gpu=False)
+    (clip,) = reader.read([path])
+    assert shown_indices(clip.frames) == clip.indices.tolist()
+    assert reader.times.frames_decoded <= 96
+
+
+@pytest.mark.parametrize("frame_count", [1, 5, 19])
+@pytest.mark.parametrize("decoder, codec", [("pyav", "h264"), ("dali-cpu", "vp9")])
+def test_short_videos_fill_with_the_last_frame(tmp_path, frame_count, decoder, codec):
+    path = str(write_index_video(tmp_path / f"short{frame_count}", frame_count, codec))
+    (clip,) = ClipReader(ClipSpec(frames=20, size=SIZE, decoder=decoder), gpu=False).read([path])
+    expected = list(range(frame_count)) + [frame_count - 1] * (20 - frame_count)
+    assert clip.indices.tolist() == expected
+    assert shown_indices(clip.frames) == expected
+
+
+def test_zero_frame_header_and_variable_frame_rate(tmp_path):
+    webm = str(write_index_video(tmp_path / "zero", 33, "vp9"))
+    pts = [0, 40, 80, 400, 440, 1000, 1040, 1080, 1120, 2000, 2040, 2080]
+    vfr = str(write_index_video(tmp_path / "vfr", len(pts), "h264", pts=pts, time_base=Fraction(1, 1000)))
+    reader = ClipReader(ClipSpec(frames=6, size=SIZE, decoder="pyav"), gpu=False)
+    zero, variable = reader.read([webm, vfr])
+    assert zero.indices.tolist() == [0, 6, 13, 19, 26, 32]
+    assert shown_indices(zero.frames) == zero.indices.tolist()
+    assert variable.indices.tolist() == [0, 2, 4, 7, 9, 11]
+    assert shown_indices(variable.frames) == variable.indices.tolist()
+
+
+def test_cpu_backends_agree_on_vp9(videos):
+    """Same indices; frames differ by a small mean absolute error (measured on VP9 and VP8: 1.15-1.17 grey levels at S=32..224, max 3; MJPEG 0.67)."""
+    spec = dict(frames=8, size=SIZE)
+    (a,) = ClipReader(ClipSpec(decoder="pyav", **spec), gpu=False).read([videos["vp9"]])
+    (b,) = ClipReader(ClipSpec(decoder="dali-cpu", **spec), gpu=False).read([videos["vp9"]])
+    assert a.indices.tolist() == b.indices.tolist()
+    assert mean_abs_difference(a.frames, b.frames) < 3.0
+
+
+def test_auto_routes_by_codec_and_format(tmp_path):
+    vp9 = probe(write_index_video(tmp_path / "a", 3, "vp9"))
+    h264 = probe(write_index_video(tmp_path / "b", 3, "h264"))
+    prores = probe(write_index_video(tmp_path / "c", 3, "prores"))
+    assert choose_decoder(vp9, "auto", gpu=False) == "dali-cpu"
+    assert choose_decoder(h264, "auto", gpu=False) == "pyav"
+    assert choose_decoder(h264, "auto", gpu=True) == "dali-gpu"
+    assert choose_decoder(prores, "auto", gpu=True) == "pyav"
+    assert choose_decoder(h264, "dali-cpu", gpu=False) == "pyav"  # DALI's CPU decoder rejects H.264
+
+
+def test_h264_444_and_10_bit_never_reach_nvdec(tmp_path):
+    import av
+
+    for name, pix_fmt in (("h444", "yuv444p"), ("h10", "yuv420p10le")):
+        path = tmp_path / f"{name}.mp4"
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = 64, 64, pix_fmt
+            for i in range(3):
+                frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 40, np.uint8), format="rgb24")
+                for packet in stream.encode(frame.reformat(format=pix_fmt)):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        facts = probe(path)
+        assert facts.codec == "h264"
+        assert choose_decoder(facts, "auto", gpu=True) == "pyav", (name, facts.chroma, facts.bit_depth)
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "dali-cpu"])
+def test_corrupt_files_never_break_the_batch(tmp_path, videos, decoder):
+    expected = write_corrupt_corpus(tmp_path)
+    good = [videos["vp9"], videos["h264"]]
+    paths = [good[0]] + [str(tmp_path / name) for name in expected] + [good[1]]
+    reader = ClipReader(ClipSpec(frames=4, size=SIZE, decoder=decoder), gpu=False)
+    clips = reader.read(paths)
+    assert clips[0].ok and clips[-1].ok
+    assert shown_indices(clips[0].frames) == clips[0].indices.tolist()
+    for clip, (name, error_class) in zip(clips[1:-1], expected.items()):
+        assert clip.error is not None and clip.error.error_class is error_class, name
+    batch = reader.read_batch(paths[:4], batch_size=6)
+    assert batch.frames.shape == (6, 4, SIZE, SIZE, 3)
+    assert [c.ok for c in batch.clips] == [True, False, False, False]
+    assert batch.frames[1:].max() == 0  # failed and padding rows are zeros
+
+
+def test_dali_error_is_isolated_and_pipeline_rebuilt(tmp_path, videos):
+    """A file that reaches DALI and breaks it costs its batch-mates nothing: the pipeline is rebuilt
+    and the batch bisected until the bad file is alone."""
+    import dataclasses
+
+    from kernels.decode.dali import DaliDecoder
+
+    good = probe(videos["vp9"])
+    garbage = tmp_path / "garbage.webm"
+    garbage.write_bytes(np.random.default_rng(3).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    bad = dataclasses.replace(good, path=str(garbage))  # as if the probe had been fooled
+    decoder = DaliDecoder(size=SIZE, gpu=False, max_batch=4)
+    plan = np.array([0, 20, 40, 60])
+    frames, errors = decoder.decode_batch([good, bad, good, good], [plan] * 4)
+    assert [e is None for e in errors] == [True, False, True, True]
+    assert errors[1].error_class is ErrorClass.DECODE_ERROR
+    assert errors[1].message.startswith("DALI: ") and "\n" not in errors[1].message
+    for row in (0, 2, 3):
+        assert shown_indices(frames[row]) == [0, 20, 40, 60]
+    assert decoder.pipeline_builds >= 2  # rebuilt after the error
+    frames, errors = decoder.decode_batch([good], [plan])  # and the rebuilt pipeline keeps working
+    assert errors == [None] and shown_indices(frames[0]) == [0, 20, 40, 60]
