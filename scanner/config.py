@@ -1,0 +1,43 @@
+"""Typed configuration of a scan, resolved once by the CLI and written next to the verdicts."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+DEFAULT_EXTENSIONS: tuple[str, ...] = ("mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "mts",
+                                       "wmv", "flv", "3gp")
+
+
+def default_cpu_workers() -> int:
+    """One CPU worker per two cores: each decodes with frame threads of its own."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+@dataclasses.dataclass
+class ScanConfig:
+    archive: Path
+    model: Path
+    out: Path
+    gpus: int | None = None  # None: every visible GPU; 0: CPU workers
+    workers: int | None = None  # CPU workers when there is no GPU; None: from the core count
+    batch_size: int = 8
+    sampling: str = "uniform"
+    decoder: str = "auto"
+    threshold: float | None = None  # None: the model card's decision threshold
+    address: str | None = None  # Ray cluster to join; None: RAY_ADDRESS or a local cluster
+    full: bool = False
+    retry_errors: bool = False
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
+    follow_links: bool = False
+    json_output: bool = False
+    max_actor_restarts: int = 3
+    batches_in_flight_per_worker: int = 2
+
+    def as_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        for key in ("archive", "model", "out"):
+            out[key] = str(out[key])
+        out["extensions"] = list(self.extensions)
+        return out
