@@ -1,0 +1,1 @@
+"""Throughput benchmarks: the real scanner, the seed-style baseline and the pure-decode bound."""

@@ -1,0 +1,62 @@
+"""Synthetic benchmark archives: panning textured scenes, encoded like real footage (x264 defaults:
+long GOPs of up to 250 frames), so decode cost behaves as it does on an archive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+
+RESOLUTIONS = {"240p": (426, 240), "360p": (640, 360), "480p": (854, 480), "720p": (1280, 720),
+               "1080p": (1920, 1080)}
+ENCODERS = {"h264": ("libx264", "mp4", {"preset": "veryfast", "crf": "23"}),
+            "vp9": ("libvpx-vp9", "webm", {"deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0",
+                                          "g": "250"})}
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """``720p`` or ``WxH`` (even numbers, for 4:2:0)."""
+    if text in RESOLUTIONS:
+        return RESOLUTIONS[text]
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"resolution must be one of {', '.join(RESOLUTIONS)} or WxH, got {text!r}") from None
+    if width < 16 or height < 16 or width % 2 or height % 2:
+        raise ValueError(f"resolution {text!r} must be even and at least 16x16")
+    return width, height
+
+
+def write_bench_video(path: Path, width: int, height: int, frames: int, fps: int, codec: str, seed: int) -> Path:
+    encoder, _, options = ENCODERS[codec]
+    rng = np.random.default_rng(seed)
+    # A texture larger than the frame, panned by a few pixels per frame: motion the encoder must code.
+    texture = rng.integers(0, 256, (height // 8 + 64, width // 8 + 64, 3), dtype=np.uint8)
+    texture = np.kron(texture, np.ones((8, 8, 1), dtype=np.uint8))  # (H+512, W+512, 3)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(encoder, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = dict(options)
+        for i in range(frames):
+            dy, dx = (i * 2) % 512, (i * 3) % 512
+            image = np.ascontiguousarray(texture[dy:dy + height, dx:dx + width])
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_bench_archive(directory: Path, videos: int, resolution: str = "720p", seconds: float = 10.0,
+                        codec: str = "h264", fps: int = 30) -> list[Path]:
+    if codec not in ENCODERS:
+        raise ValueError(f"codec must be one of {', '.join(ENCODERS)}, got {codec!r}")
+    width, height = parse_resolution(resolution)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    extension = ENCODERS[codec][1]
+    frames = max(1, int(round(seconds * fps)))
+    return [write_bench_video(directory / f"bench_{i:05d}.{extension}", width, height, frames, fps, codec, seed=i)
+            for i in range(videos)]

@@ -1,0 +1,122 @@
+"""Benchmark reports: ``report.json`` (the data), ``report.md`` (a table a person reads) and
+``throughput.png`` (bars per mode with the baseline and the bound, and the stage breakdown)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+STAGES = ("probe", "decode", "inference", "write")
+
+
+def spread(values: Sequence[float]) -> dict:
+    """Median over repeats, with the spread around it."""
+    values = [float(v) for v in values]
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def machine_info() -> dict:
+    import psutil
+
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "processor": platform.processor()}
+    try:
+        from kernels.decode import gpu_count
+
+        info["gpus"] = gpu_count()
+    except Exception:  # noqa: BLE001 - the report is still useful without it
+        info["gpus"] = None
+    return info
+
+
+def library_versions() -> dict:
+    versions = {}
+    for name in ("numpy", "av", "pyarrow", "ray", "keras", "tensorflow", "jax", "cv2", "nvidia.dali"):
+        try:
+            module = __import__(name, fromlist=["__version__"])
+            versions[name] = getattr(module, "__version__", "?")
+        except Exception:  # noqa: BLE001 - a missing optional library is recorded as absent
+            versions[name] = None
+    return versions
+
+
+def bottleneck(stage_seconds: dict) -> str | None:
+    timed = {stage: stage_seconds.get(stage) or 0.0 for stage in STAGES}
+    return max(timed, key=timed.get) if any(timed.values()) else None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(data)
+    os.replace(temporary, path)
+
+
+def to_markdown(report: dict) -> str:
+    lines = [f"# dfscan throughput report", "",
+             f"Machine: {report['machine'].get('platform')}, {report['machine'].get('cpus')} CPUs, "
+             f"{report['machine'].get('memory_gb')} GB, GPUs: {report['machine'].get('gpus')}", "",
+             f"Archive: {report['archive']}", "",
+             "| mode | videos/s (median) | spread | frames decoded/s | × baseline | of decode bound | bound by |",
+             "|---|---|---|---|---|---|---|"]
+    for name, mode in report["modes"].items():
+        rate = mode["videos_per_s"]
+        speedup = mode.get("speedup_vs_baseline")
+        fraction = mode.get("fraction_of_decode_bound")
+        lines.append(
+            f"| {name} | {rate['median']:.2f} | {rate['min']:.2f}–{rate['max']:.2f} | "
+            f"{mode['frames_decoded_per_s']['median']:.0f} | "
+            f"{'' if speedup is None else f'{speedup:.2f}×'} | "
+            f"{'' if fraction is None else f'{fraction:.0%}'} | {mode.get('bottleneck') or ''} |")
+    lines += ["", "Seconds per stage (median run, summed over workers):", "",
+              "| mode | " + " | ".join(STAGES) + " |", "|---" * (len(STAGES) + 1) + "|"]
+    for name, mode in report["modes"].items():
+        stages = mode.get("stage_seconds") or {}
+        lines.append(f"| {name} | " + " | ".join(f"{stages.get(s, 0.0):.2f}" for s in STAGES) + " |")
+    lines += ["", f"Peak RSS: {report.get('peak_rss_mb')} MB. GPU memory: {report.get('gpu_memory_mb')} MB.", ""]
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["modes"])
+    rates = [report["modes"][n]["videos_per_s"]["median"] for n in names]
+    figure, (bars, stages) = plt.subplots(1, 2, figsize=(11, 4))
+    bars.bar(names, rates, color=["#4c72b0" if "scanner" in n else "#999999" for n in names])
+    bars.set_ylabel("videos / s")
+    bars.set_title("Throughput per mode")
+    bars.tick_params(axis="x", rotation=20)
+    bottom = [0.0] * len(names)
+    for stage in STAGES:
+        values = [(report["modes"][n].get("stage_seconds") or {}).get(stage, 0.0) for n in names]
+        stages.bar(names, values, bottom=bottom, label=stage)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    stages.set_ylabel("seconds (summed over workers)")
+    stages.set_title("Where the time goes")
+    stages.legend()
+    stages.tick_params(axis="x", rotation=20)
+    figure.tight_layout()
+    handle, temporary = tempfile.mkstemp(prefix=".throughput.", suffix=".png", dir=path.parent)
+    os.close(handle)
+    figure.savefig(temporary, dpi=90)
+    plt.close(figure)
+    os.replace(temporary, path)
+
+
+def write_report(report: dict, out_dir: Path) -> dict[str, Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "png": out_dir / "throughput.png"}
+    _atomic_write(paths["json"], json.dumps(report, indent=2, default=str).encode())
+    _atomic_write(paths["md"], to_markdown(report).encode())
+    plot(report, paths["png"])
+    return paths

@@ -1,0 +1,24 @@
+"""The device check script runs end to end on a CPU with DALI's CPU decoder and VP9 videos."""
+
+import json
+
+from benchmarks.gpu_check import main
+
+
+def test_gpu_check_on_cpu_writes_a_report(tmp_path):
+    out = tmp_path / "report"
+    report = main(["--out", str(out), "--videos", "3", "--seconds", "1", "--resolutions", "160x120",
+                   "--codec", "vp9", "--decoder", "dali-cpu", "--pipelines", "1,2", "--batch", "2",
+                   "--size", "32", "--frames", "6", "--models", "cnn-lstm", "--model-batch", "2",
+                   "--model-repeats", "1"])
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "throughput.png"]
+    saved = json.loads((out / "report.json").read_text())
+    decode_modes = [name for name in saved["modes"] if name.startswith("dali-cpu")]
+    assert decode_modes == ["dali-cpu uniform 160x120 x1", "dali-cpu uniform 160x120 x2",
+                            "dali-cpu keyframe 160x120 x1", "dali-cpu keyframe 160x120 x2"]
+    for name in decode_modes:
+        assert saved["modes"][name]["n_failures"] == 0
+        assert saved["modes"][name]["videos_per_s"]["median"] > 0
+    assert saved["modes"]["model cnn-lstm S=64 B=2"]["videos_per_s"]["median"] > 0
+    assert "| dali-cpu keyframe 160x120 x2 |" in (out / "report.md").read_text()
+    assert report["modes"].keys() == saved["modes"].keys()
