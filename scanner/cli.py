@@ -73,6 +73,162 @@ def frames(video: Path = typer.Argument(..., help="The video to sample."),
     typer.echo(f"{video}: {len(written) - 1} frames {clip.indices.tolist()} via {clip.decoder} -> {out}")
 
 
+@app.command()
+def synth(out_dir: Path = typer.Argument(..., help="Directory for real/, fake/ and labels.csv."),
+          videos: int = typer.Option(40, "--videos", help="Videos in all, half real and half fake."),
+          frames_per_video: int = typer.Option(32, "--frames-per-video"),
+          size: str = typer.Option("128x128", "--size", help="WxH of the videos."),
+          codec: str = typer.Option("h264", "--codec", help="h264 | vp9"),
+          seed: int = typer.Option(0, "--seed")):
+    """Write a labelled synthetic archive (deterministic per seed). Not a substitute for Celeb-DF."""
+    from training.synth import SynthConfig, parse_size, synth as write_archive
+
+    try:
+        width, height = parse_size(size)
+        config = SynthConfig(videos=videos, frames_per_video=frames_per_video, width=width, height=height,
+                             codec=codec, seed=seed)
+    except ValueError as exc:
+        fail_usage(str(exc))
+    written = write_archive(out_dir, config)
+    typer.echo(f"wrote {len(written)} videos to {out_dir} (labels.csv beside them)")
+
+
+@app.command()
+def train(data: Path = typer.Option(..., "--data", help="Dataset root (folders or celeb-df-v2 layout)."),
+          arch: str = typer.Option("cnn-lstm", "--arch", help="cnn-lstm | resnet50-lstm"),
+          out: Path = typer.Option(..., "--out", help="Run directory for model.keras and its card."),
+          epochs: int = typer.Option(20, "--epochs"),
+          batch_size: int = typer.Option(32, "--batch-size"),
+          lr: float = typer.Option(1e-4, "--lr"),
+          n_frames: int = typer.Option(20, "--frames"),
+          size: Optional[int] = typer.Option(None, "--size", help="S; default 64 (cnn-lstm) or 224 (resnet50)."),
+          sampling: str = typer.Option("uniform", "--sampling", help="uniform | keyframe"),
+          backbone_weights: str = typer.Option("imagenet", "--backbone-weights", help="imagenet | none | PATH"),
+          layout: str = typer.Option("auto", "--layout", help="auto | folders | celeb-df-v2"),
+          width: float = typer.Option(1.0, "--width", help="cnn-lstm channel multiplier."),
+          seed: int = typer.Option(0, "--seed")):
+    """Train a model on videos read through the scanner's own input pipeline."""
+    from training.fit import TrainConfig, train as fit
+    from training.models import architectures
+
+    if arch not in architectures():
+        fail_usage(f"unknown architecture {arch!r}; expected one of {', '.join(architectures())}")
+    if not data.is_dir():
+        fail_usage(f"dataset not found: {data}")
+    if sampling not in ("uniform", "keyframe"):
+        fail_usage(f"unknown sampling {sampling!r}; expected uniform or keyframe")
+    if epochs < 1 or batch_size < 1 or n_frames < 1 or lr <= 0:
+        fail_usage("epochs, batch size and frames must be positive, and the learning rate above 0")
+    config = TrainConfig(data=str(data), out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
+                         frames=n_frames, size=size, sampling=sampling, backbone_weights=backbone_weights,
+                         layout=layout, width=width, seed=seed)
+    try:
+        result = fit(config)
+    except ValueError as exc:  # bad dataset, layout or weights: a message, not a traceback
+        fail_usage(str(exc))
+    typer.echo(json.dumps({"run_dir": result.run_dir, **result.metrics}, default=str))
+
+
+@app.command()
+def evaluate(data: Path = typer.Option(..., "--data", help="Dataset root."),
+             model: Path = typer.Option(..., "--model", help="RUN_DIR/model.keras"),
+             split: str = typer.Option("test", "--split", help="test | all"),
+             layout: str = typer.Option("auto", "--layout", help="auto | folders | celeb-df-v2"),
+             plot: Optional[Path] = typer.Option(None, "--plot", help="Write a ROC curve PNG here.")):
+    """Video-level metrics of a model, as one JSON object on stdout."""
+    from training.artifact import ArtifactError
+    from training.evaluate import EvalConfig, evaluate as score
+
+    if split not in ("test", "all"):
+        fail_usage(f"unknown split {split!r}; expected test or all")
+    if not data.is_dir():
+        fail_usage(f"dataset not found: {data}")
+    try:
+        metrics = score(EvalConfig(data=str(data), model=str(model), split=split, layout=layout,
+                                   plot=str(plot) if plot else None))
+    except (ArtifactError, ValueError, FileNotFoundError) as exc:
+        fail_usage(str(exc))
+    typer.echo(json.dumps(metrics, default=str))
+
+
+@app.command()
+def run(archive: Path = typer.Argument(..., help="Directory tree of videos to scan."),
+        model: Path = typer.Option(..., "--model", help="MODEL.keras (its model.json card beside it)."),
+        out: Path = typer.Option(..., "--out", help="Verdicts directory (a Parquet dataset)."),
+        gpus: Optional[int] = typer.Option(None, "--gpus", help="GPU workers; default every visible GPU."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="CPU workers when there is no GPU."),
+        batch_size: int = typer.Option(8, "--batch-size"),
+        sampling: str = typer.Option("uniform", "--sampling", help="uniform | keyframe"),
+        decoder: str = typer.Option("auto", "--decoder", help="auto | pyav | dali-cpu | dali-gpu"),
+        threshold: Optional[float] = typer.Option(None, "--threshold", help="Default: the model card's."),
+        address: Optional[str] = typer.Option(None, "--address", help="Ray cluster: auto, ray://... or host:port."),
+        full: bool = typer.Option(False, "--full", help="Rescan every file."),
+        retry_errors: bool = typer.Option(False, "--retry-errors", help="Rescan files whose last row is an error."),
+        extensions: Optional[str] = typer.Option(None, "--extensions", help="Comma-separated, e.g. mp4,mov."),
+        follow_links: bool = typer.Option(False, "--follow-links", help="Follow symlinks inside ARCHIVE."),
+        as_json: bool = typer.Option(False, "--json", help="End with one JSON summary object.")):
+    """Scan an archive on Ray workers and write one verdict row per new or changed video."""
+    from kernels.decode import DECODERS
+    from scanner.config import DEFAULT_EXTENSIONS, ScanConfig
+    from scanner.run import ScanError, UsageError, run_scan
+    from scanner.sink import OutDirLocked
+
+    if decoder not in DECODERS:
+        fail_usage(f"unknown decoder {decoder!r}; expected one of {', '.join(DECODERS)}")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        fail_usage(f"threshold must be between 0 and 1, got {threshold}")
+    if (gpus is not None and gpus < 0) or (workers is not None and workers < 1):
+        fail_usage("--gpus must be 0 or more and --workers 1 or more")
+    chosen = DEFAULT_EXTENSIONS
+    if extensions is not None:
+        chosen = tuple(e.strip().lstrip(".").lower() for e in extensions.split(",") if e.strip())
+        if not chosen:
+            fail_usage("--extensions names no extension")
+    config = ScanConfig(archive=archive, model=model, out=out, gpus=gpus, workers=workers, batch_size=batch_size,
+                        sampling=sampling, decoder=decoder, threshold=threshold, address=address, full=full,
+                        retry_errors=retry_errors, extensions=chosen, follow_links=follow_links,
+                        json_output=as_json, progress=sys.stderr.isatty() and not as_json)
+    try:
+        summary = run_scan(config)
+    except (UsageError, OutDirLocked) as exc:
+        fail_usage(str(exc))
+    except ScanError as exc:
+        typer.echo(f"dfscan: scan failed: {exc}", err=True)
+        raise typer.Exit(code=1)
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict()))
+    else:
+        typer.echo(f"{summary.scanned} scanned ({summary.ok} ok, {summary.errors} errors), {summary.skipped} "
+                   f"skipped, {summary.videos_per_s:.2f} videos/s -> {summary.out}")
+
+
+@app.command()
+def report(out_dir: Path = typer.Argument(..., help="Verdicts directory written by dfscan run."),
+           csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write the newest verdict per file as CSV."),
+           json_path: Optional[Path] = typer.Option(None, "--json", help="... or as JSON."),
+           archive: Optional[str] = typer.Option(None, "--archive", help="Only this archive's files.")):
+    """Summarise verdicts: files, verdict counts, error classes; export the newest verdict per file."""
+    from scanner.report import build_report, format_report, write_report
+
+    try:
+        summary = build_report(out_dir, archive=archive)
+        typer.echo(format_report(summary))
+        for path, fmt in ((csv_path, "csv"), (json_path, "json")):
+            if path is not None:
+                typer.echo(f"wrote {write_report(summary, path, fmt)}")
+    except (FileNotFoundError, ValueError) as exc:
+        fail_usage(str(exc))
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("dfscan-demo"), "--out", help="Where the demo writes everything."),
+         workers: Optional[int] = typer.Option(None, "--workers", help="CPU workers for the scan.")):
+    """The embedded default: synth an archive, train a small cnn-lstm, evaluate it, scan the archive."""
+    from scanner.demo import DemoConfig, run_demo
+
+    run_demo(DemoConfig(out=out, workers=workers), say=typer.echo)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -34,6 +34,9 @@ class ScanConfig:
     json_output: bool = False
     max_actor_restarts: int = 3
     batches_in_flight_per_worker: int = 2
+    commit_rows: int = 1024  # rows buffered before a part is committed (a killed driver loses at most these)
+    commit_seconds: float = 30.0  # ... or this long since the last commit, whichever comes first
+    progress: bool = True  # the rich progress bar on stderr
 
     def as_dict(self) -> dict:
         out = dataclasses.asdict(self)

@@ -1,0 +1,108 @@
+"""`dfscan report OUT_DIR`: what the committed verdicts say, from the newest row of each file."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import dataclasses
+import json
+from pathlib import Path
+
+import pyarrow as pa
+
+from scanner import sink
+
+# Columns of the per-file CSV/JSON export, in order (frame indices become "0 5 9 ...").
+EXPORT_COLUMNS = ("archive", "path", "status", "verdict", "p_fake", "threshold", "error_class", "error_message",
+                  "size", "mtime_ns", "codec", "width", "height", "frame_count", "fps", "duration_s", "decoder",
+                  "sampling", "frame_indices", "model_name", "model_sha256", "run_id", "scanned_at", "worker")
+
+
+@dataclasses.dataclass
+class Report:
+    out: str
+    files: int  # distinct (archive, path)
+    rows: int  # every committed row, history included
+    runs: list[str]  # completed runs, oldest first
+    incomplete_runs: list[str]  # runs with committed parts but no manifest (killed drivers)
+    verdicts: dict[str, int]  # newest row per file: real / fake / error
+    error_classes: dict[str, int]  # newest row per file
+    schema_version: int
+    newest: pa.Table = dataclasses.field(repr=False)  # one row per file
+
+    def as_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "newest"}
+        return out
+
+
+def build_report(out: str | Path, archive: str | None = None) -> Report:
+    """Summarise OUT_DIR (optionally one archive of it)."""
+    out = Path(out)
+    if not out.is_dir():
+        raise FileNotFoundError(f"no verdicts at {out}")
+    table = sink.read_verdicts(out, archive=archive)
+    newest = sink.newest_rows(table)
+    verdicts: collections.Counter = collections.Counter()
+    classes: collections.Counter = collections.Counter()
+    for status, verdict, error_class in zip(newest["status"].to_pylist(), newest["verdict"].to_pylist(),
+                                            newest["error_class"].to_pylist()):
+        if status == "ok":
+            verdicts[verdict] += 1
+        else:
+            verdicts["error"] += 1
+            classes[error_class] += 1
+    done = sink.completed_runs(out)
+    runs = sorted(done)
+    incomplete = sorted({sink.part_run_id(name) for name in sink.orphan_parts(out)})
+    return Report(out=str(out), files=newest.num_rows, rows=table.num_rows, runs=runs, incomplete_runs=incomplete,
+                  verdicts=dict(sorted(verdicts.items())), error_classes=dict(sorted(classes.items())),
+                  schema_version=sink.SCHEMA_VERSION, newest=newest)
+
+
+def _export_rows(newest: pa.Table) -> list[dict]:
+    rows = []
+    for row in newest.select(list(EXPORT_COLUMNS)).to_pylist():
+        if row["frame_indices"] is not None:
+            row["frame_indices"] = " ".join(str(i) for i in row["frame_indices"])
+        if row["scanned_at"] is not None:
+            row["scanned_at"] = row["scanned_at"].isoformat()
+        rows.append(row)
+    return rows
+
+
+def write_report(report: Report, dest: str | Path, fmt: str | None = None) -> Path:
+    """The newest verdict per file as CSV (one row per file) or JSON (summary plus files).
+    ``fmt`` defaults to the destination's extension. Written atomically."""
+    dest = Path(dest)
+    if dest.resolve().parent == Path(report.out).resolve():  # the dataset would try to read it as Parquet
+        raise ValueError(f"write the report outside the verdict dataset {report.out}")
+    fmt = (fmt or dest.suffix.lstrip(".") or "csv").lower()
+    rows = _export_rows(report.newest)
+    if fmt == "json":
+        data = (json.dumps({**report.as_dict(), "newest": rows}, indent=1, default=str) + "\n").encode()
+    elif fmt == "csv":
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(EXPORT_COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+        data = buffer.getvalue().encode()
+    else:
+        raise ValueError(f"unknown report format {fmt!r}; expected csv or json")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    sink.atomic_write_bytes(dest, data)
+    return dest
+
+
+def format_report(report: Report) -> str:
+    """The plain-text summary `dfscan report` prints."""
+    lines = [f"verdicts in {report.out} (schema v{report.schema_version})",
+             f"  files: {report.files}   rows: {report.rows}   completed runs: {len(report.runs)}"
+             + (f"   incomplete runs: {len(report.incomplete_runs)}" if report.incomplete_runs else ""),
+             "  newest verdict per file: " + (", ".join(f"{k} {v}" for k, v in report.verdicts.items()) or "none")]
+    if report.error_classes:
+        lines.append("  errors by class: " + ", ".join(f"{k} {v}" for k, v in report.error_classes.items()))
+    if report.runs:
+        lines.append(f"  last completed run: {report.runs[-1]}")
+    return "\n".join(lines)

@@ -1,0 +1,436 @@
+"""`dfscan run` as a library: walk -> incremental filter -> batches on Ray actors -> Parquet parts.
+
+Guarantees, and where each one comes from:
+- Exactly one row per scanned file per run. Every path lives in exactly one WorkItem at a time; an
+  item either returns rows (written once) or fails and is replaced by a retry or by its halves.
+- Nothing lost, nothing duplicated across a killed driver: rows are committed in renamed parts as
+  they arrive; a rerun skips every file whose newest committed row matches its stat and model sha.
+- A file that keeps killing workers is isolated: a failed batch is retried alone on an actor (so a
+  second failure is its own), then bisected; a single file that fails alone twice gets DECODER_CRASH.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import datetime as dt
+import itertools
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+from kernels.errors import ErrorClass
+from scanner import sink
+from scanner.config import ScanConfig
+from scanner.walk import FileEntry, WalkStats, count_files, resolve_archive, walk_archive
+from scanner.workers import connect_ray
+
+SINGLE_FILE_CRASHES = 2  # a lone file must kill its worker this often before we blame it
+
+
+class UsageError(ValueError):
+    """Bad usage, reported in one line (exit code 2): missing archive, unreadable model, ..."""
+
+
+class ScanError(RuntimeError):
+    """The scan itself failed (exit code 1): workers cannot start, or keep dying."""
+
+
+@dataclasses.dataclass
+class ScanSummary:
+    run_id: str
+    archive: str
+    files_seen: int
+    scanned: int
+    skipped: int
+    ok: int
+    errors: int
+    errors_by_class: dict[str, int]
+    seconds: float
+    videos_per_s: float
+    stage_seconds: dict[str, float]
+    out: str
+    # Not part of the --json object; useful to tests and the CLI.
+    workers: dict[str, int] = dataclasses.field(default_factory=dict)  # rows per worker label
+    walk_problems: list[str] = dataclasses.field(default_factory=list)
+    parts: list[str] = dataclasses.field(default_factory=list)
+    worker_failures: int = 0
+
+    def as_dict(self) -> dict:
+        keys = ("run_id", "archive", "files_seen", "scanned", "skipped", "ok", "errors", "errors_by_class",
+                "seconds", "videos_per_s", "stage_seconds", "out")
+        return {k: getattr(self, k) for k in keys}
+
+
+@dataclasses.dataclass
+class WorkItem:
+    entries: list[FileEntry]
+    crashes: int = 0  # failures while running alone on an actor: attributable to this item
+    isolated: bool = False  # after any failure an item runs alone, so its next failure is its own
+    last_error: str = ""
+
+
+def needs_scan(entry: FileEntry, committed: dict[str, sink.Committed], model_sha256: str, full: bool,
+               retry_errors: bool) -> bool:
+    """New, changed (size, mtime_ns or inode), other model, or --retry-errors on an error row."""
+    if full:
+        return True
+    last = committed.get(entry.path)
+    if last is None:
+        return True
+    if (last.size, last.mtime_ns, last.inode) != (entry.size, entry.mtime_ns, entry.inode):
+        return True
+    if last.model_sha256 != model_sha256:
+        return True
+    return retry_errors and last.is_error
+
+
+def _batches(entries: Iterator[FileEntry], size: int) -> Iterator[WorkItem]:
+    while True:
+        chunk = list(itertools.islice(entries, size))
+        if not chunk:
+            return
+        yield WorkItem(entries=chunk)
+
+
+def _validate(config: ScanConfig) -> tuple[str, str]:
+    """Usage checks; returns the model's (sha256, name) from its card."""
+    if not Path(config.archive).is_dir():
+        raise UsageError(f"archive not found or not a directory: {config.archive}")
+    from training.artifact import MODEL_FILE, ArtifactError, load_card, sha256_file
+
+    model = Path(config.model)
+    model = model / MODEL_FILE if model.is_dir() else model
+    if not model.is_file() or not os.access(model, os.R_OK):
+        raise UsageError(f"model not found or unreadable: {config.model}")
+    try:  # the card and the file's sha only: the driver never imports TensorFlow
+        card = load_card(model)
+        digest = sha256_file(model)
+    except (ArtifactError, OSError) as exc:
+        raise UsageError(f"unreadable model {config.model}: {exc}") from None
+    if digest != card["sha256"]:
+        raise UsageError(f"model {config.model}: its sha256 does not match its card; the file was modified "
+                         f"or replaced")
+    if config.batch_size < 1:
+        raise UsageError(f"batch size must be at least 1, got {config.batch_size}")
+    if config.sampling not in ("uniform", "keyframe"):
+        raise UsageError(f"unknown sampling {config.sampling!r}; expected uniform or keyframe")
+    try:
+        Path(config.out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create out dir {config.out}: {exc.strerror or exc}") from None
+    if not os.access(config.out, os.W_OK | os.X_OK):
+        raise UsageError(f"out dir is not writable: {config.out}")
+    return str(card["sha256"]), str(card["name"])
+
+
+class Progress:
+    """A rich progress bar on stderr: files done/total, videos/s, errors, ETA. Total is unknown
+    until the counting walk (a background thread) finishes."""
+
+    def __init__(self, enabled: bool):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import Progress as RichProgress
+
+        self.bar = RichProgress(
+            TextColumn("[bold]scanning"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:.1f} videos/s"), TextColumn("errors {task.fields[errors]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=Console(stderr=True), disable=not enabled, transient=False)
+        self.task = self.bar.add_task("scan", total=None, rate=0.0, errors=0)
+        self.started = time.monotonic()
+
+    def update(self, done: int, errors: int, total: int | None) -> None:
+        rate = done / max(time.monotonic() - self.started, 1e-6)
+        self.bar.update(self.task, completed=done, total=total, rate=rate, errors=errors)
+
+    def log(self, message: str) -> None:
+        self.bar.console.print(message, markup=False, highlight=False)
+
+
+class _Scan:
+    """The state of one run: actor pool, work queues and counters. ``run()`` is the driver loop."""
+
+    def __init__(self, config: ScanConfig, run_id: str, archive: Path, writer: sink.PartWriter):
+        from scanner.workers import hooks_from_env
+
+        self.config, self.run_id, self.archive, self.writer = config, run_id, archive, writer
+        self.hooks = hooks_from_env()
+        self.actors: dict[int, object] = {}  # slot -> handle
+        self.inflight: dict[object, tuple[int, WorkItem]] = {}  # ObjectRef -> (slot, item)
+        self.pings: dict[object, int] = {}  # readiness ObjectRef -> slot
+        self.ping_due: dict[int, float] = {}  # slot -> when to probe again an actor Ray is restarting
+        self.ready: set[int] = set()
+        self.retry: collections.deque[WorkItem] = collections.deque()
+        self.counts = collections.Counter()
+        self.errors_by_class: collections.Counter = collections.Counter()
+        self.by_worker: collections.Counter = collections.Counter()
+        self.stages = {"probe": 0.0, "decode": 0.0, "inference": 0.0}
+        self.failures = 0  # actor deaths and failed batches in all
+        self.failures_since_success = 0
+        self.spawned = 0
+        self.peeked: WorkItem | None = None  # one fresh batch read ahead of dispatch
+        self.plan = None  # scanner.workers.WorkerPlan, once the cluster is known
+        self.model_sha256, self.model_name = "", ""
+
+    # --- the actor pool --------------------------------------------------------------------------
+    def _spawn(self, slot: int) -> None:
+        from scanner.workers import start_actor
+
+        name = f"dfscan-worker-{self.run_id}-{self.spawned}"  # named, so chaos tests can find it
+        handle = start_actor(self.plan, name, self.config, self.archive, self.hooks)
+        self.spawned += 1
+        self.actors[slot] = handle
+        self.ready.discard(slot)
+        self.pings[handle.info.remote()] = slot
+
+    def start_workers(self) -> dict:
+        """Start the pool and wait until every actor has loaded and warmed its model."""
+        import ray
+
+        from scanner.workers import plan_workers
+
+        try:
+            self.plan = plan_workers(self.config.gpus, self.config.workers, ray.cluster_resources())
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        for slot in range(self.plan.count):
+            self._spawn(slot)
+        infos = {}
+        for ref, slot in list(self.pings.items()):
+            try:
+                infos[slot] = ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                raise ScanError(f"a scan worker failed to start: {_one_line(exc)}") from None
+            self.ready.add(slot)
+        self.pings.clear()
+        return infos[0]
+
+    def stop_workers(self) -> None:
+        import ray
+
+        for handle in self.actors.values():
+            ray.kill(handle, no_restart=True)
+        self.actors.clear()
+
+    # --- scheduling --------------------------------------------------------------------------------
+    def _load(self, slot: int) -> tuple[int, bool]:
+        items = [item for s, item in self.inflight.values() if s == slot]
+        return len(items), any(item.isolated for item in items)
+
+    def _dispatch(self, fresh: Iterator[WorkItem]) -> None:
+        """Fill idle capacity of ready actors; retries first, then fresh batches."""
+        for slot in sorted(self.ready):
+            while True:
+                n, has_isolated = self._load(slot)
+                if has_isolated or n >= self.config.batches_in_flight_per_worker:
+                    break
+                if self.retry:
+                    if n > 0:  # an isolated item needs an actor with nothing else in flight
+                        break
+                    item = self.retry.popleft()
+                else:
+                    item = self._take_fresh(fresh)
+                    if item is None:
+                        break
+                handle = self.actors[slot]
+                self.inflight[handle.scan.remote([e.path for e in item.entries])] = (slot, item)
+
+    def _take_fresh(self, fresh: Iterator[WorkItem]) -> WorkItem | None:
+        item, self.peeked = self.peeked, None
+        return item if item is not None else next(fresh, None)
+
+    def _fresh_left(self, fresh: Iterator[WorkItem]) -> bool:
+        """Whether fresh work remains; peeks one batch ahead so the end is known without a worker."""
+        if self.peeked is None:
+            self.peeked = next(fresh, None)
+        return self.peeked is not None
+
+    def _on_result(self, item: WorkItem, result: dict) -> None:
+        self.failures_since_success = 0
+        scanned_at = dt.datetime.now(dt.timezone.utc)
+        rows = result["rows"]
+        for entry, row in zip(item.entries, rows):
+            assert row["path"] == entry.path, "worker rows must follow the batch order"
+            row.update(archive=str(self.archive), size=entry.size, mtime_ns=entry.mtime_ns, inode=entry.inode,
+                       model_name=self.model_name, model_sha256=self.model_sha256, run_id=self.run_id,
+                       scanned_at=scanned_at)
+            self._count(row)
+        for stage, seconds in result["stages"].items():
+            self.stages[stage] = self.stages.get(stage, 0.0) + seconds
+        self.writer.add(rows)
+
+    def _count(self, row: dict) -> None:
+        self.counts["done"] += 1
+        self.by_worker[row["worker"]] += 1
+        if row["status"] == "ok":
+            self.counts["ok"] += 1
+        else:
+            self.counts["errors"] += 1
+            self.errors_by_class[row["error_class"]] += 1
+
+    def _on_failure(self, item: WorkItem, exc: Exception) -> None:
+        """Retry alone, then bisect; a lone file failing alone SINGLE_FILE_CRASHES times is the culprit."""
+        self.failures += 1
+        self.failures_since_success += 1
+        limit = 10 + 4 * len(self.actors)
+        if self.failures_since_success > limit:
+            raise ScanError(f"workers failed {self.failures_since_success} times in a row without "
+                            f"finishing a batch; last error: {_one_line(exc)}")
+        item.last_error = _one_line(exc)
+        if item.isolated:
+            item.crashes += 1
+        item.isolated = True
+        if len(item.entries) == 1 and item.crashes >= SINGLE_FILE_CRASHES:
+            self._crash_row(item)
+        elif len(item.entries) > 1 and item.crashes >= 1:
+            half = len(item.entries) // 2
+            for part in (item.entries[:half], item.entries[half:]):
+                self.retry.append(WorkItem(entries=part, isolated=True, last_error=item.last_error))
+        else:
+            self.retry.append(item)
+
+    def _crash_row(self, item: WorkItem) -> None:
+        entry = item.entries[0]
+        row = {"path": entry.path, "status": "error", "error_class": ErrorClass.DECODER_CRASH.value,
+               "error_message": f"the file killed its worker {item.crashes} times: {item.last_error}"[:500],
+               "threshold": None, "sampling": self.config.sampling, "worker": "driver"}
+        self._on_result(item, {"rows": [row], "stages": {}})
+
+    def _on_ping(self, slot: int, exc: Exception | None) -> None:
+        import ray
+
+        if exc is None:
+            self.ready.add(slot)
+        elif isinstance(exc, ray.exceptions.ActorUnavailableError):
+            self.ping_due[slot] = time.monotonic() + 0.5  # Ray is restarting it: ask again shortly
+        else:
+            # Ray gave up on it (max_restarts spent, or __init__ failed): replace it with a fresh actor.
+            self.failures_since_success += 1
+            if self.failures_since_success > 10 + 4 * len(self.actors):
+                raise ScanError(f"scan workers keep dying; last error: {_one_line(exc)}")
+            self._spawn(slot)
+
+    def _send_due_pings(self) -> None:
+        now = time.monotonic()
+        for slot, due in list(self.ping_due.items()):
+            if now >= due:
+                del self.ping_due[slot]
+                self.pings[self.actors[slot].info.remote()] = slot
+
+    def run(self, fresh: Iterator[WorkItem], progress: Progress, total: list) -> None:
+        import ray
+
+        while self._fresh_left(fresh) or self.retry or self.inflight:  # pending pings alone do not
+            self._send_due_pings()
+            self._dispatch(fresh)
+            refs = list(self.inflight) + list(self.pings)
+            if not refs:
+                if not self.ready and not self.ping_due:
+                    raise ScanError("no scan worker is alive")
+                time.sleep(0.05)  # every actor is restarting: wait for the next probe
+                continue
+            done, _ = ray.wait(refs, num_returns=1, timeout=0.5)
+            for ref in done:
+                if ref in self.pings:
+                    slot = self.pings.pop(ref)
+                    try:
+                        ray.get(ref)
+                        self._on_ping(slot, None)
+                    except ray.exceptions.RayError as exc:
+                        self._on_ping(slot, exc)
+                    continue
+                slot, item = self.inflight.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayActorError as exc:  # the actor died (Ray may restart it)
+                    self._mark_recovering(slot)
+                    self._on_failure(item, exc)
+                except ray.exceptions.RayError as exc:  # scan() raised: the actor is still alive
+                    self._on_failure(item, exc)
+                else:
+                    self._on_result(item, result)
+            self.writer.add([])  # time-based commits while results trickle in
+            progress.update(self.counts["done"], self.counts["errors"], total[0])
+
+    def _mark_recovering(self, slot: int) -> None:
+        """Stop dispatching to the actor; its readiness probe returns once Ray restarted it."""
+        if slot in self.ready:
+            self.ready.discard(slot)
+            self.ping_due[slot] = time.monotonic()
+
+
+def _one_line(exc: BaseException | None) -> str:
+    text = " ".join(str(exc).split()) if exc is not None else "unknown"
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def run_scan(config: ScanConfig) -> ScanSummary:
+    """Scan ``config.archive`` into ``config.out``. Raises UsageError, sink.OutDirLocked or ScanError."""
+    import ray
+
+    started = time.monotonic()
+    model_sha256, model_name = _validate(config)
+    archive = resolve_archive(config.archive)
+    out = Path(config.out)
+    run_id = sink.new_run_id()
+    lock = sink.OutDirLock(out, run_id).acquire()  # raises OutDirLocked: a second run never writes
+    we_started_ray = False
+    scan = writer = None
+    try:
+        sink.prepare_out_dir(out)
+        adopted = sink.orphan_parts(out)
+        writer = sink.PartWriter(out, run_id, config.commit_rows, config.commit_seconds)
+        scan = _Scan(config, run_id, archive, writer)
+        scan.model_sha256, scan.model_name = model_sha256, model_name
+        committed = sink.committed_index(out, str(archive))
+
+        def keep(entry: FileEntry) -> bool:
+            return needs_scan(entry, committed, model_sha256, config.full, config.retry_errors)
+
+        stats = WalkStats()
+        progress = Progress(config.progress)
+        walk = walk_archive(archive, config.extensions, config.follow_links, stats, on_problem=progress.log)
+        fresh = _batches((e for e in walk if keep(e)), config.batch_size)
+        first = next(fresh, None)
+        if first is not None:  # a nightly run with nothing new starts no worker at all
+            we_started_ray = connect_ray(config.address)
+            info = scan.start_workers()
+            if info["model_sha256"] != model_sha256:  # the file changed under us since the card was read
+                raise ScanError(f"model {config.model} changed during the run (sha {info['model_sha256'][:12]})")
+            # The total for the progress bar comes from a second, counting-only walk in the
+            # background, so the scan starts at once and no file list is ever held in memory.
+            total: list = [None]
+            counter = threading.Thread(target=lambda: total.__setitem__(0, count_files(
+                archive, config.extensions, config.follow_links, keep)), daemon=True, name="dfscan-count")
+            counter.start()
+            with progress.bar:
+                scan.run(itertools.chain([first], fresh), progress, total)
+        writer.flush()
+        seconds = time.monotonic() - started
+        stages = {k: round(v, 3) for k, v in scan.stages.items()}
+        stages["write"] = round(writer.write_seconds, 3)
+        done = scan.counts["done"]
+        summary = ScanSummary(
+            run_id=run_id, archive=str(archive), files_seen=stats.files, scanned=done,
+            skipped=stats.files - done, ok=scan.counts["ok"], errors=scan.counts["errors"],
+            errors_by_class=dict(sorted(scan.errors_by_class.items())), seconds=round(seconds, 3),
+            videos_per_s=round(done / seconds, 3) if seconds > 0 else 0.0, stage_seconds=stages, out=str(out),
+            workers=dict(scan.by_worker), walk_problems=list(stats.problems),
+            parts=[p.name for p in writer.parts], worker_failures=scan.failures)
+        sink.commit_run(out, run_id, writer.parts, scan.model_sha256, scan.model_name, config.as_dict(),
+                        summary.as_dict(), adopted)
+        return summary
+    finally:
+        if writer is not None:  # a failed or interrupted run still commits the rows it has
+            with contextlib.suppress(Exception):
+                writer.flush()
+        if scan is not None and scan.actors and ray.is_initialized():
+            scan.stop_workers()
+        if we_started_ray:
+            ray.shutdown()
+        lock.release()

@@ -1,0 +1,200 @@
+"""The scan worker: one per GPU (or a few per CPU node), turning batches of paths into verdict rows.
+
+The class is plain Python; ``scanner.run`` wraps it with ``ray.remote`` and the resources it needs
+(``num_gpus=1`` on GPUs: Ray picks the device and sets CUDA_VISIBLE_DEVICES, we never choose ids).
+Everything expensive happens once in ``__init__``: the model is loaded, the ClipReader (and so its
+DALI pipelines) is built, and the compiled predictor is warmed up. Workers read the files
+themselves: only relative paths come in and small rows go out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+# Test hooks, read from the driver's environment and handed to the actor (see hooks_from_env).
+HOOK_CRASH_ON = "DFSCAN_TEST_CRASH_ON"  # crash (SIGSEGV) on a path containing this substring
+HOOK_BATCH_DELAY = "DFSCAN_TEST_BATCH_DELAY_S"  # sleep this long per batch: slows a scan down to kill it
+
+_CUDA_ERROR_MARKERS = ("cuda_error", "cudaerror", "cuda error", "cudnn_status", "nvdec", "cublas_status",
+                       "illegal memory access", "cuda runtime")
+
+
+def hooks_from_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if k in (HOOK_CRASH_ON, HOOK_BATCH_DELAY) and v}
+
+
+def is_cuda_error(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(marker in text for marker in _CUDA_ERROR_MARKERS)
+
+
+def _device_label() -> tuple[str, bool]:
+    """(label for the `worker` column, whether a real GPU may be used).
+
+    Ray sets CUDA_VISIBLE_DEVICES for an actor with num_gpus=1. On a cluster started with logical
+    GPUs but no NVIDIA driver (the CI machine), that id points at nothing: we keep the id for the
+    label and hide it from TensorFlow and DALI, so both fall back to the CPU.
+    """
+    from kernels.decode import gpu_count
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if not visible:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # a CPU worker: keep TF off any GPU of the node
+        return "cpu", False
+    real = gpu_count() > 0
+    if not real:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    return f"gpu{visible}", real
+
+
+class ScanWorker:
+    def __init__(self, model_path: str, archive: str, batch_size: int, sampling: str = "uniform",
+                 decoder: str = "auto", threshold: float | None = None, hooks: dict[str, str] | None = None):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        device, real_gpu = _device_label()  # before TF is imported: it reads CUDA_VISIBLE_DEVICES once
+        from kernels.clips import ClipReader, ClipSpec
+        from kernels.predict import CompiledPredictor
+        from training.artifact import load_model
+
+        node = ""
+        try:
+            import ray
+
+            node = ":" + ray.get_runtime_context().get_node_id()[:8]
+        except Exception:  # noqa: BLE001 - outside Ray (unit tests) there is no node id
+            pass
+        self.label = f"{socket.gethostname()}{node}/{device}"
+        self.visible_devices = device
+        self.archive = Path(archive)
+        self.batch_size = int(batch_size)
+        self.hooks = dict(hooks or {})
+        started = time.perf_counter()
+        loaded = load_model(model_path)
+        self.model_name, self.model_sha256 = loaded.name, loaded.sha256
+        self.threshold = float(loaded.threshold if threshold is None else threshold)
+        self.fake_index = list(loaded.class_names).index("fake") if "fake" in loaded.class_names else 1
+        self.spec = ClipSpec(frames=loaded.frames, size=loaded.size, sampling=sampling, decoder=decoder)
+        self.reader = ClipReader(self.spec, gpu=real_gpu)
+        self.predictor = CompiledPredictor(loaded.model, self.batch_size, loaded.frames, loaded.size,
+                                           fake_index=self.fake_index)
+        self.predictor.warm_up()  # compile once here, never mid-scan
+        self.startup_s = time.perf_counter() - started
+
+    def info(self) -> dict:
+        """Also the readiness probe: it returns only once __init__ (load, build, warm-up) finished."""
+        return {"worker": self.label, "pid": os.getpid(), "devices": self.visible_devices,
+                "model_sha256": self.model_sha256, "model_name": self.model_name, "startup_s": self.startup_s}
+
+    def _test_hooks(self, paths: list[str]) -> None:
+        delay = float(self.hooks.get(HOOK_BATCH_DELAY, 0) or 0)
+        if delay:
+            time.sleep(delay)
+        needle = self.hooks.get(HOOK_CRASH_ON)
+        if needle and any(needle in p for p in paths):
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGSEGV)  # what a native decoder crash looks like to Ray
+
+    def scan(self, paths: list[str]) -> dict:
+        """Verdict rows for a batch of archive-relative paths (at most batch_size of them)."""
+        self._test_hooks(paths)
+        try:
+            return self._scan(paths)
+        except Exception as exc:
+            if is_cuda_error(exc):
+                # A CUDA context that has seen an error is unusable: exit, and Ray restarts the actor.
+                print(f"dfscan worker {self.label}: CUDA error, exiting: {exc}", file=sys.stderr, flush=True)
+                os._exit(3)
+            raise
+
+    def _scan(self, paths: list[str]) -> dict:
+        probe_before, decode_before = self.reader.times.probe, self.reader.times.decode
+        batch = self.reader.read_batch([str(self.archive / p) for p in paths], self.batch_size)
+        started = time.perf_counter()
+        ok_rows = [i for i, clip in enumerate(batch.clips) if clip.ok]
+        p_fake = self.predictor.predict(batch.frames) if ok_rows else None  # (batch_size or n,) float32
+        inference_s = time.perf_counter() - started
+        rows = []
+        for i, (rel, clip) in enumerate(zip(paths, batch.clips)):
+            probe = clip.probe
+            row = {
+                "path": rel,
+                "threshold": self.threshold,
+                "frame_indices": None if clip.indices is None else [int(x) for x in clip.indices],
+                "codec": probe.codec if probe else None,
+                "width": probe.width if probe else None,
+                "height": probe.height if probe else None,
+                "frame_count": probe.frame_count if probe else None,
+                "fps": probe.fps if probe else None,
+                "duration_s": probe.duration_s if probe else None,
+                "decoder": clip.decoder,
+                "sampling": self.spec.sampling,
+                "worker": self.label,
+            }
+            if clip.ok:
+                p = float(p_fake[i])
+                row.update(status="ok", error_class=None, error_message=None, p_fake=p,
+                           verdict="fake" if p >= self.threshold else "real")
+            else:
+                row.update(status="error", error_class=clip.error.error_class.value,
+                           error_message=clip.error.message, p_fake=None, verdict=None)
+            rows.append(row)
+        stages = {"probe": self.reader.times.probe - probe_before,
+                  "decode": self.reader.times.decode - decode_before, "inference": inference_s}
+        return {"rows": rows, "stages": stages}
+
+
+# --- the Ray side: connecting, sizing and starting actors (the driver calls these) -------------------
+def connect_ray(address: str | None) -> bool:
+    """Reuse an in-process connection, join ``address`` (or RAY_ADDRESS), or start a local cluster.
+    Returns whether this call connected (and so the caller must ``ray.shutdown()``)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    # Worker logs stay in Ray's session logs: TF start-up noise must not bury the progress bar.
+    if address:
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    return True
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerPlan:
+    count: int
+    num_gpus: float  # per actor: 1 on GPUs (Ray chooses which and sets CUDA_VISIBLE_DEVICES), else 0
+    num_cpus: float  # per actor
+
+
+def plan_workers(gpus: int | None, workers: int | None, resources: dict) -> WorkerPlan:
+    """How many actors, with which resources, from --gpus/--workers and ``ray.cluster_resources()``.
+    ``gpus=None`` means every GPU of the cluster; 0 (or a cluster without GPUs) means CPU workers."""
+    gpus_total, cpus_total = int(resources.get("GPU", 0)), float(resources.get("CPU", 1))
+    gpus = gpus_total if gpus is None else gpus
+    if gpus > gpus_total:
+        raise ValueError(f"--gpus {gpus} asked for, but the cluster has {gpus_total} GPUs")
+    if gpus > 0:
+        return WorkerPlan(gpus, 1.0, min(1.0, cpus_total / gpus))
+    count = workers or max(1, int(cpus_total) // 2)  # one per two cores: each decodes with threads
+    # More workers than cores would leave actors pending forever: share the cores out instead.
+    return WorkerPlan(count, 0.0, min(1.0, cpus_total / count))
+
+
+def start_actor(plan: WorkerPlan, name: str, config, archive: Path, hooks: dict[str, str]):
+    """One ScanWorker actor. Ray restarts it up to ``config.max_actor_restarts`` times; tasks are never
+    retried by Ray (max_task_retries=0) because the driver's own retries keep rows exactly-once."""
+    import ray
+
+    return ray.remote(ScanWorker).options(
+        name=name, num_gpus=plan.num_gpus, num_cpus=plan.num_cpus,
+        max_restarts=config.max_actor_restarts, max_task_retries=0,
+    ).remote(str(Path(config.model).resolve()), str(archive), config.batch_size, config.sampling, config.decoder,
+             config.threshold, hooks)
