@@ -229,6 +229,50 @@ def demo(out: Path = typer.Option(Path("dfscan-demo"), "--out", help="Where the 
     run_demo(DemoConfig(out=out, workers=workers), say=typer.echo)
 
 
+@app.command()
+def bench(archive: Optional[Path] = typer.Option(None, "--archive", help="Measure on these files..."),
+          synthetic: int = typer.Option(8, "--synthetic", help="...or on N synthetic videos."),
+          resolution: str = typer.Option("720p", "--resolution", help="Synthetic: 480p, 720p, 1080p or WxH."),
+          seconds: float = typer.Option(10.0, "--seconds", help="Synthetic: seconds per video."),
+          codec: str = typer.Option("h264", "--codec", help="Synthetic: h264 | vp9."),
+          gpus: Optional[int] = typer.Option(None, "--gpus"),
+          workers: Optional[int] = typer.Option(None, "--workers"),
+          sampling: str = typer.Option("both", "--sampling", help="uniform | keyframe | both"),
+          model: Optional[Path] = typer.Option(None, "--model", help="A trained MODEL.keras..."),
+          arch: str = typer.Option("cnn-lstm", "--arch", help="...or a fresh cnn-lstm | resnet50-lstm."),
+          n_frames: int = typer.Option(20, "--frames"),
+          size: Optional[int] = typer.Option(None, "--size"),
+          width: float = typer.Option(1.0, "--width", help="cnn-lstm channel multiplier."),
+          repeats: int = typer.Option(3, "--repeats", help="Measured runs after one warm-up."),
+          batch_size: int = typer.Option(8, "--batch-size"),
+          out: Path = typer.Option(Path("bench-report"), "--out", help="REPORT_DIR for report.json/.md/.png.")):
+    """Throughput of the real scanner vs the seed-style loop and the pure-decode bound."""
+    from benchmarks.bench import BenchConfig, run_bench
+
+    try:
+        config = BenchConfig(out=out, archive=archive, synthetic=synthetic, resolution=resolution, seconds=seconds,
+                             codec=codec, gpus=gpus, workers=workers, sampling=sampling, model=model, arch=arch,
+                             frames=n_frames, size=size, width=width, repeats=repeats, batch_size=batch_size)
+    except ValueError as exc:
+        fail_usage(str(exc))
+    run_bench(config, say=typer.echo)
+
+
+@app.command("app")
+def app_command(models: Optional[List[Path]] = typer.Option(None, "--models", help="A model file (.keras) or a folder searched for model.keras files; repeat for more."),
+                verdicts: Optional[Path] = typer.Option(None, "--verdicts", help="A verdicts folder (the --out of dfscan run) to open in Browse results."),
+                port: int = typer.Option(8501, "--port", help="Port on 127.0.0.1."),
+                max_upload_mb: int = typer.Option(2048, "--max-upload-mb", help="Largest video upload, in MB.")):
+    """Start the web app on 127.0.0.1: check a clip with several models; browse scan results."""
+    from scanner.webapp import launch
+
+    if not 1 <= port <= 65535:
+        fail_usage(f"--port must be between 1 and 65535, got {port}")
+    if max_upload_mb < 1:
+        fail_usage(f"--max-upload-mb must be at least 1, got {max_upload_mb}")
+    raise typer.Exit(code=launch(list(models or []), verdicts, port, max_upload_mb=max_upload_mb))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -58,6 +58,8 @@ class ScanSummary:
     walk_problems: list[str] = dataclasses.field(default_factory=list)
     parts: list[str] = dataclasses.field(default_factory=list)
     worker_failures: int = 0
+    frames_decoded: int = 0  # summed over workers: what decoding cost, for benchmarks
+    startup_seconds: float = 0.0  # until every worker had loaded and compiled its model
 
     def as_dict(self) -> dict:
         keys = ("run_id", "archive", "files_seen", "scanned", "skipped", "ok", "errors", "errors_by_class",
@@ -170,6 +172,7 @@ class _Scan:
         self.errors_by_class: collections.Counter = collections.Counter()
         self.by_worker: collections.Counter = collections.Counter()
         self.stages = {"probe": 0.0, "decode": 0.0, "inference": 0.0}
+        self.frames_decoded = 0  # frames the decoders produced, summed over workers
         self.failures = 0  # actor deaths and failed batches in all
         self.failures_since_success = 0
         self.spawned = 0
@@ -262,6 +265,7 @@ class _Scan:
             self._count(row)
         for stage, seconds in result["stages"].items():
             self.stages[stage] = self.stages.get(stage, 0.0) + seconds
+        self.frames_decoded += int(result.get("frames_decoded", 0))
         self.writer.add(rows)
 
     def _count(self, row: dict) -> None:
@@ -397,9 +401,11 @@ def run_scan(config: ScanConfig) -> ScanSummary:
         walk = walk_archive(archive, config.extensions, config.follow_links, stats, on_problem=progress.log)
         fresh = _batches((e for e in walk if keep(e)), config.batch_size)
         first = next(fresh, None)
+        startup_seconds = 0.0
         if first is not None:  # a nightly run with nothing new starts no worker at all
             we_started_ray = connect_ray(config.address)
             info = scan.start_workers()
+            startup_seconds = time.monotonic() - started
             if info["model_sha256"] != model_sha256:  # the file changed under us since the card was read
                 raise ScanError(f"model {config.model} changed during the run (sha {info['model_sha256'][:12]})")
             # The total for the progress bar comes from a second, counting-only walk in the
@@ -421,7 +427,8 @@ def run_scan(config: ScanConfig) -> ScanSummary:
             errors_by_class=dict(sorted(scan.errors_by_class.items())), seconds=round(seconds, 3),
             videos_per_s=round(done / seconds, 3) if seconds > 0 else 0.0, stage_seconds=stages, out=str(out),
             workers=dict(scan.by_worker), walk_problems=list(stats.problems),
-            parts=[p.name for p in writer.parts], worker_failures=scan.failures)
+            parts=[p.name for p in writer.parts], worker_failures=scan.failures,
+            frames_decoded=scan.frames_decoded, startup_seconds=round(startup_seconds, 3))
         sink.commit_run(out, run_id, writer.parts, scan.model_sha256, scan.model_name, config.as_dict(),
                         summary.as_dict(), adopted)
         return summary

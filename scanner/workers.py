@@ -115,6 +115,7 @@ class ScanWorker:
 
     def _scan(self, paths: list[str]) -> dict:
         probe_before, decode_before = self.reader.times.probe, self.reader.times.decode
+        decoded_before = self.reader.times.frames_decoded
         batch = self.reader.read_batch([str(self.archive / p) for p in paths], self.batch_size)
         started = time.perf_counter()
         ok_rows = [i for i, clip in enumerate(batch.clips) if clip.ok]
@@ -147,7 +148,8 @@ class ScanWorker:
             rows.append(row)
         stages = {"probe": self.reader.times.probe - probe_before,
                   "decode": self.reader.times.decode - decode_before, "inference": inference_s}
-        return {"rows": rows, "stages": stages}
+        return {"rows": rows, "stages": stages,
+                "frames_decoded": self.reader.times.frames_decoded - decoded_before}
 
 
 # --- the Ray side: connecting, sizing and starting actors (the driver calls these) -------------------

@@ -23,18 +23,6 @@ FRAMES, SIZE = 4, 32  # the tiny model's clip shape
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
-    import ray
-
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
-             configure_logging=True)
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny untrained cnn-lstm saved with its card. Built in a subprocess so this process (the Ray
     driver) never imports TensorFlow, like the real driver."""

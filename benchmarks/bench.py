@@ -1,0 +1,224 @@
+"""`dfscan bench`: in one run, on the same files with the same model, measure
+1. the real scanner (``scanner.run.run_scan``) in each requested sampling mode,
+2. the seed-style baseline (OpenCV reads every frame, one ``model.predict`` per video),
+3. the pure-decode bound (frame-threaded PyAV decodes every frame, converts nothing),
+and write ``report.json``, ``report.md`` and ``throughput.png``. Figures are medians over R repeats
+after a warm-up, each with its spread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from benchmarks.archive import parse_resolution, write_bench_archive
+from benchmarks.baseline import run_baseline
+from benchmarks.decode_bound import run_decode_bound
+from scanner.config import default_cpu_workers
+from benchmarks.report import bottleneck, library_versions, machine_info, spread, write_report
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    out: Path = Path("bench-report")
+    archive: Path | None = None  # None: a synthetic archive of `synthetic` videos
+    synthetic: int = 8
+    resolution: str = "720p"
+    seconds: float = 10.0
+    codec: str = "h264"
+    gpus: int | None = None
+    workers: int | None = None
+    sampling: str = "both"  # uniform | keyframe | both
+    model: Path | None = None  # None: a fresh, untrained `arch` (throughput does not depend on weights)
+    arch: str = "cnn-lstm"
+    frames: int = 20
+    size: int | None = None
+    width: float = 1.0
+    repeats: int = 3
+    batch_size: int = 8
+
+    def __post_init__(self):
+        if self.sampling not in ("uniform", "keyframe", "both"):
+            raise ValueError(f"unknown sampling {self.sampling!r}; expected uniform, keyframe or both")
+        if self.repeats < 1:
+            raise ValueError("repeats must be at least 1")
+        if self.archive is None:
+            parse_resolution(self.resolution)
+            if self.synthetic < 1:
+                raise ValueError("--synthetic needs at least one video")
+        elif not Path(self.archive).is_dir():
+            raise ValueError(f"archive not found: {self.archive}")
+
+    def modes(self) -> list[str]:
+        return ["uniform", "keyframe"] if self.sampling == "both" else [self.sampling]
+
+    def as_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+class PeakMemory:
+    """Samples the resident memory of this process, its children and Ray's worker processes."""
+
+    def __init__(self, interval_s: float = 0.2):
+        import psutil
+
+        self._psutil = psutil
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="dfscan-bench-rss")
+
+    def _sample(self) -> int:
+        psutil = self._psutil
+        me = psutil.Process()
+        processes = [me, *me.children(recursive=True)]
+        for process in psutil.process_iter(["name"]):
+            if (process.info.get("name") or "").startswith("ray::"):
+                processes.append(process)
+        total = 0
+        for process in {p.pid: p for p in processes}.values():
+            try:
+                total += process.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._sample())
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+def _archive_files(archive: Path) -> list[str]:
+    from scanner.config import DEFAULT_EXTENSIONS
+    from scanner.walk import walk_archive
+
+    return sorted(str(archive / entry.path) for entry in walk_archive(archive, DEFAULT_EXTENSIONS))
+
+def _bench_model(config: BenchConfig, directory: Path) -> Path:
+    """The model to measure: the given one, or a fresh ``arch`` saved with a card like a trained one."""
+    if config.model is not None:
+        return Path(config.model)
+    from training.artifact import save_model
+    from training.models import ModelConfig, build_model
+
+    model_config = ModelConfig(arch=config.arch, frames=config.frames, size=config.size, width=config.width,
+                               backbone_weights="none")
+    size = model_config.resolved_size()
+    model = build_model(model_config)
+    save_model(model, directory, {"name": f"bench-{config.arch}-untrained", "arch": config.arch,
+                                  "frames": config.frames, "size": size, "sampling": "uniform", "threshold": 0.5,
+                                  "class_names": ["real", "fake"]})
+    return directory / "model.keras"
+
+def _scan_once(config: BenchConfig, archive: Path, model: Path, sampling: str, out: Path):
+    from scanner.config import ScanConfig
+    from scanner.run import run_scan
+
+    return run_scan(ScanConfig(archive=archive, model=model, out=out, gpus=config.gpus, workers=config.workers,
+                               batch_size=config.batch_size, sampling=sampling, full=True, progress=False))
+
+def _scanner_mode(config: BenchConfig, archive: Path, model: Path, sampling: str, scratch: Path,
+                  say: Callable[[str], None]) -> dict:
+    runs = []
+    for attempt in range(config.repeats + 1):  # the first run warms caches and is not counted
+        summary = _scan_once(config, archive, model, sampling, scratch / f"verdicts-{sampling}-{attempt}")
+        # Worker start-up (model load, XLA compile) happens once per night, not per video: leave it out.
+        scan_seconds = max(summary.seconds - summary.startup_seconds, 1e-9)
+        if attempt:
+            runs.append((summary, scan_seconds))
+            say(f"  scanner {sampling} repeat {attempt}: {summary.scanned / scan_seconds:.2f} videos/s")
+    rates = [s.scanned / seconds for s, seconds in runs]
+    median_run = sorted(runs, key=lambda r: r[0].scanned / r[1])[len(runs) // 2][0]
+    return {
+        "videos_per_s": spread(rates),
+        "frames_decoded_per_s": spread([s.frames_decoded / seconds for s, seconds in runs]),
+        "stage_seconds": median_run.stage_seconds,
+        "rows": [s.scanned for s, _ in runs],
+        "errors": [s.errors for s, _ in runs],
+        "startup_seconds": spread([s.startup_seconds for s, _ in runs]),
+        "bottleneck": bottleneck(median_run.stage_seconds),
+    }
+
+def run_bench(config: BenchConfig, say: Callable[[str], None] = print) -> dict:
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".bench-", dir=out))
+    try:
+        if config.archive is not None:
+            archive = Path(config.archive).resolve()
+        else:
+            archive = scratch / "archive"
+            say(f"writing {config.synthetic} synthetic {config.resolution} {config.seconds:g} s {config.codec} videos")
+            write_bench_archive(archive, config.synthetic, config.resolution, config.seconds, config.codec)
+        files = _archive_files(archive)
+        if not files:
+            raise ValueError(f"no video files under {archive}")
+        model_path = _bench_model(config, scratch / "model")
+
+        modes: dict[str, dict] = {}
+        with PeakMemory() as memory:
+            for sampling in config.modes():
+                say(f"scanner, {sampling} sampling")
+                modes[f"scanner {sampling}"] = _scanner_mode(config, archive, model_path, sampling, scratch, say)
+
+            say("seed-style baseline")
+            from training.artifact import load_model
+
+            loaded = load_model(model_path)
+            run_baseline(files[:1], loaded.model, loaded.frames, loaded.size)  # warm-up
+            baselines = [run_baseline(files, loaded.model, loaded.frames, loaded.size) for _ in range(config.repeats)]
+            modes["baseline (seed loop)"] = {
+                "videos_per_s": spread([b.videos_per_s for b in baselines]),
+                "frames_decoded_per_s": spread([b.frames_decoded / b.seconds for b in baselines]),
+                "rows": [b.videos - b.failed for b in baselines]}
+
+            say("pure-decode bound")
+
+            parallel = config.workers or default_cpu_workers()  # as many files at once as the scanner
+            run_decode_bound(files[:1])  # warm-up
+            bounds = [run_decode_bound(files, parallel_files=parallel) for _ in range(config.repeats)]
+            modes["decode bound (PyAV, all frames)"] = {
+                "videos_per_s": spread([b.videos_per_s for b in bounds]),
+                "frames_decoded_per_s": spread([b.frames_decoded / b.seconds for b in bounds]),
+                "rows": [b.videos for b in bounds]}
+
+        baseline_rate = modes["baseline (seed loop)"]["videos_per_s"]["median"]
+        bound_rate = modes["decode bound (PyAV, all frames)"]["videos_per_s"]["median"]
+        for name, mode in modes.items():
+            rate = mode["videos_per_s"]["median"]
+            mode["speedup_vs_baseline"] = rate / baseline_rate if baseline_rate else None
+            mode["fraction_of_decode_bound"] = rate / bound_rate if bound_rate else None
+
+        from kernels.probe import probe
+
+        facts = [probe(path) for path in files[:50]]
+        report = {
+            "machine": machine_info(), "versions": library_versions(), "config": config.as_dict(),
+            "archive": {"path": str(config.archive) if config.archive else "synthetic", "files": len(files),
+                        "bytes": sum(os.path.getsize(p) for p in files),
+                        "codecs": sorted({f.codec for f in facts}),
+                        "resolutions": sorted({f"{f.width}x{f.height}" for f in facts}),
+                        "mean_frames": sum(f.frame_count for f in facts) / len(facts)},
+            "modes": modes,
+            "peak_rss_mb": round(memory.peak_bytes / 2**20, 1),
+            "gpu_memory_mb": None,
+        }
+        paths = write_report(report, out)
+        say(json.dumps({name: round(m["videos_per_s"]["median"], 3) for name, m in modes.items()}))
+        say(f"report: {paths['json']}, {paths['md']}, {paths['png']}")
+        return report
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

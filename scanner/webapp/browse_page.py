@@ -1,0 +1,143 @@
+"""The "Browse results" page: counts, a p_fake histogram, a filtered table and a row's frames."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import altair as alt
+import streamlit as st
+
+from scanner.webapp import verdicts as vd
+from scanner.webapp.settings import AppSettings
+from scanner.webapp.widgets import cached_discovery, frame_grid
+
+MAX_TABLE_ROWS = 5000  # rows sent to the browser; the filters narrow the rest
+MAX_CHOICES = 1000  # files offered for "show frames"
+
+
+@st.cache_resource(max_entries=4, ttl=600, show_spinner="Reading verdicts…")
+def _load(folder: str, signature: tuple) -> vd.Verdicts:  # noqa: ARG001 - the signature keys the cache
+    return vd.load(folder)
+
+
+def render(settings: AppSettings) -> None:
+    st.title("Browse results")
+    folder = st.text_input("Verdicts folder", value=settings.verdicts or "", key="verdicts_folder",
+                           placeholder="OUT_DIR of dfscan run",
+                           help="The --out folder of `dfscan run`: a Parquet dataset of verdict rows.")
+    if not folder.strip():
+        st.info("Type the path of a verdicts folder (the --out of `dfscan run`) and press Enter.")
+        return
+    try:
+        data = _load(folder.strip(), vd.signature(folder.strip()))
+    except (vd.VerdictsError, OSError) as exc:  # OSError: an unreadable folder inside
+        st.error(str(exc))
+        return
+    frame = data.newest
+    _summary(data)
+    if frame.empty:
+        return
+    filtered = _filters(frame)
+    _table(filtered, data.files)
+    _frames_on_demand(filtered, data.folder, settings.models)
+
+
+def _summary(data: vd.Verdicts) -> None:
+    counts = vd.counts(data.newest)
+    with st.container(key="counts"):
+        columns = st.columns(4)
+        columns[0].metric("Files", counts["files"])
+        columns[1].metric("Real", counts["real"])
+        columns[2].metric("Fake", counts["fake"])
+        columns[3].metric("Errors", counts["error"])
+    st.caption(f"{data.rows} rows in {data.folder}; each file counts once, by its newest row.")
+    if data.newest.empty:
+        return
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**By error class**")
+        errors = vd.error_counts(data.newest)
+        if errors.empty:
+            st.caption("No errors.")
+        else:
+            with st.container(key="error_classes"):
+                st.table(errors.set_index("error_class"))
+    with right:
+        st.markdown("**p_fake of the ok files**")
+        bins = vd.histogram(data.newest)
+        chart = alt.Chart(bins).mark_bar().encode(
+            x=alt.X("start:Q", bin="binned", title="p_fake", scale=alt.Scale(domain=[0, 1])), x2="end:Q",
+            y=alt.Y("files:Q", title="files", axis=alt.Axis(tickMinStep=1, format="d")),
+            tooltip=["start", "end", "files"])
+        st.altair_chart(chart, height=220)
+
+
+def _filters(frame):
+    st.subheader("Files")
+    first, second = st.columns(2)
+    statuses = first.multiselect("Status", vd.STATUSES, default=list(vd.STATUSES), key="filter_status")
+    verdicts = second.multiselect("Verdict", vd.VERDICTS, default=list(vd.VERDICTS), key="filter_verdict")
+    third, fourth = st.columns(2)
+    p_range = third.slider("p_fake", 0.0, 1.0, (0.0, 1.0), step=0.01, key="filter_p_fake")
+    text = fourth.text_input("Path contains", key="filter_path")
+    return vd.filter_rows(frame, statuses, verdicts, p_range, text)
+
+
+def _table(filtered, files: int) -> None:
+    shown = filtered.head(MAX_TABLE_ROWS)
+    note = f" (the first {MAX_TABLE_ROWS} are shown)" if len(filtered) > MAX_TABLE_ROWS else ""
+    st.caption(f"{len(filtered)} of {files} files match{note}.")
+    st.dataframe(shown[list(vd.TABLE_COLUMNS)], hide_index=True, key="verdict_table",
+                 column_config={"p_fake": st.column_config.NumberColumn(format="%.4f"),
+                                "scanned_at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
+
+
+def _frames_on_demand(filtered, folder: str, model_paths: tuple[str, ...]) -> None:
+    if filtered.empty:
+        return
+    st.subheader("Frames of a file")
+    rows = filtered.head(MAX_CHOICES)
+    several_archives = rows["archive"].nunique(dropna=False) > 1
+    labels = [f"{path}  ({archive})" if several_archives else path
+              for path, archive in zip(rows["path"], rows["archive"].fillna(""))]
+    # No key: when the filters change the offered files, the choice starts afresh at the first one.
+    choice = st.selectbox("File", options=list(range(len(labels))), format_func=lambda i: labels[i])
+    row = rows.iloc[choice].to_dict()
+    wanted = (folder, row.get("archive"), row["path"])
+    if st.button("Show frames", key="show_frames"):
+        st.session_state["frames_request"] = wanted
+    if st.session_state.get("frames_request") != wanted:
+        return
+    shown = st.session_state.get("frames_shown")
+    if shown is None or shown[0] != wanted:
+        with st.spinner(f"Reading {row['path']}…"):
+            try:
+                clip, match = vd.read_row_frames(folder, row, _size_for(row, model_paths))
+            except Exception as exc:  # noqa: BLE001 - shown in the page, traceback in the log
+                traceback.print_exc(file=sys.stderr)
+                st.error(f"Cannot read {row['path']}: {type(exc).__name__}: {exc}")
+                return
+        shown = st.session_state["frames_shown"] = (wanted, clip, match)
+    _, clip, match = shown
+    file = vd.row_file(row)
+    if not clip.ok:
+        st.error(f"{file}: {clip.error.error_class.value}: {clip.error.message}")
+        return
+    indices = [int(i) for i in clip.indices]
+    if match is True:
+        st.success(f"{file}: the same {len(indices)} frames the scan used.")
+    elif match is False:
+        recorded = vd.recorded_indices(folder, row)
+        st.warning(f"{file}: these frames differ from the scan's {recorded}; "
+                   "the file may have changed since it was scanned.")
+    frame_grid(clip.frames, indices, key="row-frames")
+
+
+def _size_for(row: dict, model_paths: tuple[str, ...]) -> int:
+    """The frame size of the model that scanned the row, when that model is listed; else the default."""
+    sha = row.get("model_sha256")
+    for entry in cached_discovery(model_paths).models:
+        if sha and entry.sha256 == sha:
+            return entry.size
+    return vd.DEFAULT_FRAME_SIZE

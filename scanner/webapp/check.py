@@ -1,0 +1,197 @@
+"""Check one clip with several models: the logic behind the "Check a clip" page, free of Streamlit.
+
+The clip is read as the scanner reads it (``kernels.clips.ClipReader`` with each model's frames, size
+and sampling, so the same frame indices), on the CPU decoders: a web server holds no NVDEC pipelines.
+Models that share a clip shape share one decode. Every failure (a refused
+file, a refused model) becomes a result row with a one-line message, never an exception.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import numpy as np
+
+from kernels.clips import Clip, ClipReader, ClipSpec
+from kernels.errors import VideoError
+from kernels.probe import ProbeLimits
+from scanner.webapp.models import ModelEntry
+from scanner.webapp.settings import VIDEO_TYPES, format_bytes
+
+# One row per model in the CSV export; the JSON export has the same fields plus the full probe.
+EXPORT_COLUMNS = ("file", "size_bytes", "model_name", "model_sha256", "status", "error_class", "error_message",
+                  "p_fake", "verdict", "threshold", "frame_indices", "frames", "size", "sampling", "decoder",
+                  "container", "codec", "width", "height", "frame_count", "fps", "duration_s", "checked_at")
+
+Progress = Callable[[float, str], None]
+
+
+@dataclasses.dataclass
+class ClipView:
+    """The clip as one clip shape (frames, size, sampling) reads it."""
+
+    frames: int
+    size: int
+    sampling: str
+    clip: Clip
+    models: list[str]  # names of the models that see this clip
+
+
+@dataclasses.dataclass
+class ModelResult:
+    model_name: str
+    model_sha256: str
+    model_path: str
+    status: str  # "ok" | "error"
+    p_fake: float | None = None
+    verdict: str | None = None  # "real" | "fake"
+    threshold: float | None = None
+    error_class: str | None = None  # an ErrorClass value, or MODEL_REFUSED
+    error_message: str | None = None
+    frame_indices: list[int] | None = None
+    frames: int = 0
+    size: int = 0
+    sampling: str = ""
+    decoder: str | None = None
+
+
+@dataclasses.dataclass
+class CheckResult:
+    file: str
+    size_bytes: int
+    checked_at: str
+    probe: dict | None
+    views: list[ClipView]
+    results: list[ModelResult]
+
+    @property
+    def file_error(self) -> tuple[str, str] | None:
+        """(error class, message) when the file itself was refused (the same for every model)."""
+        clips = [v.clip for v in self.views]
+        if clips and all(not c.ok for c in clips) and all(c.probe is None for c in clips):
+            return clips[0].error.error_class.value, clips[0].error.message
+        return None
+
+    def rows(self) -> list[dict]:
+        """One flat row per model (the CSV export)."""
+        probe = self.probe or {}
+        out = []
+        for r in self.results:
+            row = {"file": self.file, "size_bytes": self.size_bytes, "checked_at": self.checked_at,
+                   **{k: probe.get(k) for k in ("container", "codec", "width", "height", "frame_count", "fps",
+                                                "duration_s")},
+                   **{f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name != "model_path"}}
+            out.append({k: row.get(k) for k in EXPORT_COLUMNS})
+        return out
+
+    def to_json(self) -> str:
+        rows = [{k: v for k, v in row.items() if k not in ("file", "size_bytes", "checked_at")}
+                for row in self.rows()]
+        data = {"file": self.file, "size_bytes": self.size_bytes, "checked_at": self.checked_at,
+                "probe": self.probe, "results": rows}
+        return json.dumps(data, indent=1, default=str)
+
+    def to_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows():
+            indices = row["frame_indices"]
+            writer.writerow({**row, "frame_indices": "" if indices is None else " ".join(map(str, indices))})
+        return buffer.getvalue()
+
+
+def validate_upload(name: str, size: int, max_bytes: int) -> str | None:
+    """Why an upload is refused before anything reads it, in one line; None when it may be checked."""
+    suffix = Path(name).suffix.lower().lstrip(".")
+    if suffix not in VIDEO_TYPES:
+        return f"{name}: .{suffix or '?'} files are not accepted; upload one of {', '.join(VIDEO_TYPES)}."
+    if size <= 0:
+        return f"{name}: the file is empty."
+    if size > max_bytes:
+        return (f"{name} is {format_bytes(size)}, over the upload limit of {format_bytes(max_bytes)} "
+                f"(start the app with a larger --max-upload-mb to raise it).")
+    return None
+
+
+def safe_file_name(name: str) -> str:
+    """A name that is safe to create in a temporary folder, keeping the extension."""
+    base = Path(name).name
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", base).lstrip(".") or "upload"
+    return cleaned[-120:]
+
+
+def save_upload(stream: BinaryIO, name: str, folder: Path) -> Path:
+    """Copy an uploaded file into ``folder`` in 1 MB blocks; returns the new path."""
+    path = Path(folder) / safe_file_name(name)
+    stream.seek(0)
+    with open(path, "wb") as out:
+        shutil.copyfileobj(stream, out, 1 << 20)
+    return path
+
+
+def _model_error(entry: ModelEntry, view: ClipView | None, error_class: str, message: str) -> ModelResult:
+    return ModelResult(model_name=entry.name, model_sha256=entry.sha256, model_path=entry.path, status="error",
+                       threshold=entry.threshold, error_class=error_class, error_message=message,
+                       frame_indices=None if view is None or view.clip.indices is None
+                       else [int(i) for i in view.clip.indices],
+                       frames=entry.frames, size=entry.size, sampling=entry.sampling,
+                       decoder=view.clip.decoder if view else None)
+
+
+def run_check(path: Path, models: list[ModelEntry], load: Callable[[str], tuple], progress: Progress,
+              file_name: str | None = None, limits: ProbeLimits = ProbeLimits()) -> CheckResult:
+    """Decode ``path`` once per clip shape and predict with every model; ``load(model_path)`` returns
+    ``(LoadedModel, CompiledPredictor)``. ``progress(fraction, text)`` is called before each step."""
+    path = Path(path)
+    shapes: dict[tuple[int, int, str], list[ModelEntry]] = {}
+    for entry in models:
+        shapes.setdefault((entry.frames, entry.size, entry.sampling), []).append(entry)
+    steps = len(shapes) + len(models)
+    done = 0
+    views: dict[tuple[int, int, str], ClipView] = {}
+    for (frames, size, sampling), entries in shapes.items():
+        progress(done / steps, f"Decoding {frames} frames at {size}×{size} px ({sampling} sampling)…")
+        spec = ClipSpec(frames=frames, size=size, sampling=sampling, decoder="auto", limits=limits)
+        (clip,) = ClipReader(spec, gpu=False).read([str(path)])  # one clip: the CPU decoders, no NVDEC
+        if clip.error is not None:  # name the upload, not its temporary copy
+            clip.error = VideoError(clip.error.error_class,
+                                    clip.error.message.replace(str(path), file_name or path.name))
+        views[(frames, size, sampling)] = ClipView(frames, size, sampling, clip, [e.name for e in entries])
+        done += 1
+
+    results = []
+    for entry in models:
+        view = views[(entry.frames, entry.size, entry.sampling)]
+        progress(done / steps, f"Predicting with {entry.name}…")
+        done += 1
+        if not view.clip.ok:
+            results.append(_model_error(entry, view, view.clip.error.error_class.value, view.clip.error.message))
+            continue
+        try:
+            loaded, predictor = load(entry.path)
+        except Exception as exc:  # noqa: BLE001 - a refused model is a result row, not a crash
+            results.append(_model_error(entry, view, "MODEL_REFUSED", " ".join(str(exc).split())))
+            continue
+        p_fake = float(predictor.predict(np.asarray(view.clip.frames)[None])[0])  # (1, F, S, S, 3) -> (1,)
+        results.append(ModelResult(
+            model_name=loaded.name, model_sha256=loaded.sha256, model_path=entry.path, status="ok",
+            p_fake=p_fake, verdict="fake" if p_fake >= loaded.threshold else "real", threshold=loaded.threshold,
+            frame_indices=[int(i) for i in view.clip.indices], frames=loaded.frames, size=loaded.size,
+            sampling=view.sampling, decoder=view.clip.decoder))
+    progress(1.0, "Done.")
+    probe = next((v.clip.probe.as_dict() for v in views.values() if v.clip.probe is not None), None)
+    size_bytes = probe["size_bytes"] if probe else (path.stat().st_size if path.exists() else 0)
+    if probe is not None:
+        probe["path"] = file_name or path.name  # not the temporary copy's path
+    checked_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return CheckResult(file=file_name or path.name, size_bytes=size_bytes, checked_at=checked_at, probe=probe,
+                       views=list(views.values()), results=results)

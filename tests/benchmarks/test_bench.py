@@ -1,0 +1,49 @@
+"""`dfscan bench` on a tiny synthetic archive: three files, consistent numbers."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from scanner.cli import app
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_bench_writes_consistent_report(tmp_path):
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, [
+        "bench", "--synthetic", "3", "--resolution", "96x64", "--seconds", "1", "--codec", "h264",
+        "--gpus", "0", "--workers", "1", "--sampling", "both", "--frames", "4", "--size", "32", "--width", "0.25",
+        "--repeats", "2", "--batch-size", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "throughput.png"]
+    report = json.loads((out / "report.json").read_text())
+    modes = report["modes"]
+    assert list(modes) == ["scanner uniform", "scanner keyframe", "baseline (seed loop)",
+                           "decode bound (PyAV, all frames)"]
+    assert report["archive"]["files"] == 3
+    for name, mode in modes.items():
+        assert mode["rows"] == [3, 3], name  # every repeat saw every file
+        assert mode["videos_per_s"]["n"] == 2
+        assert mode["videos_per_s"]["min"] <= mode["videos_per_s"]["median"] <= mode["videos_per_s"]["max"]
+    baseline = modes["baseline (seed loop)"]["videos_per_s"]["median"]
+    bound = modes["decode bound (PyAV, all frames)"]["videos_per_s"]["median"]
+    for mode in modes.values():
+        rate = mode["videos_per_s"]["median"]
+        assert mode["speedup_vs_baseline"] == pytest.approx(rate / baseline)
+        assert mode["fraction_of_decode_bound"] == pytest.approx(rate / bound)
+    assert modes["baseline (seed loop)"]["speedup_vs_baseline"] == pytest.approx(1.0)
+    for name in ("scanner uniform", "scanner keyframe"):
+        assert set(modes[name]["stage_seconds"]) == {"probe", "decode", "inference", "write"}
+        assert modes[name]["bottleneck"] in {"probe", "decode", "inference", "write"}
+    assert report["peak_rss_mb"] > 0
+    markdown = (out / "report.md").read_text()
+    assert "| scanner keyframe |" in markdown and "| baseline (seed loop) |" in markdown
+
+
+def test_bench_bad_arguments_exit_2(tmp_path):
+    result = CliRunner().invoke(app, ["bench", "--sampling", "sometimes", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "unknown sampling" in result.stderr
+    result = CliRunner().invoke(app, ["bench", "--archive", str(tmp_path / "missing"), "--out", str(tmp_path)])
+    assert result.exit_code == 2

@@ -1,0 +1,70 @@
+"""Reading a verdicts folder for the "Browse results" page: newest row per file, counts, filters,
+one-line refusals, and re-reading a row's frames."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from kernels.sampling import plan_indices
+from scanner.sink import rows_to_table
+from tests.webapp.data import UNIFORM_4_OF_30, verdict_row, write_verdicts
+
+pytest.importorskip("pandas", reason="the web app needs the app extra (streamlit brings pandas)")
+
+from scanner.webapp import verdicts as vd  # noqa: E402
+
+
+def test_verdicts_newest_row_per_file_counts_and_filters(tmp_path):
+    out = tmp_path / "out"
+    expected = write_verdicts(out, tmp_path / "archive")
+    data = vd.load(out)
+    assert data.rows == expected["rows"] and data.files == expected["files"]
+    assert vd.counts(data.newest) == {"files": 6, "real": 1, "fake": 3, "error": 2}
+    assert vd.error_counts(data.newest).to_dict("records") == [
+        {"error_class": "DECODE_ERROR", "files": 1}, {"error_class": "NOT_VIDEO", "files": 1}]
+    hist = vd.histogram(data.newest)
+    assert hist["files"].sum() == 4 and hist.loc[hist["start"].round(2) == 0.9, "files"].item() == 2
+    newest = data.newest.set_index("path")
+    assert newest.loc["keep/real.mp4", "verdict"] == "real"  # the older "fake" row lost
+    f = vd.filter_rows
+    assert len(f(data.newest, ["ok", "error"], ["real", "fake"], (0.0, 1.0))) == 6
+    assert len(f(data.newest, ["error"], ["real", "fake"], (0.0, 1.0))) == 2
+    assert f(data.newest, ["ok"], ["fake"], (0.5, 0.92)).path.tolist() == ["keep/fake.mp4", "other/f2.mp4"]
+    assert f(data.newest, ["ok", "error"], ["real"], (0.0, 1.0), "KEEP/").path.tolist() == ["keep/real.mp4"]
+    assert f(data.newest, ["ok"], ["real", "fake"], (0.0, 1.0), "[").empty  # plain text, not a regex
+
+
+def test_verdicts_folder_problems_are_one_line_messages(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "other").mkdir()
+    pq.write_table(pa.table({"name": ["a"]}), tmp_path / "other" / "x.parquet")
+    cases = {"": "type the path of a verdicts folder", str(tmp_path / "nope"): "no such folder",
+             str(tmp_path / "file"): "not a folder", str(tmp_path / "empty"): "no verdicts yet",
+             str(tmp_path / "other"): "not a dfscan verdicts dataset (no path, status column)"}
+    for folder, message in cases.items():
+        with pytest.raises(vd.VerdictsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            vd.load(folder)
+
+
+def test_row_frames_are_reread_with_the_rows_sampling_and_compared(tmp_path):
+    out = tmp_path / "out"
+    write_verdicts(out, tmp_path / "archive")
+    newest = vd.load(out).newest.set_index("path", drop=False)
+    assert "frame_indices" not in newest.columns  # read per row, on demand
+    row = newest.loc["keep/real.mp4"].to_dict()
+    assert vd.recorded_indices(out, row) == UNIFORM_4_OF_30
+    clip, match = vd.read_row_frames(out, row, size=32)
+    assert match is True and clip.frames.shape == (4, 32, 32, 3)
+    assert clip.indices.tolist() == plan_indices("uniform", 30, (0, 12, 24), 4).tolist() == UNIFORM_4_OF_30
+
+    rescan = dict(verdict_row(tmp_path / "archive", "keep/real.mp4", "ok", 0.12, hours=1), frame_indices=[0, 1, 2, 3])
+    pq.write_table(rows_to_table([rescan]), out / "part-later-000000.parquet")
+    assert vd.recorded_indices(out, row) == [0, 1, 2, 3]  # the newest row's indices
+    assert vd.read_row_frames(out, row, size=32)[1] is False
+
+    missing = dict(row, path="keep/gone.mp4")
+    clip, match = vd.read_row_frames(out, missing, size=32)
+    assert match is None and clip.error.error_class.value == "NOT_FOUND"
