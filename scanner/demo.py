@@ -19,13 +19,15 @@ DISCLAIMER = ("The demo model learned synthetic manipulations (dfscan synth), no
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
     out: Path = Path("dfscan-demo")
-    videos: int = 48
-    frames_per_video: int = 24
-    video_size: int = 96  # synthetic videos are video_size x video_size
+    # The settings of the learning test (tests/training): held-out AUC 0.96 in about 35 s of training.
+    videos: int = 240
+    frames_per_video: int = 16
+    video_size: int = 64  # synthetic videos are video_size x video_size
     frames: int = 8  # F of the demo model
-    size: int = 48  # S of the demo model
+    size: int = 32  # S of the demo model
     width: float = 0.25  # cnn-lstm channel multiplier
     epochs: int = 12
+    steps_per_epoch: int = 25
     batch_size: int = 8
     seed: int = 0
     workers: int | None = None
@@ -59,7 +61,8 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict:
     say(f"2/4 train: cnn-lstm, F={config.frames}, S={config.size}, {config.epochs} epochs -> {run_dir}")
     trained = train(TrainConfig(data=str(archive), out=str(run_dir), arch="cnn-lstm", epochs=config.epochs,
                                 batch_size=config.batch_size, lr=1e-3, frames=config.frames, size=config.size,
-                                width=config.width, backbone_weights="none", seed=config.seed, verbose=0))
+                                width=config.width, backbone_weights="none", seed=config.seed,
+                                steps_per_epoch=config.steps_per_epoch, verbose=0))
 
     say("3/4 evaluate on the held-out test split")
     metrics = evaluate(EvalConfig(data=str(archive), model=str(run_dir), split="test",

@@ -1,0 +1,141 @@
+"""Video-level evaluation of a saved model, through the same compiled predict step the scanner uses."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from kernels.clips import ClipReader, ClipSpec
+from training.artifact import load_model
+from training.data import (
+    ClipSource,
+    Dataset,
+    VideoItem,
+    load_split,
+    make_split,
+    scan_dataset,
+)
+from training.metrics import binary_metrics, roc_curve
+
+SPLIT_FILE = "split.json"  # written by training beside model.keras
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    data: str
+    model: str  # RUN_DIR/model.keras or RUN_DIR
+    split: str = "test"  # "test": the run's test part (or Celeb-DF's official list) | "all": every video
+    layout: str = "auto"
+    batch_size: int = 8
+    decoder: str = "auto"
+    plot: str | None = None  # write a ROC curve PNG here
+    threshold: float | None = None  # None: the model card's decision threshold
+
+
+def make_predictor(model, batch_size: int, frames: int, size: int, fake_index: int = 1):
+    """The scanner's fixed-shape XLA predict step (``kernels.predict``), compiled once per model."""
+    from kernels.predict import CompiledPredictor
+
+    return CompiledPredictor(model, batch_size=batch_size, frames=frames, size=size, fake_index=fake_index)
+
+
+def predict_items(predictor, source: ClipSource, items: Sequence[VideoItem]) -> tuple[np.ndarray, list[VideoItem]]:
+    """p(fake) for the readable items, batch by batch at the predictor's one compiled shape.
+
+    Returns (p_fake (n,) float32, the n items that were read); unreadable items are left out and
+    stay listed in ``source.errors``.
+    """
+    batch_size = predictor.batch_size
+    scores: list[np.ndarray] = []
+    kept: list[VideoItem] = []
+    for start in range(0, len(items), batch_size):
+        chunk = list(items[start:start + batch_size])
+        clips = source.get([i.path for i in chunk])
+        ok = [(item, clip) for item, clip in zip(chunk, clips) if clip is not None]
+        if not ok:
+            continue
+        batch = np.stack([clip for _, clip in ok])  # (n <= B, F, S, S, 3) uint8
+        scores.append(predictor.predict(batch))
+        kept += [item for item, _ in ok]
+    p_fake = np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
+    return p_fake, kept
+
+
+def plot_roc(y_true, p_fake, path: str | os.PathLike, title: str = "ROC") -> None:
+    """ROC curve PNG (object-oriented matplotlib: no pyplot, no global backend switch)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.5, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
+    y = np.asarray(y_true)
+    if y.size and 0 < y.sum() < y.size:
+        fpr, tpr, _ = roc_curve(y, p_fake)
+        ax.plot(fpr, tpr, linewidth=2)
+    else:
+        ax.text(0.5, 0.5, "ROC undefined: one class only", ha="center")
+    ax.set(xlabel="false positive rate (real called fake)", ylabel="true positive rate (fake caught)",
+           xlim=(0, 1), ylim=(0, 1.01), title=title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def score_items(predictor, source: ClipSource, items: Sequence[VideoItem], *, threshold: float,
+                plot: str | os.PathLike | None = None, title: str = "ROC") -> dict:
+    """Predict, then metrics (and optionally the ROC plot) for ``items``."""
+    p_fake, kept = predict_items(predictor, source, items)
+    y = np.array([item.label for item in kept], dtype=np.int64)
+    metrics = binary_metrics(y, p_fake, threshold)
+    unreadable = [{"path": i.path, **(source.errors[i.path].as_dict() if source.errors.get(i.path) else {})}
+                  for i in items if i.path in source.errors]
+    metrics["n_unreadable"] = len(unreadable)
+    metrics["unreadable"] = unreadable[:20]  # a sample; the count is exact
+    if plot is not None:
+        plot_roc(y, p_fake, plot, title)
+    return metrics
+
+
+def select_items(dataset: Dataset, split: str, model_dir: Path, seed: int) -> list[VideoItem]:
+    """The videos ``--split`` names: the official test list where the layout has one, else the test
+    part of the split saved beside the model (or remade from its seed); or everything."""
+    if split == "all":
+        return list(dataset.items)
+    if split != "test":
+        raise ValueError(f"unknown split {split!r}; expected test or all")
+    by_path = {item.path: item for item in dataset.items}
+    saved = model_dir / SPLIT_FILE
+    if dataset.official_test is not None:
+        test = dataset.official_test
+    elif saved.is_file():
+        test = load_split(saved).test
+    else:
+        test = make_split(dataset, seed=seed).test
+    found = [by_path[p] for p in test if p in by_path]
+    if test and not found:
+        raise ValueError(f"none of the model's {len(test)} test videos are under {dataset.root}; "
+                         f"evaluate another dataset with split 'all'")
+    return found
+
+
+def evaluate(config: EvalConfig) -> dict:
+    """Video-level metrics of a saved model on a dataset, as one JSON-ready dict."""
+    loaded = load_model(config.model)
+    dataset = scan_dataset(config.data, config.layout)
+    seed = int(loaded.card.get("dataset", {}).get("seed", 0))
+    items = select_items(dataset, config.split, Path(loaded.path).parent, seed)
+    reader = ClipReader(ClipSpec(frames=loaded.frames, size=loaded.size, sampling=loaded.sampling,
+                                 decoder=config.decoder))
+    source = ClipSource(reader, dataset.root, max_cache_bytes=0)  # each video is read once: no cache
+    threshold = loaded.threshold if config.threshold is None else config.threshold
+    predictor = make_predictor(loaded.model, config.batch_size, loaded.frames, loaded.size, loaded.fake_index)
+    metrics = score_items(predictor, source, items, threshold=threshold, plot=config.plot,
+                          title=f"{loaded.name} on {Path(dataset.root).name} ({config.split})")
+    return {**metrics, "split": config.split, "layout": dataset.layout, "model": loaded.name,
+            "model_sha256": loaded.sha256}

@@ -1,0 +1,302 @@
+"""Training: one function, ``train(TrainConfig)``, that leaves a complete, reproducible run folder.
+
+RUN_DIR after a successful run holds exactly: model.keras, model.json (the model card, with the
+sha256 of model.keras), config.json (the resolved config), split.json, history.csv, metrics.json,
+roc.png and training.png. While training, checkpoint.keras holds the best weights so far; it is
+written atomically (temporary file + os.replace) and removed once model.keras is in place.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from kernels.clips import ClipReader, ClipSpec
+from kernels.decode import gpu_count
+from training.artifact import save_keras_atomic, save_model, write_json_atomic
+from training.data import (
+    AugmentConfig,
+    ClipBatches,
+    ClipSource,
+    make_split,
+    save_split,
+    scan_dataset,
+    summarise,
+)
+from training.evaluate import SPLIT_FILE, make_predictor, score_items
+from training.models import CLASS_NAMES, INPUT_NORMALISATION, ModelConfig, build_model
+
+CHECKPOINT_FILE = "checkpoint.keras"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    out: str
+    arch: str = "cnn-lstm"
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-4
+    frames: int = 20
+    size: int | None = None  # None: the architecture's default (64 for cnn-lstm, 224 for resnet50-lstm)
+    sampling: str = "uniform"
+    backbone_weights: str = "imagenet"
+    seed: int = 0
+    layout: str = "auto"
+    decoder: str = "auto"
+    width: float = 1.0  # cnn-lstm filter/unit multiplier
+    test_fraction: float = 0.2  # without an official test list
+    val_fraction: float = 0.1  # of what is left for training
+    steps_per_epoch: int | None = None  # None: one pass over the training videos' worth of batches
+    augment: bool = True
+    max_temporal_offset: int = 2
+    early_stopping_patience: int = 5
+    lr_patience: int = 2
+    threshold: float = 0.5
+    cache_mb: int = 2048
+    jit_compile: bool | None = None  # None: XLA-compiled training on a GPU only (on a CPU the compile
+    # costs more than it saves); inference is always XLA-compiled (kernels.predict)
+    verbose: int = 1  # 1: a progress bar per epoch; 0: silent
+
+    def resolved(self) -> TrainConfig:
+        return dataclasses.replace(self, size=ModelConfig(arch=self.arch, size=self.size).resolved_size())
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    run_dir: str
+    card: dict
+    metrics: dict
+    history: dict[str, list[float]]
+
+
+def library_versions() -> dict[str, str]:
+    import av
+    import keras
+
+    versions = {"python": platform.python_version(), "keras": keras.__version__,
+                "backend": keras.backend.backend(), "numpy": np.__version__, "av": av.__version__}
+    try:
+        from importlib.metadata import version
+
+        versions["dfscan"] = version("dfscan")
+    except Exception:  # noqa: BLE001 - not installed as a package (a source checkout)
+        versions["dfscan"] = "source"
+    if versions["backend"] == "tensorflow":
+        import tensorflow as tf
+
+        versions["tensorflow"] = tf.__version__
+    return versions
+
+
+def _distribution_scope(gpus: int):
+    """MirroredStrategy over every GPU when there are several (TensorFlow backend); else a no-op."""
+    import contextlib
+
+    import keras
+
+    if gpus > 1 and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.MirroredStrategy().scope()
+    return contextlib.nullcontext()
+
+
+def _keras_dataset(batches: ClipBatches):
+    """Wrap the framework-free batch source as a Keras PyDataset (decoding stays in this thread:
+    ClipReader and the clip cache are not shared across threads)."""
+    import keras
+
+    class _Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+
+        def __len__(self):
+            return len(batches)
+
+        def __getitem__(self, index):
+            return batches[index]
+
+        def on_epoch_end(self):
+            batches.on_epoch_end()
+
+    return _Batches()
+
+
+def _atomic_checkpoint(path: Path, monitor: str):
+    import keras
+
+    class AtomicCheckpoint(keras.callbacks.Callback):
+        """Saves the best model so far; a kill mid-save leaves the previous checkpoint whole."""
+
+        best = np.inf
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(monitor)
+            if value is not None and value < self.best:
+                self.best = value
+                save_keras_atomic(self.model, path)
+
+    return AtomicCheckpoint()
+
+
+def _write_history(history: dict[str, list[float]], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    keys = list(history)
+    writer.writerow(["epoch", *keys])
+    for epoch in range(len(history[keys[0]]) if keys else 0):
+        writer.writerow([epoch + 1, *[f"{history[k][epoch]:.6g}" for k in keys]])
+    tmp = path.with_suffix(".csv.tmp")
+    tmp.write_text(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def plot_history(history: dict[str, list[float]], path: Path, title: str) -> None:
+    """Loss and accuracy per epoch, training and validation."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    for position, metric in enumerate(("loss", "accuracy"), start=1):
+        ax = fig.add_subplot(1, 2, position)
+        for key in (metric, f"val_{metric}"):
+            if key in history:
+                ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", label=key)
+        ax.set(xlabel="epoch", title=metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _compiled_model(config: TrainConfig, gpus: int):
+    """Build and compile under the right precision and distribution for this machine."""
+    import keras
+
+    previous_policy = keras.config.dtype_policy()
+    if gpus:  # bfloat16 matmuls on the GPU; the softmax layer stays float32 (see models.py)
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        with _distribution_scope(gpus):
+            model = build_model(ModelConfig(arch=config.arch, frames=config.frames, size=config.size,
+                                            width=config.width, backbone_weights=config.backbone_weights))
+            model.compile(optimizer=keras.optimizers.Adam(config.lr), loss="categorical_crossentropy",
+                          metrics=["accuracy"],
+                          jit_compile=bool(gpus) if config.jit_compile is None else config.jit_compile)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)  # later builds in this process are unaffected
+    return model
+
+
+def _callbacks(config: TrainConfig, run_dir: Path, monitor: str) -> list:
+    import keras
+
+    return [
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=config.lr_patience, min_lr=1e-6,
+                                          verbose=config.verbose),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience,
+                                      restore_best_weights=True, verbose=config.verbose),
+        _atomic_checkpoint(run_dir / CHECKPOINT_FILE, monitor),
+    ]
+
+
+def model_card(config: TrainConfig, run_dir: Path, dataset_summary: dict, metrics: dict) -> dict:
+    """Everything a scanner or a reader needs to know about the model (the sha256 is added on save)."""
+    return {
+        "name": f"{config.arch}-{run_dir.resolve().name}",
+        "arch": config.arch,
+        "frames": config.frames,
+        "size": config.size,
+        "sampling": config.sampling,
+        "class_names": list(CLASS_NAMES),
+        "fake_index": CLASS_NAMES.index("fake"),
+        "threshold": config.threshold,
+        "input": {"dtype": "uint8", "shape": [None, config.frames, config.size, config.size, 3],
+                  "channels": "RGB", "resize": "whole frame squashed to SxS (kernels.resize)",
+                  "decoder": config.decoder},
+        "input_normalisation": INPUT_NORMALISATION[config.arch],
+        "width": config.width,
+        "backbone_weights": config.backbone_weights if config.arch == "resnet50-lstm" else None,
+        "dataset": dataset_summary,
+        "split_file": SPLIT_FILE,
+        "metrics": {"test": metrics["test"], "val": metrics.get("val")},
+        "training": metrics["training"],
+        "versions": library_versions(),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train ``config.arch`` on ``config.data`` and write the run folder ``config.out``."""
+    import keras
+
+    started = time.monotonic()
+    config = config.resolved()
+    run_dir = Path(config.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir / "config.json", dataclasses.asdict(config))
+    keras.utils.set_random_seed(config.seed)
+
+    dataset = scan_dataset(config.data, config.layout)
+    split = make_split(dataset, seed=config.seed, test_fraction=config.test_fraction,
+                       val_fraction=config.val_fraction)
+    save_split(split, run_dir / SPLIT_FILE)
+    part_of = {path: name for name in ("train", "val", "test") for path in getattr(split, name)}
+    part = {name: [item for item in dataset.items if part_of.get(item.path) == name]
+            for name in ("train", "val", "test")}
+
+    # One reader for the whole run: the scanner's pipeline, the card's frames, size and sampling.
+    reader = ClipReader(ClipSpec(frames=config.frames, size=config.size, sampling=config.sampling,
+                                 decoder=config.decoder))
+    source = ClipSource(reader, dataset.root, max_cache_bytes=config.cache_mb << 20)
+    train_items = source.readable(part["train"])
+    val_items = source.readable(part["val"])
+    if len({item.label for item in train_items}) < 2:
+        raise ValueError(f"training needs readable real and fake videos; {dataset.root} has "
+                         f"{len(train_items)} readable training videos of one class or none")
+
+    augment = AugmentConfig(max_offset=config.max_temporal_offset) if config.augment else None
+    train_batches = ClipBatches(source, train_items, config.batch_size, balanced=True, augment=augment,
+                                seed=config.seed, steps=config.steps_per_epoch)
+    val_batches = ClipBatches(source, val_items, config.batch_size) if val_items else None
+    monitor = "val_loss" if val_batches else "loss"
+
+    model = _compiled_model(config, gpu_count())
+    fit_started = time.monotonic()
+    history = model.fit(_keras_dataset(train_batches), epochs=config.epochs,
+                        callbacks=_callbacks(config, run_dir, monitor),
+                        validation_data=_keras_dataset(val_batches) if val_batches else None,
+                        verbose=config.verbose).history  # EarlyStopping restored the best weights
+    fit_seconds = time.monotonic() - fit_started
+    history = {k: [float(v) for v in values] for k, values in history.items()}
+
+    # Scored through the scanner's own compiled predict step, so the card's numbers are the scanner's.
+    predictor = make_predictor(model, config.batch_size, config.frames, config.size, CLASS_NAMES.index("fake"))
+    metrics = {"test": score_items(predictor, source, part["test"], threshold=config.threshold,
+                                   plot=run_dir / "roc.png", title=f"{config.arch}: test ({split.method})")}
+    if val_items:
+        metrics["val"] = score_items(predictor, source, val_items, threshold=config.threshold)
+    losses = history.get(monitor, [])
+    metrics["training"] = {
+        "epochs_run": len(losses), "best_epoch": int(np.argmin(losses)) + 1 if losses else None,
+        "fit_seconds": round(fit_seconds, 2), "seconds": round(time.monotonic() - started, 2),
+        "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed,
+        "augment": dataclasses.asdict(augment) if augment else None, "unreadable": len(source.errors)}
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    _write_history(history, run_dir / "history.csv")
+    plot_history(history, run_dir / "training.png", f"{config.arch} on {Path(dataset.root).name}")
+
+    card = save_model(model, run_dir, model_card(config, run_dir, summarise(dataset, split), metrics))
+    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # model.keras now holds the best weights
+    return TrainResult(run_dir=str(run_dir), card=card, metrics=metrics, history=history)

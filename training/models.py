@@ -1,0 +1,210 @@
+"""The model registry: the seed's two architectures, built from Keras 3 built-in layers only.
+
+Every model takes ``uint8`` clips of shape (B, F, S, S, 3) and normalises them inside the graph, so
+the scanner feeds decoded frames as they are and a ``.keras`` file loads with ``safe_mode=True``
+and no custom objects. Nothing here calls a backend directly, so the same builders run on Keras's
+TensorFlow and JAX backends. The output is a softmax over ``CLASS_NAMES`` = ("real", "fake").
+
+Time is modelled across the F sampled frames: each frame becomes one feature vector and the LSTMs
+run over the F frames. The seed's text also describes reshaping ResNet50's 7x7x2048 map of a frame
+into a 49-step sequence; we do not do that (those 49 steps are positions in one image, not time).
+
+LSTMs are built with ``use_cudnn=False``: the cuDNN kernel does not compile under XLA, and the
+scanner's predict step is XLA-compiled with fixed batch shapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+CLASS_NAMES: tuple[str, ...] = ("real", "fake")
+FAKE_INDEX = CLASS_NAMES.index("fake")
+
+# Keras's cache file for the notop ImageNet weights of ResNet50 (what `weights="imagenet"` fetches).
+RESNET50_WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+RESNET50_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+                        + RESNET50_WEIGHTS_FILE)
+RESNET50_WEIGHTS_MD5 = "4d473c1dd8becc155b73f8504c6f6626"  # the hash Keras checks after downloading
+
+# ResNet50's caffe-style preprocessing: RGB -> BGR, then the ImageNet means subtracted.
+_IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "cnn-lstm"
+    frames: int = 20
+    size: int | None = None  # None: the architecture's default (see DEFAULT_SIZES)
+    # Multiplies filter and unit counts of cnn-lstm (1.0 is the seed's size; tests use ~0.25).
+    width: float = 1.0
+    backbone_weights: str = "imagenet"  # resnet50-lstm only: "imagenet" | "none" | PATH to weights
+    trainable_backbone_layers: int = 50  # resnet50-lstm: the seed trains the last 50 layers
+    dropout: float = 0.5
+
+    def resolved_size(self) -> int:
+        return int(self.size) if self.size else DEFAULT_SIZES[self.arch]
+
+
+DEFAULT_SIZES: dict[str, int] = {"cnn-lstm": 64, "resnet50-lstm": 224}
+
+# What the model does to its uint8 input before the first learned layer (recorded in the model card).
+INPUT_NORMALISATION: dict[str, str] = {
+    "cnn-lstm": "uint8 RGB -> float, x / 255 (Rescaling layer inside the model)",
+    "resnet50-lstm": "uint8 RGB -> float, RGB->BGR and ImageNet mean subtracted (caffe mode, a frozen "
+                     "Dense layer inside the model)",
+}
+
+_BUILDERS: dict[str, Callable[[ModelConfig], object]] = {}
+
+
+def register(name: str):
+    def wrap(builder):
+        _BUILDERS[name] = builder
+        return builder
+    return wrap
+
+
+def architectures() -> tuple[str, ...]:
+    return tuple(_BUILDERS)
+
+
+def build_model(config: ModelConfig):
+    """Build (not compile) the model ``config.arch``: uint8 (B, F, S, S, 3) -> (B, 2) probabilities."""
+    if config.arch not in _BUILDERS:
+        raise ValueError(f"unknown architecture {config.arch!r}; expected one of {', '.join(_BUILDERS)}")
+    if config.frames < 1:
+        raise ValueError(f"frames must be positive, got {config.frames}")
+    return _BUILDERS[config.arch](config)
+
+
+def _scaled(n: int, width: float) -> int:
+    return max(2, round(n * width))
+
+
+def _clip_input(config: ModelConfig):
+    import keras
+
+    size = config.resolved_size()
+    return keras.Input(shape=(config.frames, size, size, 3), dtype="uint8", name="frames")
+
+
+def _classifier_head(x, units: int, dropout: float):
+    """Dense ReLU -> softmax over [real, fake]. The softmax runs in float32 even under mixed
+    precision, so probabilities sum to 1 and log-loss stays finite."""
+    from keras import layers
+
+    x = layers.Dense(units, activation="relu", name="dense")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dense_dropout")(x)
+    return layers.Dense(len(CLASS_NAMES), activation="softmax", dtype="float32", name="probs")(x)
+
+
+@register("cnn-lstm")
+def build_cnn_lstm(config: ModelConfig):
+    """The seed's CNN-LSTM: per-frame conv blocks (5x5 + ReLU, batch norm after each convolution,
+    dilated convolutions, max pooling), two bidirectional LSTMs, Dense 512, softmax."""
+    import keras
+    from keras import layers
+
+    w = config.width
+    inputs = _clip_input(config)  # (B, F, S, S, 3) uint8
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)  # (B, F, S, S, 3) float in [0, 1]
+
+    def block(x, filters: int, dilation: int, name: str):
+        x = layers.TimeDistributed(layers.Conv2D(filters, 5, padding="same", dilation_rate=dilation,
+                                                 activation="relu"), name=f"{name}_conv")(x)
+        # Batch norm over (B, F, S, S) per channel: frames of a clip share statistics. Momentum 0.9
+        # (not 0.99): short runs must still end with usable moving statistics for inference.
+        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+        return layers.TimeDistributed(layers.MaxPooling2D(2), name=f"{name}_pool")(x)
+
+    x = block(x, _scaled(32, w), 1, "block1")  # (B, F, S/2, S/2, c1)
+    x = block(x, _scaled(64, w), 2, "block2")  # (B, F, S/4, S/4, c2): dilation widens the view of seams
+    x = block(x, _scaled(128, w), 2, "block3")  # (B, F, S/8, S/8, c3)
+    # Flattened, not pooled: the LSTMs compare the *same places* across frames (flicker of the face
+    # region against its surroundings), which a global pooling would average away.
+    x = layers.TimeDistributed(layers.Flatten(), name="frame_features")(x)  # (B, F, S/8 * S/8 * c3)
+    x = layers.Bidirectional(layers.LSTM(_scaled(128, w), return_sequences=True, use_cudnn=False),
+                             name="bilstm1")(x)  # (B, F, 2 * u1)
+    x = layers.Bidirectional(layers.LSTM(_scaled(64, w), use_cudnn=False), name="bilstm2")(x)  # (B, 2*u2)
+    outputs = _classifier_head(x, _scaled(512, w), config.dropout)  # (B, 2)
+    return keras.Model(inputs, outputs, name="cnn_lstm")
+
+
+def keras_models_dir() -> Path:
+    """Where Keras caches downloaded weights: ``$KERAS_HOME/models`` (default ``~/.keras/models``),
+    or ``/tmp/.keras/models`` when that home is not writable (Keras's own fallback)."""
+    home = Path(os.environ.get("KERAS_HOME") or Path("~/.keras").expanduser())
+    probe = home if home.exists() else home.parent
+    if not os.access(probe, os.W_OK):
+        home = Path("/tmp/.keras")
+    return home / "models"
+
+
+def resolve_backbone_weights(spec: str, allow_download: bool = True) -> str | None:
+    """``none`` -> None (random init), ``imagenet`` -> the local cache file, PATH -> PATH.
+
+    With ``imagenet`` and no cached file, Keras's download is tried; if that fails (no network),
+    the error names the file to place so an offline machine can be set up by hand.
+    """
+    if spec in ("none", "", None):
+        return None
+    if spec != "imagenet":
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"backbone weights file not found: {path}")
+        return str(path)
+    cached = keras_models_dir() / RESNET50_WEIGHTS_FILE
+    if cached.is_file():
+        return str(cached)
+    message = (f"ImageNet weights for ResNet50 are not in Keras's cache. Place "
+               f"{RESNET50_WEIGHTS_FILE} (from {RESNET50_WEIGHTS_URL}) at {cached}, or pass "
+               f"--backbone-weights none or --backbone-weights PATH")
+    if not allow_download:
+        raise RuntimeError(message)
+    import keras
+
+    try:
+        return keras.utils.get_file(RESNET50_WEIGHTS_FILE, RESNET50_WEIGHTS_URL, cache_subdir="models",
+                                    file_hash=RESNET50_WEIGHTS_MD5)
+    except Exception as exc:  # noqa: BLE001 - any download failure gets the same actionable message
+        raise RuntimeError(f"{message} (download failed: {type(exc).__name__}: {exc})") from None
+
+
+@register("resnet50-lstm")
+def build_resnet50_lstm(config: ModelConfig):
+    """The seed's ResNet50-LSTM: a ResNet50 per frame (last 50 layers trainable), the pooled features
+    of the F frames through a bidirectional LSTM(128), batch norm, Dense 1024 and 512 with ReLU and
+    Dropout 0.5, softmax."""
+    import keras
+    import numpy as np
+    from keras import layers
+
+    size = config.resolved_size()
+    weights = resolve_backbone_weights(config.backbone_weights)
+    backbone = keras.applications.ResNet50(include_top=False, weights=weights, input_shape=(size, size, 3),
+                                           pooling="avg")
+    # The seed freezes the early layers and fine-tunes the last ones (BatchNorm layers that are
+    # frozen run in inference mode in Keras 3, keeping their ImageNet statistics).
+    trainable_from = max(0, len(backbone.layers) - config.trainable_backbone_layers)
+    for i, layer in enumerate(backbone.layers):
+        layer.trainable = i >= trainable_from
+
+    inputs = _clip_input(config)  # (B, F, S, S, 3) uint8
+    # caffe preprocessing as a frozen 3x3 linear map + bias on the channel axis: RGB -> BGR, minus the
+    # means. A built-in layer with fixed weights keeps the file loadable in safe mode.
+    to_bgr = layers.Dense(3, trainable=False, name="caffe_preprocess")
+    x = layers.Rescaling(1.0, name="to_float")(inputs)  # (B, F, S, S, 3) float, 0..255
+    x = to_bgr(x)
+    permutation = np.eye(3, dtype="float32")[::-1]  # column j of the output takes input channel 2 - j
+    to_bgr.set_weights([permutation, -np.asarray(_IMAGENET_BGR_MEAN, dtype="float32")])
+    x = layers.TimeDistributed(backbone, name="resnet50")(x)  # (B, F, 2048)
+    x = layers.Bidirectional(layers.LSTM(128, use_cudnn=False), name="bilstm")(x)  # (B, 256)
+    x = layers.BatchNormalization(name="bn")(x)
+    x = layers.Dense(1024, activation="relu", name="dense1024")(x)
+    x = layers.Dropout(config.dropout, name="dropout1024")(x)
+    outputs = _classifier_head(x, 512, config.dropout)  # (B, 2)
+    return keras.Model(inputs, outputs, name="resnet50_lstm")
