@@ -27,3 +27,21 @@ def to_framework_tensor(dali_tensor):
 
         return torch.utils.dlpack.from_dlpack(_capsule(dali_tensor))
     raise RuntimeError(f"no DLPack hand-off for Keras backend {backend!r}")
+
+
+def copy_on_device(tensor):
+    """An owned copy of a framework tensor on its own device (the source buffer may be reused)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.raw_ops.DeepCopy(x=tensor)
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        return jnp.array(tensor, copy=True)
+    if backend == "torch":
+        return tensor.clone()
+    raise RuntimeError(f"no device copy for Keras backend {backend!r}")

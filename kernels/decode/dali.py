@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kernels.dlpack import to_framework_tensor
+from kernels.dlpack import copy_on_device, to_framework_tensor
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import Probe
 from kernels.resize import dali_resize
@@ -62,7 +62,10 @@ class DaliDecoder:
         pipe.feed_input("frames", [p[1] for p in payloads])
         pipe.feed_input("order", [p[2] for p in payloads])
         (video,) = pipe.run()
-        return video.as_tensor()  # (B, F, S, S, 3) uint8, on the GPU for dali-gpu
+        dense = video.as_tensor()  # (B, F, S, S, 3) uint8, on the GPU for dali-gpu
+        # DALI reuses its output buffers on the next run: take an owned copy now (on the GPU for
+        # dali-gpu, handed over through DLPack; in host memory for dali-cpu).
+        return copy_on_device(to_framework_tensor(dense)) if self.gpu else np.array(dense)
 
     def _run_isolating(self, positions: list[int], payloads, results: dict, errors: dict) -> None:
         """Run ``positions``; on a pipeline error rebuild and bisect until the bad file is alone."""
@@ -99,18 +102,13 @@ class DaliDecoder:
             self._run_isolating(list(range(start, min(start + self.max_batch, len(payloads)))),
                                 payloads, results, errors)
         frames_out, errors_out = [], []
-        host_batches: dict[int, np.ndarray] = {}
         for position in range(len(payloads)):
             if position in errors:
                 frames_out.append(None)
                 errors_out.append(errors[position])
                 continue
             batch, row = results[position]
-            key = id(batch)
-            if key not in host_batches:
-                # dali-gpu: a framework tensor that still lives on the GPU (DLPack, no host copy).
-                host_batches[key] = to_framework_tensor(batch) if self.gpu else np.array(batch)
-            frames_out.append(host_batches[key][row])
+            frames_out.append(batch[row])
             errors_out.append(None)
         return frames_out, errors_out
 

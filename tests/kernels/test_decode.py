@@ -159,13 +159,15 @@ def test_dali_error_is_isolated_and_pipeline_rebuilt(tmp_path, videos):
     garbage.write_bytes(np.random.default_rng(3).integers(0, 256, 5000, dtype=np.uint8).tobytes())
     bad = dataclasses.replace(good, path=str(garbage))  # as if the probe had been fooled
     decoder = DaliDecoder(size=SIZE, gpu=False, max_batch=4)
-    plan = np.array([0, 20, 40, 60])
-    frames, errors = decoder.decode_batch([good, bad, good, good], [plan] * 4)
+    # Distinct plans per row, so a row that got another run's (reused) output buffer would show it.
+    plans = [np.array([0, 20, 40, 60]), np.array([1, 2, 3, 4]), np.array([5, 6, 7, 7]), np.array([9, 30, 31, 50])]
+    frames, errors = decoder.decode_batch([good, bad, good, good], plans)
     assert [e is None for e in errors] == [True, False, True, True]
     assert errors[1].error_class is ErrorClass.DECODE_ERROR
     assert errors[1].message.startswith("DALI: ") and "\n" not in errors[1].message
     for row in (0, 2, 3):
-        assert shown_indices(frames[row]) == [0, 20, 40, 60]
+        assert shown_indices(frames[row]) == plans[row].tolist()
     assert decoder.pipeline_builds >= 2  # rebuilt after the error
-    frames, errors = decoder.decode_batch([good], [plan])  # and the rebuilt pipeline keeps working
-    assert errors == [None] and shown_indices(frames[0]) == [0, 20, 40, 60]
+    frames, errors = decoder.decode_batch([good] * 6, plans + plans[:2])  # two runs of one call
+    assert errors == [None] * 6
+    assert [shown_indices(f) for f in frames] == [p.tolist() for p in plans + plans[:2]]
