@@ -14,12 +14,14 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
 # Test hooks, read from the driver's environment and handed to the actor (see hooks_from_env).
 HOOK_CRASH_ON = "DFSCAN_TEST_CRASH_ON"  # crash (SIGSEGV) on a path containing this substring
 HOOK_BATCH_DELAY = "DFSCAN_TEST_BATCH_DELAY_S"  # sleep this long per batch: slows a scan down to kill it
+CONCURRENT_BATCHES = 2  # per actor: decoding one batch overlaps inference on the other
 
 _CUDA_ERROR_MARKERS = ("cuda_error", "cudaerror", "cuda error", "cudnn_status", "nvdec", "cublas_status",
                        "illegal memory access", "cuda runtime")
@@ -81,7 +83,11 @@ class ScanWorker:
         self.threshold = float(loaded.threshold if threshold is None else threshold)
         self.fake_index = list(loaded.class_names).index("fake") if "fake" in loaded.class_names else 1
         self.spec = ClipSpec(frames=loaded.frames, size=loaded.size, sampling=sampling, decoder=decoder)
-        self.reader = ClipReader(self.spec, gpu=real_gpu)
+        # Two batches run at once (max_concurrency=CONCURRENT_BATCHES): one decodes while the other
+        # infers. Each thread owns its reader (and so its DALI pipelines); inference takes turns.
+        self._make_reader = lambda: ClipReader(self.spec, gpu=real_gpu)
+        self._thread_state = threading.local()
+        self._predict_lock = threading.Lock()
         self.predictor = CompiledPredictor(loaded.model, self.batch_size, loaded.frames, loaded.size,
                                            fake_index=self.fake_index)
         self.predictor.warm_up()  # compile once here, never mid-scan
@@ -100,6 +106,9 @@ class ScanWorker:
         if needle and any(needle in p for p in paths):
             sys.stderr.flush()
             os.kill(os.getpid(), signal.SIGSEGV)  # what a native decoder crash looks like to Ray
+            # The signal may land on another thread of this threaded actor; like a real crash inside the
+            # decoder, this batch must never return a result.
+            threading.Event().wait()
 
     def scan(self, paths: list[str]) -> dict:
         """Verdict rows for a batch of archive-relative paths (at most batch_size of them)."""
@@ -113,14 +122,21 @@ class ScanWorker:
                 os._exit(3)
             raise
 
+    def _reader(self):
+        if not hasattr(self._thread_state, "reader"):
+            self._thread_state.reader = self._make_reader()
+        return self._thread_state.reader
+
     def _scan(self, paths: list[str]) -> dict:
-        probe_before, decode_before = self.reader.times.probe, self.reader.times.decode
-        decoded_before = self.reader.times.frames_decoded
-        batch = self.reader.read_batch([str(self.archive / p) for p in paths], self.batch_size)
-        started = time.perf_counter()
+        reader = self._reader()
+        probe_before, decode_before = reader.times.probe, reader.times.decode
+        decoded_before = reader.times.frames_decoded
+        batch = reader.read_batch([str(self.archive / p) for p in paths], self.batch_size)
         ok_rows = [i for i, clip in enumerate(batch.clips) if clip.ok]
-        p_fake = self.predictor.predict(batch.frames) if ok_rows else None  # (batch_size or n,) float32
-        inference_s = time.perf_counter() - started
+        with self._predict_lock:
+            started = time.perf_counter()
+            p_fake = self.predictor.predict(batch.frames) if ok_rows else None  # (batch_size,) float32
+            inference_s = time.perf_counter() - started
         rows = []
         for i, (rel, clip) in enumerate(zip(paths, batch.clips)):
             probe = clip.probe
@@ -146,10 +162,10 @@ class ScanWorker:
                 row.update(status="error", error_class=clip.error.error_class.value,
                            error_message=clip.error.message, p_fake=None, verdict=None)
             rows.append(row)
-        stages = {"probe": self.reader.times.probe - probe_before,
-                  "decode": self.reader.times.decode - decode_before, "inference": inference_s}
+        stages = {"probe": reader.times.probe - probe_before,
+                  "decode": reader.times.decode - decode_before, "inference": inference_s}
         return {"rows": rows, "stages": stages,
-                "frames_decoded": self.reader.times.frames_decoded - decoded_before}
+                "frames_decoded": reader.times.frames_decoded - decoded_before}
 
 
 # --- the Ray side: connecting, sizing and starting actors (the driver calls these) -------------------
@@ -197,6 +213,6 @@ def start_actor(plan: WorkerPlan, name: str, config, archive: Path, hooks: dict[
 
     return ray.remote(ScanWorker).options(
         name=name, num_gpus=plan.num_gpus, num_cpus=plan.num_cpus,
-        max_restarts=config.max_actor_restarts, max_task_retries=0,
+        max_restarts=config.max_actor_restarts, max_task_retries=0, max_concurrency=CONCURRENT_BATCHES,
     ).remote(str(Path(config.model).resolve()), str(archive), config.batch_size, config.sampling, config.decoder,
              config.threshold, hooks)
