@@ -7,9 +7,10 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 from pathlib import Path
 from typing import Sequence
+
+from kernels.atomic import atomic_path, atomic_write_bytes
 
 STAGES = ("probe", "decode", "inference", "write")
 
@@ -50,15 +51,8 @@ def bottleneck(stage_seconds: dict) -> str | None:
     return max(timed, key=timed.get) if any(timed.values()) else None
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "wb") as stream:
-        stream.write(data)
-    os.replace(temporary, path)
-
-
 def to_markdown(report: dict) -> str:
-    lines = [f"# dfscan throughput report", "",
+    lines = ["# dfscan throughput report", "",
              f"Machine: {report['machine'].get('platform')}, {report['machine'].get('cpus')} CPUs, "
              f"{report['machine'].get('memory_gb')} GB, GPUs: {report['machine'].get('gpus')}", "",
              f"Archive: {report['archive']}", "",
@@ -76,7 +70,9 @@ def to_markdown(report: dict) -> str:
     lines += ["", "Seconds per stage (median run, summed over workers):", "",
               "| mode | " + " | ".join(STAGES) + " |", "|---" * (len(STAGES) + 1) + "|"]
     for name, mode in report["modes"].items():
-        stages = mode.get("stage_seconds") or {}
+        stages = mode.get("stage_seconds")
+        if not stages:
+            continue  # the baseline and the bound are not staged
         lines.append(f"| {name} | " + " | ".join(f"{stages.get(s, 0.0):.2f}" for s in STAGES) + " |")
     lines += ["", f"Peak RSS: {report.get('peak_rss_mb')} MB. GPU memory: {report.get('gpu_memory_mb')} MB.", ""]
     return "\n".join(lines)
@@ -105,18 +101,16 @@ def plot(report: dict, path: Path) -> None:
     stages.legend()
     stages.tick_params(axis="x", rotation=20)
     figure.tight_layout()
-    handle, temporary = tempfile.mkstemp(prefix=".throughput.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    figure.savefig(temporary, dpi=90)
+    with atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, dpi=90)
     plt.close(figure)
-    os.replace(temporary, path)
 
 
 def write_report(report: dict, out_dir: Path) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "md": out_dir / "report.md", "png": out_dir / "throughput.png"}
-    _atomic_write(paths["json"], json.dumps(report, indent=2, default=str).encode())
-    _atomic_write(paths["md"], to_markdown(report).encode())
+    atomic_write_bytes(paths["json"], json.dumps(report, indent=2, default=str).encode())
+    atomic_write_bytes(paths["md"], to_markdown(report).encode())
     plot(report, paths["png"])
     return paths

@@ -13,9 +13,10 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
+
+from kernels.atomic import atomic_path
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "model.json"
@@ -52,45 +53,20 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _publish(tmp: str, path: Path) -> None:
-    """Give a finished temporary file the usual permissions (mkstemp makes it 0600), then rename it
-    over ``path`` in one step."""
-    os.chmod(tmp, 0o666 & ~_umask())
-    os.replace(tmp, path)
-
-
 def write_json_atomic(path: str | os.PathLike, data) -> None:
     """Write JSON under a temporary name in the same folder, then rename it into place."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1, sort_keys=False, default=str)
-            handle.write("\n")
-        _publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "w") as handle:
+        json.dump(data, handle, indent=1, sort_keys=False, default=str)
+        handle.write("\n")
 
 
 def save_keras_atomic(model, path: str | os.PathLike) -> None:
     """``model.save`` to a temporary ``.keras`` file beside ``path``, then ``os.replace``: a crash or a
     kill mid-save leaves the previous file intact, never a truncated archive."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        _publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".keras") as temporary:
+        model.save(temporary)
 
 
 def card_path(model_path: str | os.PathLike) -> Path:
