@@ -24,6 +24,11 @@ import numpy as np
 from kernels.errors import ErrorClass, VideoError
 
 
+# The extensions that mark a file as a video, for the archive walk and the dataset layouts alike.
+VIDEO_EXTENSIONS: tuple[str, ...] = ("mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "mts", "wmv",
+                                     "flv", "3gp")
+
+
 @dataclasses.dataclass(frozen=True)
 class ProbeLimits:
     max_pixels: int = 8192 * 8192  # per frame, width * height

@@ -6,8 +6,9 @@ import dataclasses
 import os
 from pathlib import Path
 
-DEFAULT_EXTENSIONS: tuple[str, ...] = ("mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "mts",
-                                       "wmv", "flv", "3gp")
+from kernels.probe import VIDEO_EXTENSIONS
+
+DEFAULT_EXTENSIONS: tuple[str, ...] = VIDEO_EXTENSIONS
 
 
 def default_cpu_workers() -> int:

@@ -24,10 +24,10 @@ import numpy as np
 
 from kernels.clips import ClipReader
 from kernels.errors import VideoError
+from kernels.probe import VIDEO_EXTENSIONS
 
 LAYOUTS: tuple[str, ...] = ("folders", "celeb-df-v2")
-VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts",
-                              ".wmv", ".flv", ".3gp"})
+_VIDEO_SUFFIXES = frozenset("." + extension for extension in VIDEO_EXTENSIONS)
 REAL, FAKE = 0, 1
 CELEB_TEST_LIST = "List_of_testing_videos.txt"
 CELEB_FOLDERS: dict[str, int] = {"Celeb-real": REAL, "YouTube-real": REAL, "Celeb-synthesis": FAKE}
@@ -52,7 +52,7 @@ class Dataset:
 
 
 def _is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file()
+    return path.suffix.lower() in _VIDEO_SUFFIXES and path.is_file()
 
 
 def _videos_under(folder: Path, root: Path) -> list[str]:
