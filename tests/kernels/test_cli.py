@@ -1,5 +1,8 @@
 import json
 
+import pytest
+
+import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -7,6 +10,17 @@ from scanner.cli import app
 from tests.media import read_index, write_corrupt_corpus, write_index_video
 
 runner = CliRunner()
+
+
+@pytest.mark.parametrize("codec, name", [("h264", "h264"), ("hevc", "hevc"), ("vp9", "vp9"), ("vp8", "vp8"),
+                                         ("av1", "av1"), ("mpeg4", "mpeg4"), ("mjpeg", "mjpeg"),
+                                         ("prores", "prores")])
+def test_probe_names_every_codec(tmp_path, codec, name):
+    video = write_index_video(tmp_path / "c", 12, codec)
+    result = runner.invoke(app, ["probe", str(video), "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert (record["codec"], record["frame_count"], record["width"], record["height"]) == (name, 12, 128, 96)
 
 
 def test_probe_json_reports_facts_and_error_classes(tmp_path):
@@ -21,8 +35,9 @@ def test_probe_json_reports_facts_and_error_classes(tmp_path):
                       "error_class": "NOT_VIDEO", "error_message": "no video stream (streams: audio)"}
 
 
-def test_frames_writes_exact_frames_and_sheet(tmp_path):
-    video = write_index_video(tmp_path / "v", 40, "vp9")
+@pytest.mark.parametrize("codec", ["h264", "hevc", "vp9", "vp8", "av1", "mpeg4", "mjpeg", "prores"])
+def test_frames_writes_exact_frames_and_sheet(tmp_path, codec):
+    video = write_index_video(tmp_path / "v", 40, codec)
     out = tmp_path / "frames"
     result = runner.invoke(app, ["frames", str(video), "--out", str(out), "--frames", "5", "--size", "32"])
     assert result.exit_code == 0, result.output
@@ -30,7 +45,7 @@ def test_frames_writes_exact_frames_and_sheet(tmp_path):
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"frame_{i:06d}.png" for i in expected] + ["sheet.png"]
     for i in expected:
-        assert read_index(__import__("numpy").asarray(Image.open(out / f"frame_{i:06d}.png"))) == i
+        assert read_index(np.asarray(Image.open(out / f"frame_{i:06d}.png"))) == i
     assert Image.open(out / "sheet.png").size == (5 * 32 + 4 * 2, 32)
 
 
