@@ -10,16 +10,24 @@ from pathlib import Path
 from typing import Iterator
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it; done once, at import, before any thread writes
     os.umask(mask)
     return mask
 
 
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 def publish(temporary: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Give a finished temporary file the usual permissions (mkstemp makes it 0600), then rename it
-    over ``path`` in one step."""
-    os.chmod(temporary, 0o666 & ~_umask())
+    """Give a finished temporary file the usual permissions (mkstemp makes it 0600), flush it to disk,
+    then rename it over ``path`` in one step."""
+    os.chmod(temporary, _FILE_MODE)
+    handle = os.open(temporary, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
     os.replace(temporary, path)
 
 

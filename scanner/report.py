@@ -74,7 +74,7 @@ def write_report(report: Report, dest: str | Path, fmt: str | None = None) -> Pa
     """The newest verdict per file as CSV (one row per file) or JSON (summary plus files).
     ``fmt`` defaults to the destination's extension. Written atomically."""
     dest = Path(dest)
-    if dest.resolve().parent == Path(report.out).resolve():  # the dataset would try to read it as Parquet
+    if dest.resolve().is_relative_to(Path(report.out).resolve()):  # the dataset would read it as Parquet
         raise ValueError(f"write the report outside the verdict dataset {report.out}")
     fmt = (fmt or dest.suffix.lstrip(".") or "csv").lower()
     rows = _export_rows(report.newest)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from kernels.errors import ErrorClass
+from kernels.sampling import SAMPLING_MODES
 from scanner import sink
 from scanner.config import ScanConfig
 from scanner.walk import FileEntry, WalkStats, count_files, resolve_archive, walk_archive
@@ -102,31 +103,27 @@ def _validate(config: ScanConfig) -> tuple[str, str]:
     """Usage checks; returns the model's (sha256, name) from its card."""
     if not Path(config.archive).is_dir():
         raise UsageError(f"archive not found or not a directory: {config.archive}")
-    from training.artifact import MODEL_FILE, ArtifactError, load_card, sha256_file
+    from training.artifact import MODEL_FILE, ArtifactError, verify_model
 
     model = Path(config.model)
     model = model / MODEL_FILE if model.is_dir() else model
     if not model.is_file() or not os.access(model, os.R_OK):
         raise UsageError(f"model not found or unreadable: {config.model}")
-    try:  # the card and the file's sha only: the driver never imports TensorFlow
-        card = load_card(model)
-        digest = sha256_file(model)
+    try:  # every check of the workers' load_model that needs no TensorFlow: the driver never imports it
+        _, card, digest = verify_model(model)
     except (ArtifactError, OSError) as exc:
-        raise UsageError(f"unreadable model {config.model}: {exc}") from None
-    if digest != card["sha256"]:
-        raise UsageError(f"model {config.model}: its sha256 does not match its card; the file was modified "
-                         f"or replaced")
+        raise UsageError(f"refused model {config.model}: {exc}") from None
     if config.batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {config.batch_size}")
-    if config.sampling not in ("uniform", "keyframe"):
-        raise UsageError(f"unknown sampling {config.sampling!r}; expected uniform or keyframe")
+    if config.sampling not in SAMPLING_MODES:
+        raise UsageError(f"unknown sampling {config.sampling!r}; expected one of {', '.join(SAMPLING_MODES)}")
     try:
         Path(config.out).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create out dir {config.out}: {exc.strerror or exc}") from None
     if not os.access(config.out, os.W_OK | os.X_OK):
         raise UsageError(f"out dir is not writable: {config.out}")
-    return str(card["sha256"]), str(card["name"])
+    return digest, str(card["name"])
 
 
 class Progress:
@@ -254,13 +251,14 @@ class _Scan:
         return self.peeked is not None
 
     def _on_result(self, item: WorkItem, result: dict) -> None:
-        self.failures_since_success = 0
         scanned_at = dt.datetime.now(dt.timezone.utc)
         rows = result["rows"]
         for entry, row in zip(item.entries, rows):
             assert row["path"] == entry.path, "worker rows must follow the batch order"
             row.update(archive=str(self.archive), size=entry.size, mtime_ns=entry.mtime_ns, inode=entry.inode,
-                       model_name=self.model_name, model_sha256=self.model_sha256, run_id=self.run_id,
+                       # the model that really produced the row: a restarted worker reloads the file
+                       model_name=result.get("model_name", self.model_name),
+                       model_sha256=result.get("model_sha256", self.model_sha256), run_id=self.run_id,
                        scanned_at=scanned_at)
             self._count(row)
         for stage, seconds in result["stages"].items():
@@ -357,6 +355,7 @@ class _Scan:
                 except ray.exceptions.RayError as exc:  # scan() raised: the actor is still alive
                     self._on_failure(item, exc)
                 else:
+                    self.failures_since_success = 0  # a worker finished a batch (crash rows do not count)
                     self._on_result(item, result)
             self.writer.add([])  # time-based commits while results trickle in
             progress.update(self.counts["done"], self.counts["errors"], total[0])

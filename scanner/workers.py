@@ -164,7 +164,7 @@ class ScanWorker:
             rows.append(row)
         stages = {"probe": reader.times.probe - probe_before,
                   "decode": reader.times.decode - decode_before, "inference": inference_s}
-        return {"rows": rows, "stages": stages,
+        return {"rows": rows, "stages": stages, "model_name": self.model_name, "model_sha256": self.model_sha256,
                 "frames_decoded": reader.times.frames_decoded - decoded_before}
 
 

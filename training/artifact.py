@@ -137,8 +137,9 @@ def load_card(model_path: str | os.PathLike) -> dict:
     return card
 
 
-def load_model(path: str | os.PathLike) -> LoadedModel:
-    """Load ``RUN_DIR`` or ``RUN_DIR/model.keras`` after checking its card; raises ``ArtifactError``."""
+def verify_model(path: str | os.PathLike) -> tuple[Path, dict, str]:
+    """Every check of ``load_model`` that needs no deep-learning library: file type, card, sha256,
+    no Lambda layers. Returns ``(model path, card, sha256)``; raises ``ArtifactError``."""
     path = _resolve(path)
     card = load_card(path)
     digest = sha256_file(path)
@@ -153,6 +154,12 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     if "Lambda" in _layer_classes(config):
         raise ArtifactError(f"{path.name}: the model contains a Lambda layer (arbitrary Python code); "
                             f"models must use built-in layers only")
+    return path, card, digest
+
+
+def load_model(path: str | os.PathLike) -> LoadedModel:
+    """Load ``RUN_DIR`` or ``RUN_DIR/model.keras`` after checking its card; raises ``ArtifactError``."""
+    path, card, digest = verify_model(path)
 
     import keras
 

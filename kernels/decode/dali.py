@@ -90,17 +90,22 @@ class DaliDecoder:
         (host numpy for dali-cpu; a DALI GPU tensor slice for dali-gpu) or None; errors is a list of
         VideoError or None.
         """
-        payloads = []
-        for probe, indices in zip(probes, plans):
-            unique, inverse = split_unique(indices)
-            self.frames_decoded += len(unique)
-            payloads.append((np.fromfile(probe.path, dtype=np.uint8), unique.astype(np.int32),
-                             inverse.astype(np.int32)))
-        results: dict[int, tuple] = {}
+        payloads: list[tuple | None] = []
         errors: dict[int, VideoError] = {}
-        for start in range(0, len(payloads), self.max_batch):
-            self._run_isolating(list(range(start, min(start + self.max_batch, len(payloads)))),
-                                payloads, results, errors)
+        for position, (probe, indices) in enumerate(zip(probes, plans)):
+            unique, inverse = split_unique(indices)
+            try:
+                encoded = np.fromfile(probe.path, dtype=np.uint8)  # (bytes,) the whole file, as DALI wants
+            except OSError as exc:  # gone or unreadable since the probe: this file's error, nobody else's
+                errors[position] = _read_error(probe.path, exc)
+                payloads.append(None)
+                continue
+            self.frames_decoded += len(unique)
+            payloads.append((encoded, unique.astype(np.int32), inverse.astype(np.int32)))
+        results: dict[int, tuple] = {}
+        readable = [i for i, payload in enumerate(payloads) if payload is not None]
+        for start in range(0, len(readable), self.max_batch):
+            self._run_isolating(readable[start:start + self.max_batch], payloads, results, errors)
         frames_out, errors_out = [], []
         for position in range(len(payloads)):
             if position in errors:
@@ -111,6 +116,14 @@ class DaliDecoder:
             frames_out.append(batch[row])
             errors_out.append(None)
         return frames_out, errors_out
+
+
+def _read_error(path: str, exc: OSError) -> VideoError:
+    if isinstance(exc, FileNotFoundError):
+        return VideoError(ErrorClass.NOT_FOUND, f"no such file: {path}")
+    if isinstance(exc, PermissionError):
+        return VideoError(ErrorClass.PERMISSION, f"permission denied: {path}")
+    return VideoError(ErrorClass.DECODE_ERROR, f"cannot read {path}: {exc.strerror or exc}")
 
 
 def _first_line_of_dali_error(exc: BaseException) -> str:

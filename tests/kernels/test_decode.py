@@ -171,3 +171,18 @@ def test_dali_error_is_isolated_and_pipeline_rebuilt(tmp_path, videos):
     frames, errors = decoder.decode_batch([good] * 6, plans + plans[:2])  # two runs of one call
     assert errors == [None] * 6
     assert [shown_indices(f) for f in frames] == [p.tolist() for p in plans + plans[:2]]
+
+
+def test_dali_file_gone_after_probe_is_its_own_error(tmp_path, videos):
+    """A file deleted between probe and decode gets NOT_FOUND; its batch-mates still decode."""
+    from kernels.decode.dali import DaliDecoder
+
+    doomed = tmp_path / "doomed.webm"
+    doomed.write_bytes(open(videos["vp9"], "rb").read())
+    good, gone = probe(videos["vp9"]), probe(doomed)
+    doomed.unlink()
+    plan = np.array([0, 20, 40, 60])
+    frames, errors = DaliDecoder(size=SIZE, gpu=False, max_batch=4).decode_batch([good, gone, good], [plan] * 3)
+    assert errors[0] is None and errors[2] is None
+    assert errors[1].error_class is ErrorClass.NOT_FOUND and frames[1] is None
+    assert shown_indices(frames[0]) == shown_indices(frames[2]) == [0, 20, 40, 60]

@@ -58,7 +58,8 @@ def test_actor_killed_mid_scan(ray_cluster, tiny_model, tmp_path, monkeypatch):
     import ray
 
     root, out = tmp_path / "archive", tmp_path / "out"
-    names = make_videos(root, [f"v{i:02d}.mp4" for i in range(12)])
+    # Enough batches that the killed worker still has work in flight (each worker runs two at once).
+    names = make_videos(root, [f"v{i:02d}.mp4" for i in range(20)])
     monkeypatch.setenv(HOOK_BATCH_DELAY, "0.5")
     killed: list[str] = []
     earlier = set(ray.util.list_named_actors())  # workers of earlier tests may not be gone yet
@@ -84,7 +85,7 @@ def test_actor_killed_mid_scan(ray_cluster, tiny_model, tmp_path, monkeypatch):
     assert summary.worker_failures >= 1
     rows = rows_by_path(out)
     assert sorted(rows) == names and all(len(v) == 1 for v in rows.values())
-    assert summary.ok == 12
+    assert summary.ok == 20
 
 
 @pytest.mark.timeout(300)

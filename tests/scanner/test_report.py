@@ -14,16 +14,18 @@ from tests.scanner.test_sink import row
 
 @pytest.fixture
 def out_dir(tmp_path):
-    sink.prepare_out_dir(tmp_path)
-    writer = sink.PartWriter(tmp_path, "run1")
+    verdicts = tmp_path / "verdicts"  # reports go beside it, never inside
+    verdicts.mkdir()
+    sink.prepare_out_dir(verdicts)
+    writer = sink.PartWriter(verdicts, "run1")
     writer.add([row("a.mp4", minutes=0, status="error"), row("b.mp4", minutes=0),
                 row("c.mp4", minutes=0, p_fake=0.9, verdict="fake"), row("d.mp4", minutes=0, status="error")])
     writer.flush()
-    sink.commit_run(tmp_path, "run1", writer.parts, "a" * 64, "tiny", {}, {}, [])
-    late = sink.PartWriter(tmp_path, "run2")  # a rescan fixed a.mp4; run2 never completed
+    sink.commit_run(verdicts, "run1", writer.parts, "a" * 64, "tiny", {}, {}, [])
+    late = sink.PartWriter(verdicts, "run2")  # a rescan fixed a.mp4; run2 never completed
     late.add([row("a.mp4", minutes=10, p_fake=0.75, verdict="fake")])
     late.flush()
-    return tmp_path
+    return verdicts
 
 
 def test_report_counts_newest_rows(out_dir):
@@ -59,3 +61,6 @@ def test_report_rejects_unknown_format(out_dir, tmp_path):
         write_report(build_report(out_dir), tmp_path / "elsewhere" / "r.xml")
     with pytest.raises(ValueError, match="outside the verdict dataset"):
         write_report(build_report(out_dir), out_dir / "report.csv")
+    with pytest.raises(ValueError, match="outside the verdict dataset"):  # pyarrow reads subfolders too
+        write_report(build_report(out_dir), out_dir / "reports" / "report.csv")
+    assert not (out_dir / "reports").exists()

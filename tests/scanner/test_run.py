@@ -88,15 +88,19 @@ def test_usage_errors(tiny_model, archive, tmp_path):
         run_scan(scan_config(tmp_path / "missing", tiny_model, tmp_path / "out"))
     bad = tmp_path / "bad.keras"
     bad.write_text("not a model")
-    with pytest.raises(UsageError, match="unreadable model"):
+    with pytest.raises(UsageError, match="refused model .*not a Keras 3 archive"):
         run_scan(scan_config(root, bad, tmp_path / "out"))
+    legacy = tmp_path / "legacy.h5"
+    legacy.write_bytes(b"\x89HDF\r\n\x1a\n")
+    with pytest.raises(UsageError, match="legacy HDF5"):  # refused by the driver, before any worker starts
+        run_scan(scan_config(root, legacy, tmp_path / "out"))
     swapped = tmp_path / "swapped"
     swapped.mkdir()
     for name in ("model.keras", "model.json"):
         (swapped / name).write_bytes((tiny_model.parent / name).read_bytes())
     with open(swapped / "model.keras", "ab") as fh:
         fh.write(b"tampered")
-    with pytest.raises(UsageError, match="does not match its card"):
+    with pytest.raises(UsageError, match="does not match"):
         run_scan(scan_config(root, swapped, tmp_path / "out"))
     blocker = tmp_path / "file"
     blocker.write_text("x")
