@@ -7,6 +7,7 @@ raises for a bad file, and returns one ``Clip`` per path, each with its exact fr
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections import defaultdict
 from typing import Sequence
@@ -70,7 +71,7 @@ class StageTimes:
 
 class ClipReader:
     def __init__(self, spec: ClipSpec = ClipSpec(), gpu: bool | None = None, dali_batch: int = 8,
-                 threads: int = 0):
+                 threads: int = 0, probe_cache: int = 0):
         self.spec = spec
         self.gpu = gpu_count() > 0 if gpu is None else gpu
         if spec.decoder == "dali-gpu" and not self.gpu:
@@ -80,6 +81,10 @@ class ClipReader:
         self.times = StageTimes()
         self._pyav = PyAVDecoder(spec.size, threads=threads)
         self._dali: dict[str, object] = {}
+        # Training reads each video many times (epochs, temporal offsets): remember up to this many
+        # probes, keyed by path and stat so a changed file is probed again. The scanner reads once: 0.
+        self.probe_cache = probe_cache
+        self._probes: dict[tuple[str, int, int], Probe] = {}
 
     def _dali_decoder(self, name: str):
         if name not in self._dali:
@@ -88,6 +93,20 @@ class ClipReader:
             self._dali[name] = DaliDecoder(self.spec.size, gpu=name == "dali-gpu", max_batch=self.dali_batch,
                                            threads=max(1, self.threads or 2))
         return self._dali[name]
+
+    def _probe(self, path: str) -> Probe:
+        if not self.probe_cache:
+            return probe(path, self.spec.limits)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return probe(path, self.spec.limits)  # raises the right error class
+        key = (path, st.st_mtime_ns, st.st_size)
+        if key not in self._probes:
+            if len(self._probes) >= self.probe_cache:
+                self._probes.pop(next(iter(self._probes)))  # oldest first
+            self._probes[key] = probe(path, self.spec.limits)
+        return self._probes[key]
 
     def plan(self, probe_result: Probe, offset: int = 0) -> np.ndarray:
         indices = plan_indices(self.spec.sampling, probe_result.frame_count, probe_result.keyframes,
@@ -103,7 +122,7 @@ class ClipReader:
         by_decoder: dict[str, list[int]] = defaultdict(list)
         for i, clip in enumerate(clips):
             try:
-                clip.probe = probe(clip.path, self.spec.limits)
+                clip.probe = self._probe(clip.path)
                 clip.indices = self.plan(clip.probe, offsets[i] if offsets is not None else 0)
                 clip.decoder = choose_decoder(clip.probe, self.spec.decoder, self.gpu)
             except VideoError as exc:

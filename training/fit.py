@@ -258,7 +258,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     # One reader for the whole run: the scanner's pipeline, the card's frames, size and sampling.
     reader = ClipReader(ClipSpec(frames=config.frames, size=config.size, sampling=config.sampling,
-                                 decoder=config.decoder))
+                                 decoder=config.decoder), probe_cache=len(dataset.items))
     source = ClipSource(reader, dataset.root, max_cache_bytes=config.cache_mb << 20)
     train_items = source.readable(part["train"])
     val_items = source.readable(part["val"])

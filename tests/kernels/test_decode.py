@@ -186,3 +186,26 @@ def test_dali_file_gone_after_probe_is_its_own_error(tmp_path, videos):
     assert errors[0] is None and errors[2] is None
     assert errors[1].error_class is ErrorClass.NOT_FOUND and frames[1] is None
     assert shown_indices(frames[0]) == shown_indices(frames[2]) == [0, 20, 40, 60]
+
+
+def test_probe_cache_probes_each_unchanged_file_once(tmp_path, monkeypatch):
+    import os
+
+    import kernels.clips as clips_module
+
+    path = str(write_index_video(tmp_path / "cached", 30, "h264"))
+    calls = []
+    real_probe = clips_module.probe
+    monkeypatch.setattr(clips_module, "probe", lambda p, limits: calls.append(p) or real_probe(p, limits))
+    reader = ClipReader(ClipSpec(frames=4, size=SIZE, decoder="pyav"), gpu=False, probe_cache=8)
+    for offset in (0, 1, 2):
+        (clip,) = reader.read([path], offsets=[offset])
+        assert shown_indices(clip.frames) == clip.indices.tolist()
+    assert calls == [path]
+    os.utime(path, ns=(1, 1))  # a changed file is probed again
+    reader.read([path])
+    assert calls == [path, path]
+    uncached = ClipReader(ClipSpec(frames=4, size=SIZE, decoder="pyav"), gpu=False)
+    uncached.read([path])
+    uncached.read([path])
+    assert len(calls) == 4
