@@ -201,16 +201,22 @@ def run_bench(config: BenchConfig, say: Callable[[str], None] = print) -> dict:
             mode["speedup_vs_baseline"] = rate / baseline_rate if baseline_rate else None
             mode["fraction_of_decode_bound"] = rate / bound_rate if bound_rate else None
 
+        from kernels.errors import VideoError
         from kernels.probe import probe
 
-        facts = [probe(path) for path in files[:50]]
+        facts = []
+        for path in files[:50]:
+            try:
+                facts.append(probe(path))
+            except VideoError:
+                pass  # a bad file is the scanner's error row, not a reason to lose the report
         report = {
             "machine": machine_info(), "versions": library_versions(), "config": config.as_dict(),
             "archive": {"path": str(config.archive) if config.archive else "synthetic", "files": len(files),
                         "bytes": sum(os.path.getsize(p) for p in files),
                         "codecs": sorted({f.codec for f in facts}),
                         "resolutions": sorted({f"{f.width}x{f.height}" for f in facts}),
-                        "mean_frames": sum(f.frame_count for f in facts) / len(facts)},
+                        "mean_frames": sum(f.frame_count for f in facts) / len(facts) if facts else None},
             "modes": modes,
             "peak_rss_mb": round(memory.peak_bytes / 2**20, 1),
             "gpu_memory_mb": None,

@@ -24,11 +24,15 @@ class BoundResult:
 
 
 def decode_every_frame(path: str, threads: int = 0) -> int:
-    with av.open(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.thread_count = threads
-        return sum(1 for _ in container.decode(stream))
+    """Frames decoded; a file FFmpeg cannot read counts 0 (the scanner gives it an error row)."""
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            stream.thread_count = threads
+            return sum(1 for _ in container.decode(stream))
+    except (av.error.FFmpegError, IndexError):
+        return 0
 
 
 def run_decode_bound(paths: Sequence[str], parallel_files: int = 1) -> BoundResult:
