@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import json
 import os
 import stat
 import threading
@@ -65,9 +64,6 @@ class Probe:
                if f.name not in ("frame_pts", "time_base")}
         out["keyframes"] = list(self.keyframes)
         return out
-
-    def to_json(self) -> str:
-        return json.dumps(self.as_dict())
 
 
 _CONTAINER_BY_EXTENSION = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".3gp": "3gp", ".webm": "webm",

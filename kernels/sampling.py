@@ -79,12 +79,17 @@ def plan_indices(mode: str, frame_count: int, keyframes: Sequence[int], frames: 
     raise ValueError(f"unknown sampling mode {mode!r}; expected one of {', '.join(SAMPLING_MODES)}")
 
 
+def keyframe_at_or_before(keys: np.ndarray, index: int) -> int:
+    """The keyframe a decoder must start from to reach ``index``; ``keys`` sorted, starting at 0."""
+    return int(keys[np.searchsorted(keys, index, side="right") - 1]) if len(keys) else 0
+
+
 def decoded_frame_cost(indices: np.ndarray, keyframes: Sequence[int]) -> int:
     """How many frames a forward decoder that may seek to keyframes must decode to reach ``indices``."""
     keys = np.unique(np.asarray([0, *keyframes], dtype=np.int64))
     cost, position = 0, 0  # position: next frame the decoder would produce without seeking
     for index in np.unique(indices):
-        key = keys[np.searchsorted(keys, index, side="right") - 1]
+        key = keyframe_at_or_before(keys, index)
         start = key if key > position else position
         cost += int(index - start + 1)
         position = int(index) + 1

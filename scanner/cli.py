@@ -115,8 +115,10 @@ def train(data: Path = typer.Option(..., "--data", help="Dataset root (folders o
         fail_usage(f"unknown architecture {arch!r}; expected one of {', '.join(architectures())}")
     if not data.is_dir():
         fail_usage(f"dataset not found: {data}")
-    if sampling not in ("uniform", "keyframe"):
-        fail_usage(f"unknown sampling {sampling!r}; expected uniform or keyframe")
+    from kernels.sampling import SAMPLING_MODES
+
+    if sampling not in SAMPLING_MODES:
+        fail_usage(f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLING_MODES)}")
     if epochs < 1 or batch_size < 1 or n_frames < 1 or lr <= 0:
         fail_usage("epochs, batch size and frames must be positive, and the learning rate above 0")
     config = TrainConfig(data=str(data), out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,

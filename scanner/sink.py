@@ -168,10 +168,6 @@ class PartWriter:
         self._buffer: list[dict] = []
         self._last_commit = time.monotonic()
 
-    @property
-    def rows_committed(self) -> int:
-        return sum(p.rows for p in self.parts)
-
     def add(self, rows: Iterable[dict]) -> None:
         self._buffer.extend(rows)
         if (len(self._buffer) >= self.commit_rows

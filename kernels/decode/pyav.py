@@ -14,7 +14,7 @@ from av.video.reformatter import VideoReformatter
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import Probe
 from kernels.resize import RESIZE_INTERPOLATION
-from kernels.sampling import decoded_frame_cost, split_unique
+from kernels.sampling import decoded_frame_cost, keyframe_at_or_before, split_unique
 
 
 # Program and transport streams seek by byte offset and report shifted timestamps after a seek.
@@ -81,7 +81,7 @@ class PyAVDecoder:
             position = 0  # index of the next frame a sequential decode would produce
             while filled < len(wanted):
                 target = int(wanted[filled])
-                key = int(keys[np.searchsorted(keys, target, side="right") - 1]) if len(keys) else 0
+                key = keyframe_at_or_before(keys, target)
                 if can_seek and key > position:
                     container.seek(int(frame_pts[key]), stream=stream, backward=True, any_frame=False)
                     position = -1  # unknown until the first frame's timestamp places it
@@ -115,7 +115,7 @@ class PyAVDecoder:
                 filled += 1
             if filled == len(wanted):
                 return filled, position
-            next_key = int(keys[np.searchsorted(keys, wanted[filled], side="right") - 1]) if len(keys) else 0
+            next_key = keyframe_at_or_before(keys, int(wanted[filled]))
             if can_seek and next_key > position:
                 return filled, position  # a seek to next_key skips frames we do not need
         raise VideoError(ErrorClass.DECODE_ERROR,
