@@ -71,8 +71,9 @@ class StageTimes:
 
 class ClipReader:
     def __init__(self, spec: ClipSpec = ClipSpec(), gpu: bool | None = None, dali_batch: int = 8,
-                 threads: int = 0, probe_cache: int = 0):
+                 threads: int = 0, probe_cache: int = 0, dali_feed: str = "gops"):
         self.spec = spec
+        self.dali_feed = dali_feed  # "gops": DALI gets only the GOPs a plan needs; "file": whole files
         self.gpu = gpu_count() > 0 if gpu is None else gpu
         if spec.decoder == "dali-gpu" and not self.gpu:
             raise ValueError("decoder dali-gpu needs an NVIDIA GPU, and none is visible")
@@ -91,7 +92,7 @@ class ClipReader:
             from kernels.decode.dali import DaliDecoder
 
             self._dali[name] = DaliDecoder(self.spec.size, gpu=name == "dali-gpu", max_batch=self.dali_batch,
-                                           threads=max(1, self.threads or 2))
+                                           threads=max(1, self.threads or 2), feed=self.dali_feed)
         return self._dali[name]
 
     def _probe(self, path: str) -> Probe:

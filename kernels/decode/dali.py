@@ -3,18 +3,23 @@
 One graph serves both backends: ``mixed`` decodes with NVDEC and resizes on the GPU (``dali-gpu``);
 ``device_id=None`` runs the CPU decoder, which reads only VP8, VP9 and MJPEG (``dali-cpu``).
 
-Each distinct frame is decoded once; ``fn.sequence_rearrange`` repeats frames afterwards, because
-repeated indices made DALI's decoder about 8x slower. An operator error invalidates the whole
+DALI 2.4's decoder never seeks in memory input: it decodes every frame from 0 up to the last one
+requested (see ``kernels.decode.gops``). So by default each file is first cut, without decoding, to
+the GOPs its plan needs (``feed="gops"``), and DALI decodes only those; ``feed="file"`` hands DALI
+the whole file as it is. Each distinct frame is decoded once; ``fn.sequence_rearrange`` repeats
+frames afterwards, because repeated indices restart DALI's decoder from frame 0. An operator error invalidates the whole
 pipeline, so after an error the pipeline is rebuilt and the batch is split until the failing file
 is isolated; its batch-mates still get their frames.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
 
+from kernels.decode.gops import CutUnsupported, cut_to_gops
 from kernels.dlpack import copy_on_device, to_framework_tensor
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import Probe
@@ -22,17 +27,29 @@ from kernels.resize import dali_resize
 from kernels.sampling import split_unique
 
 
+DALI_FEEDS: tuple[str, ...] = ("gops", "file")
+
+
 class DaliDecoder:
-    def __init__(self, size: int, gpu: bool, max_batch: int = 8, threads: int = 2, device_id: int = 0):
+    def __init__(self, size: int, gpu: bool, max_batch: int = 8, threads: int = 2, device_id: int = 0,
+                 feed: str = "gops"):
+        if feed not in DALI_FEEDS:
+            raise ValueError(f"unknown DALI feed {feed!r}; expected one of {', '.join(DALI_FEEDS)}")
+        self.feed = feed
         self.size = size
         self.gpu = gpu
         self.name = "dali-gpu" if gpu else "dali-cpu"
         self.max_batch = max_batch
         self.threads = threads
         self.device_id = device_id
-        self.frames_decoded = 0  # distinct frames requested from the decoder (counter for benchmarks)
+        # Counters for benchmarks. DALI decodes every frame of its input up to the last one requested,
+        # so that is what frames_decoded counts, as the PyAV decoder counts every frame it produced.
+        self.frames_decoded = 0
+        self.files_cut = 0  # files fed as their needed GOPs
+        self.files_whole = 0  # files fed whole (feed="file", or a stream that cannot be cut)
         self.pipeline_builds = 0
         self._pipeline = None
+        self._cutters: ThreadPoolExecutor | None = None
 
     def _build(self):
         from nvidia.dali import fn, pipeline_def, types
@@ -83,6 +100,43 @@ class DaliDecoder:
         for row, position in enumerate(positions):
             results[position] = (batch, row)
 
+    def _encoded(self, probe: Probe, unique: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+        """The bytes DALI decodes, the frame indices to ask it for, and whether the file was cut:
+        (bytes,) uint8, (U,) int, bool. Runs in the cutting threads."""
+        if self.feed == "gops":
+            try:
+                cut = cut_to_gops(probe, unique)
+            except CutUnsupported:
+                pass
+            else:
+                return cut.data, cut.frames, True
+        return np.fromfile(probe.path, dtype=np.uint8), unique, False  # (bytes,) the whole file
+
+    def _payloads(self, probes: Sequence[Probe], plans: Sequence[np.ndarray], errors: dict) -> list:
+        """Per file, (bytes, frames, order) for the graph, or None with its error in ``errors``."""
+        splits = [split_unique(indices) for indices in plans]
+
+        def prepare(position: int):
+            try:
+                return self._encoded(probes[position], splits[position][0])
+            except OSError as exc:  # gone or unreadable since the probe: this file's error, nobody else's
+                return _read_error(probes[position].path, exc)
+
+        if self._cutters is None:  # demuxing and muxing release the GIL: cut files side by side
+            self._cutters = ThreadPoolExecutor(max(1, self.threads), thread_name_prefix="dali-cut")
+        payloads: list[tuple | None] = []
+        for position, prepared in enumerate(self._cutters.map(prepare, range(len(probes)))):
+            if isinstance(prepared, VideoError):
+                errors[position] = prepared
+                payloads.append(None)
+                continue
+            encoded, frames, was_cut = prepared
+            self.files_cut += int(was_cut)
+            self.files_whole += int(not was_cut)
+            self.frames_decoded += int(frames.max()) + 1
+            payloads.append((encoded, frames.astype(np.int32), splits[position][1].astype(np.int32)))
+        return payloads
+
     def decode_batch(self, probes: Sequence[Probe], plans: Sequence[np.ndarray]):
         """Decode several files at once.
 
@@ -90,18 +144,8 @@ class DaliDecoder:
         (host numpy for dali-cpu; a DALI GPU tensor slice for dali-gpu) or None; errors is a list of
         VideoError or None.
         """
-        payloads: list[tuple | None] = []
         errors: dict[int, VideoError] = {}
-        for position, (probe, indices) in enumerate(zip(probes, plans)):
-            unique, inverse = split_unique(indices)
-            try:
-                encoded = np.fromfile(probe.path, dtype=np.uint8)  # (bytes,) the whole file, as DALI wants
-            except OSError as exc:  # gone or unreadable since the probe: this file's error, nobody else's
-                errors[position] = _read_error(probe.path, exc)
-                payloads.append(None)
-                continue
-            self.frames_decoded += len(unique)
-            payloads.append((encoded, unique.astype(np.int32), inverse.astype(np.int32)))
+        payloads = self._payloads(probes, plans, errors)
         results: dict[int, tuple] = {}
         readable = [i for i, payload in enumerate(payloads) if payload is not None]
         for start in range(0, len(readable), self.max_batch):

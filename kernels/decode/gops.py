@@ -1,0 +1,175 @@
+"""Cut a video down to the GOPs a sampling plan needs, in memory, before DALI sees it.
+
+DALI 2.4's ``fn.decoders.video`` builds no frame index for in-memory input, so it never seeks: to
+return frame i it decodes every frame from 0 to i, and each backward or repeated index reopens the
+input and starts again at frame 0. Frames 250..269 of a 300-frame clip therefore cost 270 decoded
+frames, as many as 20 uniform ones. Measured with DALI's CPU decoder on 720p VP9 (keyint 250):
+frames 0..19 take 234 ms a video, frames 250..269 974 ms, uniform 953 ms, the last frame alone 774 ms.
+
+So the packets are copied, never decoded, into a small container that holds only the runs the plan
+needs: each run starts at the keyframe at or before a wanted frame and stops at the last packet whose
+frame the plan wants. The decoder's work then equals that of a decoder that seeks. Timestamps are
+rewritten so the runs follow one another, and each wanted frame gets its index in the cut stream.
+
+Anything this cannot cut safely (no timestamps, duplicate timestamps, a stream that does not start on
+a keyframe, a muxer that refuses the codec) raises ``CutUnsupported``, and the caller feeds the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import av
+import numpy as np
+
+from kernels.probe import Probe
+
+# Muxers whose output DALI reads: MP4 keeps nb_frames in its header (DALI then need not count), and
+# Matroska takes every codec the others refuse.
+_MP4_CODECS = frozenset({"h264", "hevc", "vp9", "mpeg4"})
+
+
+class CutUnsupported(Exception):
+    """This stream cannot be cut safely; decode the whole file instead."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GopCut:
+    data: np.ndarray  # (bytes,) uint8: a container holding only the needed packets
+    frames: np.ndarray  # (U,) int32: each wanted frame's index in the cut stream, ascending
+    frames_in_stream: int  # frames the cut stream holds
+    runs: int  # decodable runs, each starting at a keyframe
+
+
+@dataclasses.dataclass
+class _Packets:
+    packets: list  # av.Packet, decode order
+    pts: np.ndarray  # (P,) int64, presentation timestamps in the stream's time base
+    dts: np.ndarray  # (P,) int64, decode timestamps (pts where the container gives none)
+    keys: np.ndarray  # (K,) int64, positions of keyframe packets, ascending
+    stream: object
+
+
+def _read_packets(container, last_wanted_pts: int) -> _Packets:
+    """Demux (never decode) until two keyframes past the last wanted frame: one ends its GOP, the
+    next ends any open-GOP leading pictures that still display before it."""
+    stream = container.streams.video[0]
+    packets, pts, dts, keys = [], [], [], []
+    keys_past_end = 0
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            continue
+        if packet.pts is None:
+            raise CutUnsupported("a packet has no presentation timestamp")
+        if packet.is_keyframe:
+            if packet.pts > last_wanted_pts:
+                keys_past_end += 1
+                if keys_past_end == 2:
+                    break
+            keys.append(len(packets))
+        packets.append(packet)
+        pts.append(int(packet.pts))
+        dts.append(int(packet.dts if packet.dts is not None else packet.pts))
+    if not keys or keys[0] != 0:
+        raise CutUnsupported("the stream does not start with a keyframe")
+    pts_array = np.asarray(pts, dtype=np.int64)
+    if np.unique(pts_array).size != pts_array.size:
+        raise CutUnsupported("two packets share a presentation timestamp")
+    return _Packets(packets, pts_array, np.asarray(dts, dtype=np.int64), np.asarray(keys, dtype=np.int64), stream)
+
+
+def _run_for(read: _Packets, wanted_pts: int, codec: str) -> np.ndarray:
+    """Packet positions, ascending, of a decodable run that displays ``wanted_pts``.  # (R,) int64"""
+    position = int(np.flatnonzero(read.pts == wanted_pts)[0])
+    gop = int(np.searchsorted(read.keys, position, side="right")) - 1
+    if read.pts[read.keys[gop]] > wanted_pts and gop > 0:
+        gop -= 1  # the wanted frame leads its GOP (displays before its keyframe): start one GOP earlier
+    while True:
+        first = int(read.keys[gop])
+        tail = np.arange(len(read.pts)) >= first
+        last = int(np.flatnonzero(tail & (read.pts <= wanted_pts)).max())
+        run = np.arange(first, last + 1)
+        leading = read.pts[run] < read.pts[first]  # open-GOP pictures that display before the keyframe
+        if not leading.any() or gop == 0:
+            return run
+        if codec == "hevc":
+            # HEVC guarantees nothing after a CRA keyframe references its leading pictures (RASL and
+            # RADL), and decoders drop RASL pictures when a stream starts at a CRA: leave them out.
+            return run[~leading]
+        gop -= 1  # elsewhere (H.264 recovery points) start one GOP earlier, where they decode
+
+
+def _merge(runs: list[np.ndarray]) -> list[np.ndarray]:
+    """Join runs that touch or overlap; each result still starts at a keyframe."""
+    merged: list[np.ndarray] = []
+    for run in sorted(runs, key=lambda r: (int(r[0]), int(r[-1]))):
+        if merged and run[0] <= merged[-1][-1] + 1:
+            merged[-1] = np.union1d(merged[-1], run)
+        else:
+            merged.append(run)
+    return merged
+
+
+def _mux(read: _Packets, runs: list[np.ndarray], step: int, codec: str) -> tuple[bytes, np.ndarray]:
+    """Write the runs back to back; returns the bytes and the new pts of every packet written, in the
+    written stream's time base (the muxer may choose a coarser one than the source's)."""
+    buffer = io.BytesIO()
+    format_name = "mp4" if codec in _MP4_CODECS else "matroska"
+    new_pts: list[int] = []
+    try:
+        with av.open(buffer, mode="w", format=format_name) as out:
+            stream = out.add_stream_from_template(read.stream)
+            offset = 0
+            for run in runs:
+                base = int(min(read.pts[run].min(), read.dts[run].min()))
+                for position in run.tolist():
+                    packet = read.packets[position]
+                    packet.pts = offset + int(read.pts[position]) - base
+                    packet.dts = offset + int(read.dts[position]) - base
+                    packet.stream = stream
+                    new_pts.append(packet.pts)
+                    out.mux(packet)
+                offset += int(max(read.pts[run].max(), read.dts[run].max())) - base + step
+            written_time_base = stream.time_base
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise CutUnsupported(f"{format_name} muxer refused the packets: {exc}") from None
+    scale = read.stream.time_base / written_time_base
+    written_pts = [round(pts * scale) for pts in new_pts]
+    return buffer.getvalue(), np.asarray(written_pts, dtype=np.int64)
+
+
+def cut_to_gops(probe: Probe, wanted: np.ndarray) -> GopCut:
+    """The packets that ``wanted`` (distinct presentation-order indices, ascending) need, remuxed."""
+    if probe.frame_pts is None:
+        raise CutUnsupported("the probe kept no frame timestamps")
+    wanted = np.asarray(wanted, dtype=np.int64)  # (U,)
+    wanted_pts = probe.frame_pts[wanted]  # (U,) int64
+    try:
+        container = av.open(probe.path)
+    except av.error.FFmpegError as exc:
+        if isinstance(exc, OSError):  # gone or unreadable: the caller's error row, not a fallback
+            raise
+        raise CutUnsupported(f"cannot open: {exc}") from None
+    with container:
+        try:
+            read = _read_packets(container, int(wanted_pts.max()))
+        except av.error.FFmpegError as exc:
+            raise CutUnsupported(f"cannot demux: {exc}") from None
+        missing = np.setdiff1d(wanted_pts, read.pts)
+        if missing.size:
+            raise CutUnsupported(f"{missing.size} wanted frames have no packet")
+        runs = _merge([_run_for(read, int(p), probe.codec) for p in wanted_pts])
+        diffs = np.diff(np.sort(read.pts))
+        step = int(diffs[diffs > 0].min()) if (diffs > 0).any() else 1
+        data, new_pts = _mux(read, runs, step, probe.codec)
+    # Where each wanted frame landed: its packet's new pts, ranked among all new pts.
+    positions = [int(np.flatnonzero(read.pts == p)[0]) for p in wanted_pts]
+    written = np.concatenate(runs)  # (P',) source positions, in the order written
+    order_in_cut = np.argsort(np.argsort(new_pts, kind="stable"), kind="stable")  # rank of each written packet
+    rank_of_position = dict(zip(written.tolist(), order_in_cut.tolist()))
+    frames = np.asarray([rank_of_position[p] for p in positions], dtype=np.int32)
+    if np.unique(new_pts).size != new_pts.size:
+        raise CutUnsupported("the written time base merges the timestamps of two frames")
+    return GopCut(data=np.frombuffer(data, dtype=np.uint8), frames=frames, frames_in_stream=int(written.size),
+                  runs=len(runs))
