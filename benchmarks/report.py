@@ -74,6 +74,13 @@ def to_markdown(report: dict) -> str:
         if not stages:
             continue  # the baseline and the bound are not staged
         lines.append(f"| {name} | " + " | ".join(f"{stages.get(s, 0.0):.2f}" for s in STAGES) + " |")
+    if report.get("agreement"):
+        lines += ["", "DALI fed the cut GOPs against DALI fed the whole file (grey levels):", "",
+                  "| archive, sampling | max difference, same indices | mean difference, one frame later |",
+                  "|---|---|---|"]
+        for name, check in report["agreement"].items():
+            lines.append(f"| {name} | {check.get('max_abs_diff_same_indices', check.get('error'))} | "
+                         f"{check.get('mean_abs_diff_one_frame_later', '')} |")
     lines += ["", f"Peak RSS: {report.get('peak_rss_mb')} MB. GPU memory: {report.get('gpu_memory_mb')} MB.", ""]
     return "\n".join(lines)
 

@@ -21,7 +21,6 @@ from pathlib import Path
 # Test hooks, read from the driver's environment and handed to the actor (see hooks_from_env).
 HOOK_CRASH_ON = "DFSCAN_TEST_CRASH_ON"  # crash (SIGSEGV) on a path containing this substring
 HOOK_BATCH_DELAY = "DFSCAN_TEST_BATCH_DELAY_S"  # sleep this long per batch: slows a scan down to kill it
-CONCURRENT_BATCHES = 2  # per actor: decoding one batch overlaps inference on the other
 
 _CUDA_ERROR_MARKERS = ("cuda_error", "cudaerror", "cuda error", "cudnn_status", "nvdec", "cublas_status",
                        "illegal memory access", "cuda runtime")
@@ -83,8 +82,9 @@ class ScanWorker:
         self.threshold = float(loaded.threshold if threshold is None else threshold)
         self.fake_index = list(loaded.class_names).index("fake") if "fake" in loaded.class_names else 1
         self.spec = ClipSpec(frames=loaded.frames, size=loaded.size, sampling=sampling, decoder=decoder)
-        # Two batches run at once (max_concurrency=CONCURRENT_BATCHES): one decodes while the other
-        # infers. Each thread owns its reader (and so its DALI pipelines); inference takes turns.
+        # Several batches run at once (max_concurrency=batches_in_flight_per_worker): one decodes while
+        # another infers. Each thread owns its reader, and so its DALI pipelines, whose per-frame waits
+        # on their own CUDA stream then overlap; inference takes turns.
         self._make_reader = lambda: ClipReader(self.spec, gpu=real_gpu)
         self._thread_state = threading.local()
         self._predict_lock = threading.Lock()
@@ -213,6 +213,7 @@ def start_actor(plan: WorkerPlan, name: str, config, archive: Path, hooks: dict[
 
     return ray.remote(ScanWorker).options(
         name=name, num_gpus=plan.num_gpus, num_cpus=plan.num_cpus,
-        max_restarts=config.max_actor_restarts, max_task_retries=0, max_concurrency=CONCURRENT_BATCHES,
+        max_restarts=config.max_actor_restarts, max_task_retries=0,
+        max_concurrency=config.batches_in_flight_per_worker,
     ).remote(str(Path(config.model).resolve()), str(archive), config.batch_size, config.sampling, config.decoder,
              config.threshold, hooks)

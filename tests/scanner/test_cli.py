@@ -22,10 +22,12 @@ def test_run_json_summary_then_report(tmp_path, tiny_model):
     (archive / "broken.mp4").write_bytes(b"\x00" * 100)
     out = tmp_path / "verdicts"
     result = runner.invoke(app, ["run", str(archive), "--model", str(tiny_model), "--out", str(out), "--gpus", "0",
-                                 "--workers", "1", "--batch-size", "2", "--json"])
+                                 "--workers", "1", "--batch-size", "2", "--in-flight", "3", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(summary) == SUMMARY_KEYS
+    (manifest,) = (out / "_runs").glob("*.json")
+    assert json.loads(manifest.read_text())["config"]["batches_in_flight_per_worker"] == 3
     assert (summary["files_seen"], summary["scanned"], summary["ok"], summary["errors"]) == (4, 4, 3, 1)
     assert summary["errors_by_class"] == {"CONTAINER_INVALID": 1}
     assert set(summary["stage_seconds"]) == {"probe", "decode", "inference", "write"}
@@ -49,6 +51,7 @@ def test_run_json_summary_then_report(tmp_path, tiny_model):
     (["run", "{archive}", "--model", "{model}", "--out", "{out}", "--decoder", "nvdec"], "unknown decoder"),
     (["run", "{archive}", "--model", "{model}", "--out", "{out}", "--threshold", "1.5"], "threshold"),
     (["run", "{archive}", "--model", "{model}", "--out", "{out}", "--sampling", "random"], "unknown sampling"),
+    (["run", "{archive}", "--model", "{model}", "--out", "{out}", "--in-flight", "0"], "--in-flight between 1 and 16"),
     (["report", "{missing}"], "no verdicts"),
 ])
 def test_bad_usage_is_one_line_and_exit_2(tmp_path, tiny_model, args, message):
