@@ -75,6 +75,22 @@ def test_hevc_open_gop_leading_pictures_are_left_out(videos):
     assert len(shown) < 24  # not decoded from frame 0
 
 
+@pytest.mark.parametrize("container", ["mkv", "ts", "mov", "flv"])
+def test_h264_cut_from_other_containers(videos, tmp_path, container):
+    """Matroska gives no dts, MPEG-TS carries Annex B without extradata: the cut still decodes."""
+    remuxed = tmp_path / f"remuxed.{container}"
+    with av.open(videos["h264"]) as source, av.open(str(remuxed), mode="w") as target:
+        stream = target.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                target.mux(packet)
+    cut = cut_to_gops(probe(remuxed), np.array([30, 31, 45]))
+    shown = decoded_indices(cut)
+    assert [shown[i] for i in cut.frames] == [30, 31, 45]
+    assert cut.runs == 2
+
+
 def test_variable_frame_rate_cut(tmp_path):
     pts = [0, 1, 2, 5, 6, 20, 21, 22, 40, 41, 42, 43, 60, 61, 62, 63, 64, 65, 66, 67]
     path = write_index_video(tmp_path / "vfr", len(pts), "vp9", pts=pts, time_base=Fraction(1, 50))
