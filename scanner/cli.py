@@ -162,6 +162,8 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
         batch_size: int = typer.Option(8, "--batch-size"),
         in_flight: int = typer.Option(2, "--in-flight", help="Batches each worker runs at once, each with its "
                                                              "own decode pipeline (more feed more NVDEC engines)."),
+        batch_timeout: float = typer.Option(1800.0, "--batch-timeout", help="Seconds before a batch counts as "
+                                            "hung: its worker is restarted and the batch retried, then isolated."),
         sampling: str = typer.Option("uniform", "--sampling", help="uniform | keyframe"),
         decoder: str = typer.Option("auto", "--decoder", help="auto | pyav | dali-cpu | dali-gpu"),
         threshold: Optional[float] = typer.Option(None, "--threshold", help="Default: the model card's."),
@@ -185,13 +187,15 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
         fail_usage("--gpus must be 0 or more and --workers 1 or more")
     if batch_size < 1 or not 1 <= in_flight <= 16:
         fail_usage("--batch-size must be 1 or more and --in-flight between 1 and 16")
+    if not batch_timeout > 0:
+        fail_usage(f"--batch-timeout must be a positive number of seconds, got {batch_timeout}")
     chosen = DEFAULT_EXTENSIONS
     if extensions is not None:
         chosen = tuple(e.strip().lstrip(".").lower() for e in extensions.split(",") if e.strip())
         if not chosen:
             fail_usage("--extensions names no extension")
     config = ScanConfig(archive=archive, model=model, out=out, gpus=gpus, workers=workers, batch_size=batch_size,
-                        batches_in_flight_per_worker=in_flight, sampling=sampling, decoder=decoder, threshold=threshold, address=address, full=full,
+                        batches_in_flight_per_worker=in_flight, batch_timeout_s=batch_timeout, sampling=sampling, decoder=decoder, threshold=threshold, address=address, full=full,
                         retry_errors=retry_errors, extensions=chosen, follow_links=follow_links,
                         json_output=as_json, progress=sys.stderr.isatty() and not as_json)
     try:

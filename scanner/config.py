@@ -35,6 +35,9 @@ class ScanConfig:
     json_output: bool = False
     max_actor_restarts: int = 3
     batches_in_flight_per_worker: int = 2
+    # A batch that has not come back after this long is taken as hung: its worker is killed (Ray
+    # restarts it) and the batch is retried like a crash, so one stuck decode cannot stall a night.
+    batch_timeout_s: float = 1800.0
     commit_rows: int = 1024  # rows buffered before a part is committed (a killed driver loses at most these)
     commit_seconds: float = 30.0  # ... or this long since the last commit, whichever comes first
     progress: bool = True  # the rich progress bar on stderr

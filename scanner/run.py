@@ -17,6 +17,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -73,6 +74,7 @@ class WorkItem:
     entries: list[FileEntry]
     crashes: int = 0  # failures while running alone on an actor: attributable to this item
     isolated: bool = False  # after any failure an item runs alone, so its next failure is its own
+    timed_out: bool = False  # its last run was killed for taking longer than batch_timeout_s
     last_error: str = ""
 
 
@@ -161,6 +163,7 @@ class _Scan:
         self.hooks = hooks_from_env()
         self.actors: dict[int, object] = {}  # slot -> handle
         self.inflight: dict[object, tuple[int, WorkItem]] = {}  # ObjectRef -> (slot, item)
+        self.deadlines: dict[object, float] = {}  # ObjectRef -> when its batch counts as hung
         self.pings: dict[object, int] = {}  # readiness ObjectRef -> slot
         self.ping_due: dict[int, float] = {}  # slot -> when to probe again an actor Ray is restarting
         self.ready: set[int] = set()
@@ -238,7 +241,10 @@ class _Scan:
                     if item is None:
                         break
                 handle = self.actors[slot]
-                self.inflight[handle.scan.remote([e.path for e in item.entries])] = (slot, item)
+                ref = handle.scan.remote([e.path for e in item.entries])
+                item.timed_out = False
+                self.inflight[ref] = (slot, item)
+                self.deadlines[ref] = time.monotonic() + self.config.batch_timeout_s
 
     def _take_fresh(self, fresh: Iterator[WorkItem]) -> WorkItem | None:
         item, self.peeked = self.peeked, None
@@ -296,10 +302,36 @@ class _Scan:
         else:
             self.retry.append(item)
 
+    def _kill_overdue(self) -> None:
+        """Kill the worker of any batch past its deadline; Ray restarts it, and the batch comes back
+        as an actor failure, so a hung file is retried and isolated like one that crashes."""
+        import ray
+
+        now = time.monotonic()
+        for ref, deadline in list(self.deadlines.items()):
+            if now < deadline or ref not in self.deadlines:
+                continue
+            slot, item = self.inflight[ref]
+            item.timed_out = True
+            for other, (other_slot, _) in self.inflight.items():  # they die with the worker
+                if other_slot == slot:
+                    self.deadlines.pop(other, None)
+            print(f"dfscan: a batch on worker {slot} ran past {self.config.batch_timeout_s:.0f} s; "
+                  f"restarting that worker", file=sys.stderr, flush=True)
+            ray.kill(self.actors[slot], no_restart=False)
+            self._mark_recovering(slot)
+
     def _crash_row(self, item: WorkItem) -> None:
         entry = item.entries[0]
-        row = {"path": entry.path, "status": "error", "error_class": ErrorClass.DECODER_CRASH.value,
-               "error_message": f"the file killed its worker {item.crashes} times: {item.last_error}"[:500],
+        if item.timed_out:
+            error_class = ErrorClass.TIMEOUT
+            message = (f"scanning the file took longer than {self.config.batch_timeout_s:.0f} s, "
+                       f"{item.crashes} times")
+        else:
+            error_class = ErrorClass.DECODER_CRASH
+            message = f"the file killed its worker {item.crashes} times: {item.last_error}"
+        row = {"path": entry.path, "status": "error", "error_class": error_class.value,
+               "error_message": message[:500],
                "threshold": None, "sampling": self.config.sampling, "worker": "driver"}
         self._on_result(item, {"rows": [row], "stages": {}})
 
@@ -347,6 +379,7 @@ class _Scan:
                         self._on_ping(slot, exc)
                     continue
                 slot, item = self.inflight.pop(ref)
+                self.deadlines.pop(ref, None)
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:  # the actor died (Ray may restart it)
@@ -357,6 +390,7 @@ class _Scan:
                 else:
                     self.failures_since_success = 0  # a worker finished a batch (crash rows do not count)
                     self._on_result(item, result)
+            self._kill_overdue()
             self.writer.add([])  # time-based commits while results trickle in
             progress.update(self.counts["done"], self.counts["errors"], total[0])
 

@@ -21,6 +21,7 @@ from pathlib import Path
 # Test hooks, read from the driver's environment and handed to the actor (see hooks_from_env).
 HOOK_CRASH_ON = "DFSCAN_TEST_CRASH_ON"  # crash (SIGSEGV) on a path containing this substring
 HOOK_BATCH_DELAY = "DFSCAN_TEST_BATCH_DELAY_S"  # sleep this long per batch: slows a scan down to kill it
+HOOK_HANG_ON = "DFSCAN_TEST_HANG_ON"  # never return from a batch with a path containing this substring
 
 _CUDA_ERROR_MARKERS = ("cuda_error", "cudaerror", "cuda error", "cudnn_status", "nvdec", "cublas_status",
                        "illegal memory access", "cuda runtime")
@@ -28,7 +29,7 @@ _CUDA_ERROR_MARKERS = ("cuda_error", "cudaerror", "cuda error", "cudnn_status", 
 
 def hooks_from_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     environ = os.environ if environ is None else environ
-    return {k: v for k, v in environ.items() if k in (HOOK_CRASH_ON, HOOK_BATCH_DELAY) and v}
+    return {k: v for k, v in environ.items() if k in (HOOK_CRASH_ON, HOOK_BATCH_DELAY, HOOK_HANG_ON) and v}
 
 
 def is_cuda_error(exc: BaseException) -> bool:
@@ -102,6 +103,9 @@ class ScanWorker:
         delay = float(self.hooks.get(HOOK_BATCH_DELAY, 0) or 0)
         if delay:
             time.sleep(delay)
+        hang = self.hooks.get(HOOK_HANG_ON)
+        if hang and any(hang in p for p in paths):
+            threading.Event().wait()  # what a decoder stuck in a read looks like to the driver
         needle = self.hooks.get(HOOK_CRASH_ON)
         if needle and any(needle in p for p in paths):
             sys.stderr.flush()

@@ -52,6 +52,7 @@ def test_run_json_summary_then_report(tmp_path, tiny_model):
     (["run", "{archive}", "--model", "{model}", "--out", "{out}", "--threshold", "1.5"], "threshold"),
     (["run", "{archive}", "--model", "{model}", "--out", "{out}", "--sampling", "random"], "unknown sampling"),
     (["run", "{archive}", "--model", "{model}", "--out", "{out}", "--in-flight", "0"], "--in-flight between 1 and 16"),
+    (["run", "{archive}", "--model", "{model}", "--out", "{out}", "--batch-timeout", "0"], "--batch-timeout must be"),
     (["report", "{missing}"], "no verdicts"),
 ])
 def test_bad_usage_is_one_line_and_exit_2(tmp_path, tiny_model, args, message):

@@ -13,7 +13,7 @@ import pytest
 
 from scanner import sink
 from scanner.run import run_scan
-from scanner.workers import HOOK_BATCH_DELAY, HOOK_CRASH_ON
+from scanner.workers import HOOK_BATCH_DELAY, HOOK_CRASH_ON, HOOK_HANG_ON
 from tests.scanner.conftest import REPO, child_env, config_json, make_videos, rows_by_path, scan_config
 
 
@@ -103,3 +103,23 @@ def test_file_that_always_crashes_its_worker(ray_cluster, tiny_model, tmp_path, 
     assert summary.errors_by_class == {"DECODER_CRASH": 1} and summary.ok == 5
     # Batch {v4, poison} failed, failed alone, was bisected; poison then failed alone twice.
     assert summary.worker_failures >= 4
+
+
+@pytest.mark.timeout(300)
+def test_file_that_hangs_its_worker_gets_timeout(ray_cluster, tiny_model, tmp_path, monkeypatch):
+    """A decode that never returns: the driver kills the worker after batch_timeout_s, Ray restarts
+    it, and the file is isolated like a crashing one, ending as one TIMEOUT row."""
+    root, out = tmp_path / "archive", tmp_path / "out"
+    names = make_videos(root, ["a.mp4", "b_stuck.mp4", "c.mp4"])
+    monkeypatch.setenv(HOOK_HANG_ON, "stuck")
+    summary = run_scan(scan_config(root, tiny_model, out, batch_size=1, workers=2, batch_timeout_s=2.0,
+                                   max_actor_restarts=4))
+    rows = rows_by_path(out)
+    assert sorted(rows) == names and all(len(v) == 1 for v in rows.values())
+    (stuck,) = rows["b_stuck.mp4"]
+    assert (stuck["status"], stuck["error_class"]) == ("error", "TIMEOUT")
+    assert "longer than 2 s, 2 times" in stuck["error_message"]
+    assert rows["a.mp4"][0]["status"] == rows["c.mp4"][0]["status"] == "ok"
+    assert summary.errors_by_class == {"TIMEOUT": 1} and summary.ok == 2
+    # Alone from the start (batch size 1): killed once, then twice more while isolated.
+    assert summary.worker_failures >= 3
