@@ -17,6 +17,9 @@ class ErrorClass(str, enum.Enum):
     UNSUPPORTED_CODEC = "UNSUPPORTED_CODEC"
     # Set by the scanner when one file keeps killing the worker that decodes it.
     DECODER_CRASH = "DECODER_CRASH"
+    # Set by the web app when a model file it offers is refused (not .keras, tampered, Lambda layers).
+    # The scanner refuses such a model before it starts, so its rows never carry this class.
+    MODEL_REFUSED = "MODEL_REFUSED"
 
 
 class VideoError(Exception):

@@ -21,7 +21,7 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from kernels.clips import Clip, ClipReader, ClipSpec
-from kernels.errors import VideoError
+from kernels.errors import ErrorClass, VideoError
 from kernels.probe import ProbeLimits
 from scanner.webapp.models import ModelEntry
 from scanner.webapp.settings import VIDEO_TYPES, format_bytes
@@ -54,7 +54,7 @@ class ModelResult:
     p_fake: float | None = None
     verdict: str | None = None  # "real" | "fake"
     threshold: float | None = None
-    error_class: str | None = None  # an ErrorClass value, or MODEL_REFUSED
+    error_class: str | None = None  # an ErrorClass value
     error_message: str | None = None
     frame_indices: list[int] | None = None
     frames: int = 0
@@ -179,7 +179,7 @@ def run_check(path: Path, models: list[ModelEntry], load: Callable[[str], tuple]
         try:
             loaded, predictor = load(entry.path)
         except Exception as exc:  # noqa: BLE001 - a refused model is a result row, not a crash
-            results.append(_model_error(entry, view, "MODEL_REFUSED", " ".join(str(exc).split())))
+            results.append(_model_error(entry, view, ErrorClass.MODEL_REFUSED.value, " ".join(str(exc).split())))
             continue
         p_fake = float(predictor.predict(np.asarray(view.clip.frames)[None])[0])  # (1, F, S, S, 3) -> (1,)
         results.append(ModelResult(
