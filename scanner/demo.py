@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from kernels.atomic import atomic_write_bytes
+
 DISCLAIMER = ("The demo model learned synthetic manipulations (dfscan synth), not real deepfakes: "
               "train on Celeb-DF v2 or your own data before trusting its verdicts.")
 
@@ -79,7 +81,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict:
         "errors": summary.errors, "seconds": round(time.monotonic() - started, 1), "disclaimer": DISCLAIMER,
         "train_run": trained.run_dir,
     }
-    (out / "demo.json").write_text(json.dumps(result, indent=2))
+    atomic_write_bytes(out / "demo.json", json.dumps(result, indent=2).encode())
     auc = result["test_roc_auc"]
     say("")
     say(f"  test ROC AUC   {auc:.3f} on {result['test_videos']} held-out synthetic videos" if auc is not None

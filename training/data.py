@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kernels.atomic import atomic_write_bytes
 from kernels.clips import ClipReader
 from kernels.errors import VideoError
 from kernels.probe import VIDEO_EXTENSIONS
@@ -172,9 +173,7 @@ def make_split(dataset: Dataset, seed: int = 0, test_fraction: float = 0.2, val_
 
 
 def save_split(split: Split, path: str | os.PathLike) -> None:
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(json.dumps(split.to_dict(), indent=1))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, json.dumps(split.to_dict(), indent=1).encode())
 
 
 def load_split(path: str | os.PathLike) -> Split:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kernels.atomic import atomic_path
 from kernels.clips import ClipReader, ClipSpec
 from training.artifact import load_model
 from training.data import (
@@ -84,7 +85,8 @@ def plot_roc(y_true, p_fake, path: str | os.PathLike, title: str = "ROC") -> Non
            xlim=(0, 1), ylim=(0, 1.01), title=title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path, suffix=Path(path).suffix) as temporary:
+        fig.savefig(temporary)
 
 
 def score_items(predictor, source: ClipSource, items: Sequence[VideoItem], *, threshold: float,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import os
 import platform
 import time
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kernels.atomic import atomic_path, atomic_write_bytes
 from kernels.clips import ClipReader, ClipSpec
 from kernels.decode import gpu_count
 from training.artifact import save_keras_atomic, save_model, write_json_atomic
@@ -155,9 +155,7 @@ def _write_history(history: dict[str, list[float]], path: Path) -> None:
     writer.writerow(["epoch", *keys])
     for epoch in range(len(history[keys[0]]) if keys else 0):
         writer.writerow([epoch + 1, *[f"{history[k][epoch]:.6g}" for k in keys]])
-    tmp = path.with_suffix(".csv.tmp")
-    tmp.write_text(buffer.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buffer.getvalue().encode())
 
 
 def plot_history(history: dict[str, list[float]], path: Path, title: str) -> None:
@@ -177,7 +175,8 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Non
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path, suffix=Path(path).suffix) as temporary:
+        fig.savefig(temporary)
 
 
 def _compiled_model(config: TrainConfig, gpus: int):

@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import os
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from kernels.atomic import atomic_write_bytes
 
 CODECS: dict[str, tuple[str, str]] = {"h264": ("libx264", ".mp4"), "vp9": ("libvpx-vp9", ".webm")}
 
@@ -239,8 +242,9 @@ def synth(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig()) -> li
             encode_video(tmp, pixels, config.codec, config.fps)
             os.replace(tmp, root / rel)  # a crash never leaves a half-written video behind
             videos.append(SynthVideo(path=rel, label=label))
-    with open(root / "labels.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "label"])
-        writer.writerows([v.path, v.label] for v in videos)
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["path", "label"])
+    writer.writerows([v.path, v.label] for v in videos)
+    atomic_write_bytes(root / "labels.csv", table.getvalue().encode())
     return videos
