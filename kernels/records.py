@@ -1,0 +1,130 @@
+"""Chroma format and bit depth from a stream's decoder configuration record, without decoding.
+
+Opening a file with FFmpeg normally decodes its first frame only to learn the pixel format
+(``avformat_find_stream_info``): about 9 ms for a 720p H.264 file and 19 ms at 1080p, most of what
+a probe costs. MP4, MOV and Matroska carry the same facts in the codec's configuration record (the
+stream's extradata): ``avcC`` holds the H.264 sequence parameter set, ``hvcC`` states HEVC's chroma
+format and bit depth outright. Anything unexpected returns None, and the probe decodes as before.
+"""
+
+from __future__ import annotations
+
+CHROMA_BY_IDC = {0: "400", 1: "420", 2: "422", 3: "444"}
+
+# H.264 profiles whose SPS carries chroma_format_idc and the bit depths (7.3.2.1.1); the others are
+# 8-bit 4:2:0 by definition.
+_H264_PROFILES_WITH_FORMAT = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
+# HEVC general_profile_idc: Main and Main Still Picture are 8-bit 4:2:0, Main 10 is 4:2:0 up to 10-bit.
+_HEVC_MAIN, _HEVC_MAIN10, _HEVC_MAIN_STILL = 1, 2, 3
+
+
+class _Bits:
+    """Big-endian bit reader with Exp-Golomb codes, over an RBSP (emulation prevention removed)."""
+
+    def __init__(self, data: bytes):
+        self.data, self.position = data, 0
+
+    def bit(self) -> int:
+        byte, offset = divmod(self.position, 8)
+        if byte >= len(self.data):
+            raise ValueError("read past the end of the parameter set")
+        self.position += 1
+        return (self.data[byte] >> (7 - offset)) & 1
+
+    def bits(self, count: int) -> int:
+        value = 0
+        for _ in range(count):
+            value = (value << 1) | self.bit()
+        return value
+
+    def unsigned_exp_golomb(self) -> int:
+        zeros = 0
+        while self.bit() == 0:
+            zeros += 1
+            if zeros > 31:
+                raise ValueError("Exp-Golomb code too long")
+        return (1 << zeros) - 1 + self.bits(zeros)
+
+
+def _rbsp(nal_payload: bytes) -> bytes:
+    """Drop the emulation prevention bytes (00 00 03 -> 00 00)."""
+    out, zeros = bytearray(), 0
+    for byte in nal_payload:
+        if zeros >= 2 and byte == 3:
+            zeros = 0
+            continue
+        out.append(byte)
+        zeros = zeros + 1 if byte == 0 else 0
+    return bytes(out)
+
+
+def _h264_sps(extradata: bytes) -> bytes | None:
+    """The first SPS NAL unit in an ``avcC`` record or in Annex B extradata (start codes)."""
+    if extradata[:1] == b"\x01" and len(extradata) >= 8:  # avcC
+        if extradata[5] & 0x1F < 1:
+            return None
+        length = int.from_bytes(extradata[6:8], "big")
+        sps = extradata[8:8 + length]
+        return sps if len(sps) == length else None
+    for unit in extradata.replace(b"\x00\x00\x00\x01", b"\x00\x00\x01").split(b"\x00\x00\x01"):
+        if unit and unit[0] & 0x1F == 7:
+            return unit
+    return None
+
+
+def h264_format(extradata: bytes) -> tuple[str, int] | None:
+    sps = _h264_sps(extradata)
+    if sps is None or len(sps) < 4 or sps[0] & 0x1F != 7:
+        return None
+    reader = _Bits(_rbsp(sps[1:]))
+    try:
+        profile_idc = reader.bits(8)
+        reader.bits(16)  # constraint flags, level_idc
+        reader.unsigned_exp_golomb()  # seq_parameter_set_id
+        if profile_idc not in _H264_PROFILES_WITH_FORMAT:
+            return "420", 8
+        chroma_format_idc = reader.unsigned_exp_golomb()
+        if chroma_format_idc == 3:
+            reader.bit()  # separate_colour_plane_flag
+        bit_depth = reader.unsigned_exp_golomb() + 8  # luma; chroma is never deeper in practice
+    except ValueError:
+        return None
+    if chroma_format_idc not in CHROMA_BY_IDC or not 8 <= bit_depth <= 14:
+        return None
+    return CHROMA_BY_IDC[chroma_format_idc], bit_depth
+
+
+def hevc_format(extradata: bytes) -> tuple[str, int] | None:
+    """From an ``hvcC`` record (ISO/IEC 14496-15 8.3.3.1), checked against its profile."""
+    if len(extradata) < 23 or extradata[0] != 1:
+        return None  # Annex B extradata (MPEG-TS) or an unknown record version
+    profile_idc = extradata[1] & 0x1F
+    chroma = CHROMA_BY_IDC[extradata[16] & 0x03]
+    bit_depth = (extradata[17] & 0x07) + 8
+    # Reserved bits are all ones in a well-formed record; a writer that left them zero may have left
+    # the fields zero too, so do not trust it.
+    if extradata[16] & 0xFC != 0xFC or extradata[17] & 0xF8 != 0xF8:
+        return None
+    if profile_idc in (_HEVC_MAIN, _HEVC_MAIN_STILL) and (chroma, bit_depth) != ("420", 8):
+        return None
+    if profile_idc == _HEVC_MAIN10 and (chroma != "420" or bit_depth > 10):
+        return None
+    return chroma, bit_depth
+
+
+def stream_format(codec: str, extradata: bytes | None) -> tuple[str, int] | None:
+    """(chroma, bit depth) of an H.264 or HEVC stream from its extradata, or None when not known."""
+    if not extradata:
+        return None
+    if codec == "h264":
+        return h264_format(extradata)
+    if codec == "hevc":
+        return hevc_format(extradata)
+    return None
+
+
+def pix_fmt_name(chroma: str, bit_depth: int) -> str:
+    """FFmpeg's name for a planar format (``yuv420p``, ``yuv444p10le``, ``gray``): full-range
+    ``yuvj*`` is reported as its limited-range twin, since only the layout matters to the decoders."""
+    base = "gray" if chroma == "400" else f"yuv{chroma}p"
+    return base if bit_depth == 8 else f"{base}{bit_depth}le"
