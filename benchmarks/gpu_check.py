@@ -56,9 +56,11 @@ def decode_rate(paths: list[str], spec: ClipSpec, pipelines: int, batch: int, gp
         thread.join()
     seconds = time.perf_counter() - started
     decoded = sum(r.times.frames_decoded for r in readers) - decoded_before
+    fed = [r.dali_files_fed() for r in readers]
     return {"videos_per_s": len(paths) / seconds, "frames_decoded_per_s": decoded / seconds, "seconds": seconds,
             "failures": [str(f) for f in failures[:5]], "n_failures": len(failures),
-            "probe_s": sum(r.times.probe for r in readers), "decode_s": sum(r.times.decode for r in readers)}
+            "probe_s": sum(r.times.probe for r in readers), "decode_s": sum(r.times.decode for r in readers),
+            "files_cut": sum(f["cut"] for f in fed), "files_whole": sum(f["whole"] for f in fed)}
 
 
 def agreement(paths: list[str], spec: ClipSpec, gpu: bool) -> dict:
@@ -67,7 +69,8 @@ def agreement(paths: list[str], spec: ClipSpec, gpu: bool) -> dict:
     probes = [probe(path) for path in paths]
     plans = [plan_indices(spec.sampling, p.frame_count, p.keyframes, spec.frames) for p in probes]
     later = [np.minimum(plan + 1, p.frame_count - 1) for plan, p in zip(plans, probes)]
-    cut, cut_errors = DaliDecoder(spec.size, gpu=gpu, feed="gops").decode_batch(probes, plans)
+    cutter = DaliDecoder(spec.size, gpu=gpu, feed="gops")
+    cut, cut_errors = cutter.decode_batch(probes, plans)
     whole_decoder = DaliDecoder(spec.size, gpu=gpu, feed="file")
     whole, whole_errors = whole_decoder.decode_batch(probes, plans)
     shifted, shifted_errors = whole_decoder.decode_batch(probes, later)
@@ -81,7 +84,7 @@ def agreement(paths: list[str], spec: ClipSpec, gpu: bool) -> dict:
     return {"max_abs_diff_same_indices": int(max(np.abs(host(a) - host(b)).max() for a, b in zip(cut, whole))),
             "mean_abs_diff_one_frame_later": float(min(np.abs(host(a) - host(b)).mean()
                                                        for a, b in zip(cut, shifted))),
-            "videos": len(paths), "sampling": spec.sampling}
+            "videos": len(paths), "files_cut": cutter.files_cut, "sampling": spec.sampling}
 
 
 def model_rate(arch: str, frames: int, size: int, batch: int, repeats: int) -> dict:
@@ -108,7 +111,8 @@ def _decode_mode(result: dict) -> dict:
     return {"videos_per_s": spread([result["videos_per_s"]]),
             "frames_decoded_per_s": spread([result["frames_decoded_per_s"]]),
             "stage_seconds": {"probe": result["probe_s"], "decode": result["decode_s"]},
-            "n_failures": result["n_failures"], "failures": result["failures"]}
+            "n_failures": result["n_failures"], "failures": result["failures"],
+            "files_cut": result["files_cut"], "files_whole": result["files_whole"]}
 
 
 def _has_gpu() -> bool:

@@ -79,7 +79,9 @@ def to_markdown(report: dict) -> str:
                   "| archive, sampling | max difference, same indices | mean difference, one frame later |",
                   "|---|---|---|"]
         for name, check in report["agreement"].items():
-            lines.append(f"| {name} | {check.get('max_abs_diff_same_indices', check.get('error'))} | "
+            same = check.get("max_abs_diff_same_indices", check.get("error"))
+            same = " ".join(str(same).replace("|", "/").split())  # an error text must not break the table
+            lines.append(f"| {name} | {same} | "
                          f"{check.get('mean_abs_diff_one_frame_later', '')} |")
     lines += ["", f"Peak RSS: {report.get('peak_rss_mb')} MB. GPU memory: {report.get('gpu_memory_mb')} MB.", ""]
     return "\n".join(lines)

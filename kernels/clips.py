@@ -73,6 +73,10 @@ class ClipReader:
     def __init__(self, spec: ClipSpec = ClipSpec(), gpu: bool | None = None, dali_batch: int = 8,
                  threads: int = 0, probe_cache: int = 0, dali_feed: str = "gops"):
         self.spec = spec
+        from kernels.decode.dali import DALI_FEEDS  # DALI itself is imported only when a decoder is built
+
+        if dali_feed not in DALI_FEEDS:
+            raise ValueError(f"unknown DALI feed {dali_feed!r}; expected one of {', '.join(DALI_FEEDS)}")
         self.dali_feed = dali_feed  # "gops": DALI gets only the GOPs a plan needs; "file": whole files
         self.gpu = gpu_count() > 0 if gpu is None else gpu
         if spec.decoder == "dali-gpu" and not self.gpu:
@@ -151,6 +155,11 @@ class ClipReader:
         self.times.decode += time.perf_counter() - probed
         self.times.frames_decoded = self._frames_decoded()
         return clips
+
+    def dali_files_fed(self) -> dict[str, int]:
+        """How many files DALI got as cut GOPs and how many whole (a cut may be refused)."""
+        return {"cut": sum(d.files_cut for d in self._dali.values()),
+                "whole": sum(d.files_whole for d in self._dali.values())}
 
     def _frames_decoded(self) -> int:
         return self._pyav.frames_decoded + sum(d.frames_decoded for d in self._dali.values())

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kernels.decode.gops import CutUnsupported, cut_to_gops
+from kernels.decode.gops import cut_to_gops
 from kernels.dlpack import copy_on_device, to_framework_tensor
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import Probe
@@ -106,8 +106,10 @@ class DaliDecoder:
         if self.feed == "gops":
             try:
                 cut = cut_to_gops(probe, unique)
-            except CutUnsupported:
-                pass
+            except OSError:
+                raise  # gone or unreadable: the file's own error row
+            except Exception:  # noqa: BLE001 - CutUnsupported, or a file changed since its probe
+                pass  # DALI gets the whole file, and any error there is isolated as usual
             else:
                 return cut.data, cut.frames, True
         return np.fromfile(probe.path, dtype=np.uint8), unique, False  # (bytes,) the whole file

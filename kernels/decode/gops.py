@@ -11,6 +11,13 @@ needs: each run starts at the keyframe at or before a wanted frame and stops at 
 frame the plan wants. The decoder's work then equals that of a decoder that seeks. Timestamps are
 rewritten so the runs follow one another, and each wanted frame gets its index in the cut stream.
 
+Where a run may start depends on what a keyframe resets. H.264 carries picture order across its
+recovery-point I-frames, and HEVC across CRA frames that do not open the stream: a run starts at an
+IDR (or, for HEVC's first run, a CRA), and a later run that would start anywhere else joins the run
+before it. Leading pictures (shown before their keyframe, decoded after it) reference the GOP before:
+HEVC (RASL/RADL) and MPEG-1/2/4 (B-frames, never references) drop those of a run's first keyframe;
+any other codec starts one GOP earlier.
+
 Anything this cannot cut safely (no timestamps, duplicate timestamps, a stream that does not start on
 a keyframe, a muxer that refuses the codec) raises ``CutUnsupported``, and the caller feeds the file.
 """
@@ -19,15 +26,23 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import math
+from fractions import Fraction
 
 import av
 import numpy as np
 
 from kernels.probe import Probe
+from kernels.records import nal_length_size, nal_unit_types
 
 # Muxers whose output DALI reads: MP4 keeps nb_frames in its header (DALI then need not count), and
 # Matroska takes every codec the others refuse.
 _MP4_CODECS = frozenset({"h264", "hevc", "vp9", "mpeg4"})
+# Codecs whose leading pictures nothing after the keyframe references: a run may leave them out.
+_LEADING_DROPPABLE = frozenset({"hevc", "mpeg1video", "mpeg2video", "mpeg4"})
+_H264_IDR = frozenset({5})
+_HEVC_RESET = frozenset({16, 17, 18, 19, 20})  # BLA and IDR: picture order starts afresh
+_HEVC_RANDOM_ACCESS = _HEVC_RESET | {21}  # CRA too, but only as the first picture of a stream
 
 
 class CutUnsupported(Exception):
@@ -49,6 +64,8 @@ class _Packets:
     dts: np.ndarray  # (P,) int64, decode timestamps (pts where the container gives none)
     keys: np.ndarray  # (K,) int64, positions of keyframe packets, ascending
     stream: object
+    opens: np.ndarray | None = None  # (K,) bool: a stream may begin at this keyframe
+    resets: np.ndarray | None = None  # (K,) bool: decoding may jump to this keyframe mid-stream
 
 
 def _read_packets(container, last_wanted_pts: int) -> _Packets:
@@ -57,6 +74,7 @@ def _read_packets(container, last_wanted_pts: int) -> _Packets:
     stream = container.streams.video[0]
     packets, pts, dts, keys = [], [], [], []
     keys_past_end = 0
+    missing_dts = False
     for packet in container.demux(stream):
         if packet.size == 0:
             continue
@@ -70,13 +88,39 @@ def _read_packets(container, last_wanted_pts: int) -> _Packets:
             keys.append(len(packets))
         packets.append(packet)
         pts.append(int(packet.pts))
+        missing_dts = missing_dts or packet.dts is None
         dts.append(int(packet.dts if packet.dts is not None else packet.pts))
     if not keys or keys[0] != 0:
         raise CutUnsupported("the stream does not start with a keyframe")
     pts_array = np.asarray(pts, dtype=np.int64)
     if np.unique(pts_array).size != pts_array.size:
         raise CutUnsupported("two packets share a presentation timestamp")
-    return _Packets(packets, pts_array, np.asarray(dts, dtype=np.int64), np.asarray(keys, dtype=np.int64), stream)
+    dts_array = np.asarray(dts, dtype=np.int64)
+    if missing_dts or (np.diff(dts_array) <= 0).any():
+        # Matroska leaves dts out where B-frames reorder; the MP4 muxer needs increasing dts not after
+        # pts: the sorted pts, shifted back by the deepest reordering, are exactly that.
+        ordered = np.sort(pts_array)
+        dts_array = ordered - max(0, int((ordered - pts_array).max()))
+    return _Packets(packets, pts_array, dts_array, np.asarray(keys, dtype=np.int64), stream)
+
+
+def _mark_entry_points(read: _Packets, codec: str) -> None:
+    """Which keyframes may open the cut stream and which a later run may jump to (see above)."""
+    opens = np.ones(len(read.keys), dtype=bool)
+    resets = np.ones(len(read.keys), dtype=bool)
+    if codec in ("h264", "hevc"):
+        length_size = nal_length_size(codec, bytes(read.stream.codec_context.extradata or b""))
+        for k, position in enumerate(read.keys.tolist()):
+            try:
+                types = set(nal_unit_types(codec, bytes(read.packets[position]), length_size))
+            except ValueError:
+                types = set()  # unreadable: trust it for nothing
+            if codec == "h264":
+                opens[k] = resets[k] = bool(types & _H264_IDR)
+            else:
+                opens[k], resets[k] = bool(types & _HEVC_RANDOM_ACCESS), bool(types & _HEVC_RESET)
+    opens[0] = True  # the file itself begins there
+    read.opens, read.resets = opens, resets
 
 
 def _run_for(read: _Packets, wanted_pts: int, codec: str) -> np.ndarray:
@@ -86,6 +130,8 @@ def _run_for(read: _Packets, wanted_pts: int, codec: str) -> np.ndarray:
     if read.pts[read.keys[gop]] > wanted_pts and gop > 0:
         gop -= 1  # the wanted frame leads its GOP (displays before its keyframe): start one GOP earlier
     while True:
+        while not read.opens[gop]:
+            gop -= 1
         first = int(read.keys[gop])
         tail = np.arange(len(read.pts)) >= first
         last = int(np.flatnonzero(tail & (read.pts <= wanted_pts)).max())
@@ -93,19 +139,21 @@ def _run_for(read: _Packets, wanted_pts: int, codec: str) -> np.ndarray:
         leading = read.pts[run] < read.pts[first]  # open-GOP pictures that display before the keyframe
         if not leading.any() or gop == 0:
             return run
-        if codec == "hevc":
-            # HEVC guarantees nothing after a CRA keyframe references its leading pictures (RASL and
-            # RADL), and decoders drop RASL pictures when a stream starts at a CRA: leave them out.
+        if codec in _LEADING_DROPPABLE:
             return run[~leading]
-        gop -= 1  # elsewhere (H.264 recovery points) start one GOP earlier, where they decode
+        gop -= 1
 
 
-def _merge(runs: list[np.ndarray]) -> list[np.ndarray]:
-    """Join runs that touch or overlap; each result still starts at a keyframe."""
+def _merge(read: _Packets, runs: list[np.ndarray]) -> list[np.ndarray]:
+    """Join runs that touch or overlap, and runs whose keyframe a decoder cannot jump to: those
+    decode on from the run before, through the gap."""
     merged: list[np.ndarray] = []
     for run in sorted(runs, key=lambda r: (int(r[0]), int(r[-1]))):
-        if merged and run[0] <= merged[-1][-1] + 1:
-            merged[-1] = np.union1d(merged[-1], run)
+        gop = int(np.searchsorted(read.keys, run[0], side="right")) - 1
+        jumpable = bool(read.resets[gop]) and int(read.keys[gop]) == int(run[0])
+        if merged and (run[0] <= merged[-1][-1] + 1 or not jumpable):
+            end = max(int(run[-1]), int(merged[-1][-1]))
+            merged[-1] = np.union1d(merged[-1], np.arange(int(merged[-1][-1]) + 1, end + 1))
         else:
             merged.append(run)
     return merged
@@ -134,8 +182,8 @@ def _mux(read: _Packets, runs: list[np.ndarray], step: int, codec: str) -> tuple
             written_time_base = stream.time_base
     except (av.error.FFmpegError, ValueError) as exc:
         raise CutUnsupported(f"{format_name} muxer refused the packets: {exc}") from None
-    scale = read.stream.time_base / written_time_base
-    written_pts = [round(pts * scale) for pts in new_pts]
+    scale = Fraction(read.stream.time_base) / Fraction(written_time_base)
+    written_pts = [math.floor(pts * scale + Fraction(1, 2)) for pts in new_pts]  # FFmpeg rounds half up
     return buffer.getvalue(), np.asarray(written_pts, dtype=np.int64)
 
 
@@ -161,7 +209,8 @@ def cut_to_gops(probe: Probe, wanted: np.ndarray) -> GopCut:
         missing = np.setdiff1d(wanted_pts, read.pts)
         if missing.size:
             raise CutUnsupported(f"{missing.size} wanted frames have no packet")
-        runs = _merge([_run_for(read, int(p), probe.codec) for p in wanted_pts])
+        _mark_entry_points(read, probe.codec)
+        runs = _merge(read, [_run_for(read, int(p), probe.codec) for p in wanted_pts])
         diffs = np.diff(np.sort(read.pts))
         step = int(diffs[diffs > 0].min()) if (diffs > 0).any() else 1
         data, new_pts = _mux(read, runs, step, probe.codec)

@@ -24,11 +24,17 @@ def test_gpu_check_on_cpu_writes_a_report(tmp_path):
     markdown = (out / "report.md").read_text()
     assert "| dali-cpu keyframe 160x120 x2 feed=gops |" in markdown
     # 1-second VP9 videos hold one keyframe, so both feeds decode frames 0..last wanted.
+    for sampling in ("uniform", "keyframe"):
+        for pipelines in (1, 2):
+            gops = saved["modes"][f"dali-cpu {sampling} 160x120 x{pipelines} feed=gops"]
+            whole = saved["modes"][f"dali-cpu {sampling} 160x120 x{pipelines} feed=file"]
+            assert (gops["files_whole"], whole["files_cut"]) == (0, 0)
+            assert gops["files_cut"] == whole["files_whole"] == 3 + pipelines  # with each reader's warm-up
     keyframe = saved["modes"]["dali-cpu keyframe 160x120 x1 feed=gops"]
     assert keyframe["frames_decoded_per_s"]["median"] > 0
     for sampling in ("uniform", "keyframe"):
         check = saved["agreement"][f"160x120 {sampling}"]
-        assert check["videos"] == 2
+        assert check["videos"] == check["files_cut"] == 2  # not a whole file compared with itself
         assert check["max_abs_diff_same_indices"] == 0
         assert check["mean_abs_diff_one_frame_later"] > 1.0
         assert f"| 160x120 {sampling} |" in markdown

@@ -91,6 +91,59 @@ def test_h264_cut_from_other_containers(videos, tmp_path, container):
     assert cut.runs == 2
 
 
+def write_gop_video(path, encoder: str, frames: int, options: dict) -> str:
+    """Index frames through an arbitrary encoder configuration (open GOPs, B-pyramids)."""
+    from tests.media import index_image
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(encoder, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        stream.options = dict(options)
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(index_image(i, 128, 96), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return str(path)
+
+
+OPEN_GOP_ENCODINGS = {
+    # x264 open GOPs: keyframes are recovery-point I-frames, not IDRs, and the decoder's picture
+    # order carries across them.
+    "x264-open-gop": ("libx264", "mp4", 60, {"g": "12", "bf": "3", "preset": "medium", "x264-params": "open-gop=1"}),
+    # x265's default CRA keyframes: picture order counts wrap when runs lie far apart.
+    "x265-cra-long": ("libx265", "mp4", 420, {"x265-params": "keyint=12:log-level=none", "preset": "ultrafast"}),
+    # Matroska leaves the first dts unset under a B-pyramid.
+    "x264-pyramid-mkv": ("libx264", "mkv", 60, {"g": "12", "bf": "3", "preset": "medium"}),
+    # MPEG-2 GOPs are open by default; its B-frames are never references.
+    "mpeg2-open": ("mpeg2video", "mpg", 60, {"g": "12", "bf": "2", "qscale": "2"}),
+}
+
+
+@pytest.mark.parametrize("name", list(OPEN_GOP_ENCODINGS))
+def test_cut_is_exact_with_open_gops_and_far_apart_runs(tmp_path, name):
+    encoder, extension, frames, options = OPEN_GOP_ENCODINGS[name]
+    facts = probe(write_gop_video(tmp_path / f"{name}.{extension}", encoder, frames, options))
+    last = facts.frame_count - 1
+    plans = [np.array([1, 5, 32, 51]), np.array([0, 31]), np.array([45]), np.array([3, last // 3, last - 2]),
+             np.unique(keyframe_plan(facts.frame_count, facts.keyframes, 8))]
+    for wanted in plans:
+        cut = cut_to_gops(facts, wanted)
+        shown = decoded_indices(cut)
+        assert len(shown) == cut.frames_in_stream, (name, wanted)
+        assert [shown[i] for i in cut.frames] == wanted.tolist(), (name, wanted)
+
+
+def test_cut_skips_what_it_can_with_open_gops(tmp_path):
+    """Where no state crosses a keyframe (MPEG-2), the cut still skips whole GOPs; where picture
+    order does (H.264 recovery points), runs start only at IDR frames."""
+    encoder, extension, frames, options = OPEN_GOP_ENCODINGS["mpeg2-open"]
+    facts = probe(write_gop_video(tmp_path / f"m.{extension}", encoder, frames, options))
+    cut = cut_to_gops(facts, np.array([45]))
+    assert cut.frames_in_stream <= 12
+
+
 def test_variable_frame_rate_cut(tmp_path):
     pts = [0, 1, 2, 5, 6, 20, 21, 22, 40, 41, 42, 43, 60, 61, 62, 63, 64, 65, 66, 67]
     path = write_index_video(tmp_path / "vfr", len(pts), "vp9", pts=pts, time_base=Fraction(1, 50))
