@@ -74,7 +74,8 @@ class WorkItem:
     entries: list[FileEntry]
     crashes: int = 0  # failures while running alone on an actor: attributable to this item
     isolated: bool = False  # after any failure an item runs alone, so its next failure is its own
-    timed_out: bool = False  # its last run was killed for taking longer than batch_timeout_s
+    timed_out: bool = False  # its last run was killed for taking longer than its deadline
+    timeouts: int = 0  # of ``crashes``, those that were timeouts
     last_error: str = ""
 
 
@@ -164,6 +165,8 @@ class _Scan:
         self.actors: dict[int, object] = {}  # slot -> handle
         self.inflight: dict[object, tuple[int, WorkItem]] = {}  # ObjectRef -> (slot, item)
         self.deadlines: dict[object, float] = {}  # ObjectRef -> when its batch counts as hung
+        self.pids: dict[int, int] = {}  # slot -> pid of the process that last answered its ping
+        self.killed_pids: dict[int, int] = {}  # slot -> pid we killed: its late answers do not count
         self.pings: dict[object, int] = {}  # readiness ObjectRef -> slot
         self.ping_due: dict[int, float] = {}  # slot -> when to probe again an actor Ray is restarting
         self.ready: set[int] = set()
@@ -207,6 +210,7 @@ class _Scan:
         for ref, slot in list(self.pings.items()):
             try:
                 infos[slot] = ray.get(ref)
+                self.pids[slot] = infos[slot]["pid"]
             except ray.exceptions.RayError as exc:
                 raise ScanError(f"a scan worker failed to start: {_one_line(exc)}") from None
             self.ready.add(slot)
@@ -244,7 +248,7 @@ class _Scan:
                 ref = handle.scan.remote([e.path for e in item.entries])
                 item.timed_out = False
                 self.inflight[ref] = (slot, item)
-                self.deadlines[ref] = time.monotonic() + self.config.batch_timeout_s
+                self.deadlines[ref] = time.monotonic() + self._timeout_for(item)
 
     def _take_fresh(self, fresh: Iterator[WorkItem]) -> WorkItem | None:
         item, self.peeked = self.peeked, None
@@ -292,6 +296,7 @@ class _Scan:
         item.last_error = _one_line(exc)
         if item.isolated:
             item.crashes += 1
+            item.timeouts += int(item.timed_out)
         item.isolated = True
         if len(item.entries) == 1 and item.crashes >= SINGLE_FILE_CRASHES:
             self._crash_row(item)
@@ -301,6 +306,12 @@ class _Scan:
                 self.retry.append(WorkItem(entries=part, isolated=True, last_error=item.last_error))
         else:
             self.retry.append(item)
+
+    def _timeout_for(self, item: WorkItem) -> float:
+        """A batch's share of --batch-timeout: a lone retried file does not wait as long as a full batch
+        (at least a quarter of it), so isolating a hung file costs hours less."""
+        share = max(len(item.entries) / max(1, self.config.batch_size), 0.25)
+        return self.config.batch_timeout_s * min(1.0, share)
 
     def _kill_overdue(self) -> None:
         """Kill the worker of any batch past its deadline; Ray restarts it, and the batch comes back
@@ -316,20 +327,24 @@ class _Scan:
             for other, (other_slot, _) in self.inflight.items():  # they die with the worker
                 if other_slot == slot:
                     self.deadlines.pop(other, None)
-            print(f"dfscan: a batch on worker {slot} ran past {self.config.batch_timeout_s:.0f} s; "
+            print(f"dfscan: a batch on worker {slot} ran past {self._timeout_for(item):.0f} s; "
                   f"restarting that worker", file=sys.stderr, flush=True)
+            if slot in self.pids:
+                self.killed_pids[slot] = self.pids[slot]
             ray.kill(self.actors[slot], no_restart=False)
             self._mark_recovering(slot)
 
     def _crash_row(self, item: WorkItem) -> None:
         entry = item.entries[0]
-        if item.timed_out:
+        if item.timeouts == item.crashes:
             error_class = ErrorClass.TIMEOUT
-            message = (f"scanning the file took longer than {self.config.batch_timeout_s:.0f} s, "
-                       f"{item.crashes} times")
+            message = (f"scanning the file alone took longer than {self._timeout_for(item):.0f} s, "
+                       f"{item.timeouts} times")
         else:
             error_class = ErrorClass.DECODER_CRASH
             message = f"the file killed its worker {item.crashes} times: {item.last_error}"
+            if item.timeouts:
+                message = f"{message} ({item.timeouts} of those runs hung and were killed)"
         row = {"path": entry.path, "status": "error", "error_class": error_class.value,
                "error_message": message[:500],
                "threshold": None, "sampling": self.config.sampling, "worker": "driver"}
@@ -373,7 +388,12 @@ class _Scan:
                 if ref in self.pings:
                     slot = self.pings.pop(ref)
                     try:
-                        ray.get(ref)
+                        info = ray.get(ref)
+                        if self.killed_pids.get(slot) == info.get("pid"):
+                            # The process we killed answered before it died: ask its successor later.
+                            self.ping_due[slot] = time.monotonic() + 0.5
+                            continue
+                        self.pids[slot] = info.get("pid")
                         self._on_ping(slot, None)
                     except ray.exceptions.RayError as exc:
                         self._on_ping(slot, exc)
