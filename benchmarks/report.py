@@ -67,7 +67,9 @@ def to_markdown(report: dict) -> str:
             f"{mode['frames_decoded_per_s']['median']:.0f} | "
             f"{'' if speedup is None else f'{speedup:.2f}×'} | "
             f"{'' if fraction is None else f'{fraction:.0%}'} | {mode.get('bottleneck') or ''} |")
-    lines += ["", "Seconds per stage (median run, summed over workers):", "",
+    lines += ["", "Frames decoded counts every frame a decoder produced, including those it only passed through on "
+              "the way to a wanted one (DALI decodes from the start of what it is fed).",
+              "", "Seconds per stage (median run, summed over workers):", "",
               "| mode | " + " | ".join(STAGES) + " |", "|---" * (len(STAGES) + 1) + "|"]
     for name, mode in report["modes"].items():
         stages = mode.get("stage_seconds")
