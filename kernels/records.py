@@ -142,20 +142,47 @@ def nal_length_size(codec: str, extradata: bytes | None) -> int | None:
     return (extradata[4] & 0x03) + 1 if len(extradata) >= 5 else None
 
 
+def _nal_spans(payload: bytes, length_size: int | None) -> list[tuple[int, int]]:
+    """(start, end) of each NAL unit of an access unit, length-prefixed or Annex B."""
+    spans: list[tuple[int, int]] = []
+    if length_size is None:
+        starts, position = [], payload.find(b"\x00\x00\x01")
+        while position >= 0:
+            starts.append(position + 3)
+            position = payload.find(b"\x00\x00\x01", position + 3)
+        for i, begin in enumerate(starts):
+            end = starts[i + 1] - 3 if i + 1 < len(starts) else len(payload)
+            while end > begin and payload[end - 1] == 0:  # a 4-byte start code's leading zero
+                end -= 1
+            if end > begin:
+                spans.append((begin, end))
+        return spans
+    position = 0
+    while position + length_size <= len(payload):
+        size = int.from_bytes(payload[position:position + length_size], "big")
+        position += length_size
+        if size == 0 or position + size > len(payload):
+            raise ValueError("NAL length runs past the packet")
+        spans.append((position, position + size))
+        position += size
+    return spans
+
+
 def nal_unit_types(codec: str, payload: bytes, length_size: int | None) -> list[int]:
     """The NAL unit types in one H.264 or HEVC access unit, length-prefixed or Annex B."""
-    units: list[bytes] = []
-    if length_size is None:
-        units = [u for u in payload.replace(b"\x00\x00\x00\x01", b"\x00\x00\x01").split(b"\x00\x00\x01") if u]
-    else:
-        position = 0
-        while position + length_size <= len(payload):
-            size = int.from_bytes(payload[position:position + length_size], "big")
-            position += length_size
-            if size == 0 or position + size > len(payload):
-                raise ValueError("NAL length runs past the packet")
-            units.append(payload[position:position + size])
-            position += size
     if codec == "h264":
-        return [unit[0] & 0x1F for unit in units]
-    return [(unit[0] >> 1) & 0x3F for unit in units]
+        return [payload[begin] & 0x1F for begin, _ in _nal_spans(payload, length_size)]
+    return [(payload[begin] >> 1) & 0x3F for begin, _ in _nal_spans(payload, length_size)]
+
+
+HEVC_CRA, HEVC_BLA_W_LP = 21, 16
+
+
+def hevc_cra_as_bla(payload: bytes, length_size: int | None) -> bytes:
+    """The access unit with its CRA slices relabelled BLA_W_LP, as stream splicers do: a decoder then
+    starts picture order afresh there, so decoding may jump to it from an earlier part of the file."""
+    patched = bytearray(payload)
+    for begin, _ in _nal_spans(payload, length_size):
+        if (patched[begin] >> 1) & 0x3F == HEVC_CRA:
+            patched[begin] = (patched[begin] & 0x81) | (HEVC_BLA_W_LP << 1)
+    return bytes(patched)

@@ -12,9 +12,9 @@ frame the plan wants. The decoder's work then equals that of a decoder that seek
 rewritten so the runs follow one another, and each wanted frame gets its index in the cut stream.
 
 Where a run may start depends on what a keyframe resets. H.264 carries picture order across its
-recovery-point I-frames, and HEVC across CRA frames that do not open the stream: a run starts at an
-IDR (or, for HEVC's first run, a CRA), and a later run that would start anywhere else joins the run
-before it. Leading pictures (shown before their keyframe, decoded after it) reference the GOP before:
+recovery-point I-frames, so a run starts at an IDR, and a later run that would start anywhere else
+joins the run before it. HEVC carries it across CRA frames that do not open the stream, so a later
+run starting at a CRA has it relabelled BLA, as stream splicers do. Leading pictures (shown before their keyframe, decoded after it) reference the GOP before:
 HEVC (RASL/RADL) and MPEG-1/2/4 (B-frames, never references) drop those of a run's first keyframe;
 any other codec starts one GOP earlier.
 
@@ -33,7 +33,7 @@ import av
 import numpy as np
 
 from kernels.probe import Probe
-from kernels.records import nal_length_size, nal_unit_types
+from kernels.records import HEVC_CRA, hevc_cra_as_bla, nal_length_size, nal_unit_types
 
 # Muxers whose output DALI reads: MP4 keeps nb_frames in its header (DALI then need not count), and
 # Matroska takes every codec the others refuse.
@@ -42,7 +42,7 @@ _MP4_CODECS = frozenset({"h264", "hevc", "vp9", "mpeg4"})
 _LEADING_DROPPABLE = frozenset({"hevc", "mpeg1video", "mpeg2video", "mpeg4"})
 _H264_IDR = frozenset({5})
 _HEVC_RESET = frozenset({16, 17, 18, 19, 20})  # BLA and IDR: picture order starts afresh
-_HEVC_RANDOM_ACCESS = _HEVC_RESET | {21}  # CRA too, but only as the first picture of a stream
+_HEVC_RANDOM_ACCESS = _HEVC_RESET | {HEVC_CRA}  # CRA too: first in a stream, or relabelled BLA
 
 
 class CutUnsupported(Exception):
@@ -66,6 +66,8 @@ class _Packets:
     stream: object
     opens: np.ndarray | None = None  # (K,) bool: a stream may begin at this keyframe
     resets: np.ndarray | None = None  # (K,) bool: decoding may jump to this keyframe mid-stream
+    relabel: frozenset = frozenset()  # positions of HEVC CRA keyframes to write as BLA after a jump
+    length_size: int | None = None  # NAL length prefix bytes (None: Annex B)
 
 
 def _read_packets(container, last_wanted_pts: int) -> _Packets:
@@ -108,6 +110,7 @@ def _mark_entry_points(read: _Packets, codec: str) -> None:
     """Which keyframes may open the cut stream and which a later run may jump to (see above)."""
     opens = np.ones(len(read.keys), dtype=bool)
     resets = np.ones(len(read.keys), dtype=bool)
+    relabel: set[int] = set()
     if codec in ("h264", "hevc"):
         length_size = nal_length_size(codec, bytes(read.stream.codec_context.extradata or b""))
         for k, position in enumerate(read.keys.tolist()):
@@ -118,9 +121,12 @@ def _mark_entry_points(read: _Packets, codec: str) -> None:
             if codec == "h264":
                 opens[k] = resets[k] = bool(types & _H264_IDR)
             else:
-                opens[k], resets[k] = bool(types & _HEVC_RANDOM_ACCESS), bool(types & _HEVC_RESET)
+                opens[k] = resets[k] = bool(types & _HEVC_RANDOM_ACCESS)
+                if HEVC_CRA in types:
+                    relabel.add(position)
+        read.length_size = length_size
     opens[0] = True  # the file itself begins there
-    read.opens, read.resets = opens, resets
+    read.opens, read.resets, read.relabel = opens, resets, frozenset(relabel)
 
 
 def _run_for(read: _Packets, wanted_pts: int, codec: str) -> np.ndarray:
@@ -159,6 +165,13 @@ def _merge(read: _Packets, runs: list[np.ndarray]) -> list[np.ndarray]:
     return merged
 
 
+def _relabelled(packet, length_size: int | None):
+    """A copy of an HEVC CRA packet written as BLA (kernels.records.hevc_cra_as_bla)."""
+    copy = av.Packet(hevc_cra_as_bla(bytes(packet), length_size))
+    copy.time_base, copy.is_keyframe = packet.time_base, True
+    return copy
+
+
 def _mux(read: _Packets, runs: list[np.ndarray], step: int, codec: str) -> tuple[bytes, np.ndarray]:
     """Write the runs back to back; returns the bytes and the new pts of every packet written, in the
     written stream's time base (the muxer may choose a coarser one than the source's)."""
@@ -169,10 +182,12 @@ def _mux(read: _Packets, runs: list[np.ndarray], step: int, codec: str) -> tuple
         with av.open(buffer, mode="w", format=format_name) as out:
             stream = out.add_stream_from_template(read.stream)
             offset = 0
-            for run in runs:
+            for number, run in enumerate(runs):
                 base = int(min(read.pts[run].min(), read.dts[run].min()))
                 for position in run.tolist():
                     packet = read.packets[position]
+                    if number > 0 and position == int(run[0]) and position in read.relabel:
+                        packet = _relabelled(packet, read.length_size)
                     packet.pts = offset + int(read.pts[position]) - base
                     packet.dts = offset + int(read.dts[position]) - base
                     packet.stream = stream

@@ -135,6 +135,24 @@ def test_cut_is_exact_with_open_gops_and_far_apart_runs(tmp_path, name):
         assert [shown[i] for i in cut.frames] == wanted.tolist(), (name, wanted)
 
 
+def test_hevc_cra_runs_are_relabelled_bla_and_cut_short(tmp_path):
+    """Far-apart runs of x265's CRA keyframes: each later run's CRA is written as BLA, so decoding
+    jumps there instead of decoding on through the gap."""
+    from kernels.records import nal_length_size, nal_unit_types
+
+    encoder, extension, frames, options = OPEN_GOP_ENCODINGS["x265-cra-long"]
+    facts = probe(write_gop_video(tmp_path / f"cra.{extension}", encoder, frames, options))
+    cut = cut_to_gops(facts, np.array([3, 139, 417]))
+    assert cut.runs == 3 and cut.frames_in_stream <= 3 * 12
+    with av.open(io.BytesIO(cut.data.tobytes())) as container:
+        stream = container.streams.video[0]
+        length_size = nal_length_size("hevc", bytes(stream.codec_context.extradata))
+        key_types = [set(nal_unit_types("hevc", bytes(p), length_size))
+                     for p in container.demux(stream) if p.size and p.is_keyframe]
+    assert 16 not in key_types[0]  # the first run opens the stream: its keyframe stays as it was
+    assert [16 in t and 21 not in t for t in key_types[1:]] == [True, True]
+
+
 def test_cut_skips_what_it_can_with_open_gops(tmp_path):
     """Where no state crosses a keyframe (MPEG-2), the cut still skips whole GOPs; where picture
     order does (H.264 recovery points), runs start only at IDR frames."""
