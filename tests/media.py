@@ -63,10 +63,11 @@ def read_index(frame: np.ndarray) -> int:
     return value
 
 
-def write_index_video(path: Path, frames: int, codec: str = "h264", width: int = 128, height: int = 96,
+def write_index_video(path: Path, frames: int, codec: str | Codec = "h264", width: int = 128, height: int = 96,
                       fps: int = 25, pts: list[int] | None = None, time_base: Fraction | None = None) -> Path:
-    """A video whose frame i shows i. ``pts`` (with ``time_base``) makes the frame rate variable."""
-    spec = CODECS[codec]
+    """A video whose frame i shows i. ``codec`` names one of CODECS or is a Codec of its own (open
+    GOPs, other pixel formats). ``pts`` (with ``time_base``) makes the frame rate variable."""
+    spec = codec if isinstance(codec, Codec) else CODECS[codec]
     path = Path(path)
     if path.suffix == "":
         path = path.with_suffix("." + spec.extension)

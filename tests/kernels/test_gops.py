@@ -13,7 +13,7 @@ from kernels.decode.dali import DaliDecoder
 from kernels.decode.gops import CutUnsupported, cut_to_gops
 from kernels.probe import probe
 from kernels.sampling import keyframe_plan, uniform_plan
-from tests.media import read_index, write_index_video
+from tests.media import Codec, read_index, write_index_video
 
 # Every codec a decoder here meets whose packets the muxers take (AV1's are refused: see below).
 CUT_CODECS = ["h264", "hevc", "vp9", "vp8", "mpeg4", "mjpeg", "prores", "mpeg2"]
@@ -91,40 +91,25 @@ def test_h264_cut_from_other_containers(videos, tmp_path, container):
     assert cut.runs == 2
 
 
-def write_gop_video(path, encoder: str, frames: int, options: dict) -> str:
-    """Index frames through an arbitrary encoder configuration (open GOPs, B-pyramids)."""
-    from tests.media import index_image
-
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(encoder, rate=25)
-        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
-        stream.options = dict(options)
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(index_image(i, 128, 96), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return str(path)
-
-
-OPEN_GOP_ENCODINGS = {
+OPEN_GOP_ENCODINGS = {  # name: (encoder configuration, frames)
     # x264 open GOPs: keyframes are recovery-point I-frames, not IDRs, and the decoder's picture
     # order carries across them.
-    "x264-open-gop": ("libx264", "mp4", 60, {"g": "12", "bf": "3", "preset": "medium", "x264-params": "open-gop=1"}),
+    "x264-open-gop": (Codec("libx264", "mp4", "yuv420p",
+                            {"g": "12", "bf": "3", "preset": "medium", "x264-params": "open-gop=1"}), 60),
     # x265's default CRA keyframes: picture order counts wrap when runs lie far apart.
-    "x265-cra-long": ("libx265", "mp4", 420, {"x265-params": "keyint=12:log-level=none", "preset": "ultrafast"}),
+    "x265-cra-long": (Codec("libx265", "mp4", "yuv420p",
+                            {"x265-params": "keyint=12:log-level=none", "preset": "ultrafast"}), 420),
     # Matroska leaves the first dts unset under a B-pyramid.
-    "x264-pyramid-mkv": ("libx264", "mkv", 60, {"g": "12", "bf": "3", "preset": "medium"}),
+    "x264-pyramid-mkv": (Codec("libx264", "mkv", "yuv420p", {"g": "12", "bf": "3", "preset": "medium"}), 60),
     # MPEG-2 GOPs are open by default; its B-frames are never references.
-    "mpeg2-open": ("mpeg2video", "mpg", 60, {"g": "12", "bf": "2", "qscale": "2"}),
+    "mpeg2-open": (Codec("mpeg2video", "mpg", "yuv420p", {"g": "12", "bf": "2", "qscale": "2"}), 60),
 }
 
 
 @pytest.mark.parametrize("name", list(OPEN_GOP_ENCODINGS))
 def test_cut_is_exact_with_open_gops_and_far_apart_runs(tmp_path, name):
-    encoder, extension, frames, options = OPEN_GOP_ENCODINGS[name]
-    facts = probe(write_gop_video(tmp_path / f"{name}.{extension}", encoder, frames, options))
+    codec, frames = OPEN_GOP_ENCODINGS[name]
+    facts = probe(write_index_video(tmp_path / name, frames, codec))
     last = facts.frame_count - 1
     plans = [np.array([1, 5, 32, 51]), np.array([0, 31]), np.array([45]), np.array([3, last // 3, last - 2]),
              np.unique(keyframe_plan(facts.frame_count, facts.keyframes, 8))]
@@ -140,8 +125,8 @@ def test_hevc_cra_runs_are_relabelled_bla_and_cut_short(tmp_path):
     jumps there instead of decoding on through the gap."""
     from kernels.records import nal_length_size, nal_unit_types
 
-    encoder, extension, frames, options = OPEN_GOP_ENCODINGS["x265-cra-long"]
-    facts = probe(write_gop_video(tmp_path / f"cra.{extension}", encoder, frames, options))
+    codec, frames = OPEN_GOP_ENCODINGS["x265-cra-long"]
+    facts = probe(write_index_video(tmp_path / "cra", frames, codec))
     cut = cut_to_gops(facts, np.array([3, 139, 417]))
     assert cut.runs == 3 and cut.frames_in_stream <= 3 * 12
     with av.open(io.BytesIO(cut.data.tobytes())) as container:
@@ -156,8 +141,8 @@ def test_hevc_cra_runs_are_relabelled_bla_and_cut_short(tmp_path):
 def test_cut_skips_what_it_can_with_open_gops(tmp_path):
     """Where no state crosses a keyframe (MPEG-2), the cut still skips whole GOPs; where picture
     order does (H.264 recovery points), runs start only at IDR frames."""
-    encoder, extension, frames, options = OPEN_GOP_ENCODINGS["mpeg2-open"]
-    facts = probe(write_gop_video(tmp_path / f"m.{extension}", encoder, frames, options))
+    codec, frames = OPEN_GOP_ENCODINGS["mpeg2-open"]
+    facts = probe(write_index_video(tmp_path / "m", frames, codec))
     cut = cut_to_gops(facts, np.array([45]))
     assert cut.frames_in_stream <= 12
 

@@ -1,25 +1,11 @@
 """Pixel formats read from configuration records agree with what FFmpeg learns by decoding a frame."""
 
 import av
-import numpy as np
 import pytest
 
 from kernels.probe import _bit_depth_of, _chroma_of, probe
 from kernels.records import _rbsp, h264_format, hevc_format, pix_fmt_name, stream_format
-
-
-def write_clip(path, encoder: str, pix_fmt: str, options: dict | None = None) -> str:
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(encoder, rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, pix_fmt
-        stream.options = dict(options or {})
-        for i in range(25):  # MPEG-TS needs a second of packets before FFmpeg will open it
-            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 9 * i, np.uint8), format="rgb24")
-            for packet in stream.encode(frame.reformat(format=pix_fmt)):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return str(path)
+from tests.media import Codec, write_index_video
 
 
 def decoded_facts(path: str) -> tuple[str, str | None, int | None, bytes]:
@@ -37,7 +23,8 @@ def decoded_facts(path: str) -> tuple[str, str | None, int | None, bytes]:
 ])
 def test_record_matches_decoded_format(tmp_path, encoder, pix_fmt, extension):
     options = {"x265-params": "log-level=none"} if encoder == "libx265" else {}
-    path = write_clip(tmp_path / f"clip.{extension}", encoder, pix_fmt, options)
+    # MPEG-TS needs a second of packets before FFmpeg will open it: 25 frames at 25 fps.
+    path = str(write_index_video(tmp_path / "clip", 25, Codec(encoder, extension, pix_fmt, options), 64, 64))
     codec, chroma, depth, extradata = decoded_facts(path)
     expected = (chroma, depth)
     from_record = stream_format(codec, extradata)
