@@ -195,7 +195,8 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
         if not chosen:
             fail_usage("--extensions names no extension")
     config = ScanConfig(archive=archive, model=model, out=out, gpus=gpus, workers=workers, batch_size=batch_size,
-                        batches_in_flight_per_worker=in_flight, batch_timeout_s=batch_timeout, sampling=sampling, decoder=decoder, threshold=threshold, address=address, full=full,
+                        batches_in_flight_per_worker=in_flight, batch_timeout_s=batch_timeout, sampling=sampling,
+                        decoder=decoder, threshold=threshold, address=address, full=full,
                         retry_errors=retry_errors, extensions=chosen, follow_links=follow_links,
                         json_output=as_json, progress=sys.stderr.isatty() and not as_json)
     try:

@@ -7,9 +7,9 @@ DALI 2.4's decoder never seeks in memory input: it decodes every frame from 0 up
 requested (see ``kernels.decode.gops``). So by default each file is first cut, without decoding, to
 the GOPs its plan needs (``feed="gops"``), and DALI decodes only those; ``feed="file"`` hands DALI
 the whole file as it is. Each distinct frame is decoded once; ``fn.sequence_rearrange`` repeats
-frames afterwards, because repeated indices restart DALI's decoder from frame 0. An operator error invalidates the whole
-pipeline, so after an error the pipeline is rebuilt and the batch is split until the failing file
-is isolated; its batch-mates still get their frames.
+frames afterwards, because repeated indices restart DALI's decoder from frame 0. An operator error
+invalidates the whole pipeline, so after an error the pipeline is rebuilt and the batch is split
+until the failing file is isolated; its batch-mates still get their frames.
 """
 
 from __future__ import annotations

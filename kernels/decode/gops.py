@@ -14,9 +14,10 @@ rewritten so the runs follow one another, and each wanted frame gets its index i
 Where a run may start depends on what a keyframe resets. H.264 carries picture order across its
 recovery-point I-frames, so a run starts at an IDR, and a later run that would start anywhere else
 joins the run before it. HEVC carries it across CRA frames that do not open the stream, so a later
-run starting at a CRA has it relabelled BLA, as stream splicers do. Leading pictures (shown before their keyframe, decoded after it) reference the GOP before:
-HEVC (RASL/RADL) and MPEG-1/2/4 (B-frames, never references) drop those of a run's first keyframe;
-any other codec starts one GOP earlier.
+run starting at a CRA has it relabelled BLA, as stream splicers do. Leading pictures (shown before
+their keyframe, decoded after it) reference the GOP before: HEVC (RASL/RADL) and MPEG-1/2/4
+(B-frames, never references) drop those of a run's first keyframe; any other codec starts one GOP
+earlier.
 
 Anything this cannot cut safely (no timestamps, duplicate timestamps, a stream that does not start on
 a keyframe, a muxer that refuses the codec) raises ``CutUnsupported``, and the caller feeds the file.
@@ -129,9 +130,10 @@ def _mark_entry_points(read: _Packets, codec: str) -> None:
     read.opens, read.resets, read.relabel = opens, resets, frozenset(relabel)
 
 
-def _run_for(read: _Packets, wanted_pts: int, codec: str) -> np.ndarray:
-    """Packet positions, ascending, of a decodable run that displays ``wanted_pts``.  # (R,) int64"""
-    position = int(np.flatnonzero(read.pts == wanted_pts)[0])
+def _run_for(read: _Packets, position: int, codec: str) -> np.ndarray:
+    """Packet positions, ascending, of a decodable run that displays the frame of the packet at
+    ``position``.  # (R,) int64"""
+    wanted_pts = int(read.pts[position])
     gop = int(np.searchsorted(read.keys, position, side="right")) - 1
     if read.pts[read.keys[gop]] > wanted_pts and gop > 0:
         gop -= 1  # the wanted frame leads its GOP (displays before its keyframe): start one GOP earlier
@@ -221,16 +223,16 @@ def cut_to_gops(probe: Probe, wanted: np.ndarray) -> GopCut:
             read = _read_packets(container, int(wanted_pts.max()))
         except av.error.FFmpegError as exc:
             raise CutUnsupported(f"cannot demux: {exc}") from None
-        missing = np.setdiff1d(wanted_pts, read.pts)
-        if missing.size:
-            raise CutUnsupported(f"{missing.size} wanted frames have no packet")
+        position_of = {pts: position for position, pts in enumerate(read.pts.tolist())}
+        positions = [position_of.get(pts) for pts in wanted_pts.tolist()]  # each wanted frame's packet
+        if None in positions:
+            raise CutUnsupported(f"{positions.count(None)} wanted frames have no packet")
         _mark_entry_points(read, probe.codec)
-        runs = _merge(read, [_run_for(read, int(p), probe.codec) for p in wanted_pts])
+        runs = _merge(read, [_run_for(read, position, probe.codec) for position in positions])
         diffs = np.diff(np.sort(read.pts))
         step = int(diffs[diffs > 0].min()) if (diffs > 0).any() else 1
         data, new_pts = _mux(read, runs, step, probe.codec)
     # Where each wanted frame landed: its packet's new pts, ranked among all new pts.
-    positions = [int(np.flatnonzero(read.pts == p)[0]) for p in wanted_pts]
     written = np.concatenate(runs)  # (P',) source positions, in the order written
     order_in_cut = np.argsort(np.argsort(new_pts, kind="stable"), kind="stable")  # rank of each written packet
     rank_of_position = dict(zip(written.tolist(), order_in_cut.tolist()))
