@@ -73,11 +73,9 @@ class ClipReader:
     def __init__(self, spec: ClipSpec = ClipSpec(), gpu: bool | None = None, dali_batch: int = 8,
                  threads: int = 0, probe_cache: int = 0, dali_feed: str = "gops"):
         self.spec = spec
-        from kernels.decode.dali import DALI_FEEDS  # DALI itself is imported only when a decoder is built
+        from kernels.decode.dali import checked_feed  # DALI itself is imported only when a decoder is built
 
-        if dali_feed not in DALI_FEEDS:
-            raise ValueError(f"unknown DALI feed {dali_feed!r}; expected one of {', '.join(DALI_FEEDS)}")
-        self.dali_feed = dali_feed  # "gops": DALI gets only the GOPs a plan needs; "file": whole files
+        self.dali_feed = checked_feed(dali_feed)  # "gops": DALI gets only the GOPs a plan needs; "file": whole
         self.gpu = gpu_count() > 0 if gpu is None else gpu
         if spec.decoder == "dali-gpu" and not self.gpu:
             raise ValueError("decoder dali-gpu needs an NVIDIA GPU, and none is visible")

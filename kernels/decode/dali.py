@@ -30,12 +30,16 @@ from kernels.sampling import split_unique
 DALI_FEEDS: tuple[str, ...] = ("gops", "file")
 
 
+def checked_feed(feed: str) -> str:
+    if feed not in DALI_FEEDS:
+        raise ValueError(f"unknown DALI feed {feed!r}; expected one of {', '.join(DALI_FEEDS)}")
+    return feed
+
+
 class DaliDecoder:
     def __init__(self, size: int, gpu: bool, max_batch: int = 8, threads: int = 2, device_id: int = 0,
                  feed: str = "gops"):
-        if feed not in DALI_FEEDS:
-            raise ValueError(f"unknown DALI feed {feed!r}; expected one of {', '.join(DALI_FEEDS)}")
-        self.feed = feed
+        self.feed = checked_feed(feed)
         self.size = size
         self.gpu = gpu
         self.name = "dali-gpu" if gpu else "dali-cpu"
