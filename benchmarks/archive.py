@@ -11,6 +11,7 @@ import numpy as np
 RESOLUTIONS = {"240p": (426, 240), "360p": (640, 360), "480p": (854, 480), "720p": (1280, 720),
                "1080p": (1920, 1080)}
 ENCODERS = {"h264": ("libx264", "mp4", {"preset": "veryfast", "crf": "23"}),
+            "hevc": ("libx265", "mp4", {"preset": "ultrafast", "crf": "28", "x265-params": "log-level=error"}),
             "vp9": ("libvpx-vp9", "webm", {"deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0",
                                           "g": "250"})}
 
@@ -28,12 +29,23 @@ def parse_resolution(text: str) -> tuple[int, int]:
     return width, height
 
 
-def write_bench_video(path: Path, width: int, height: int, frames: int, fps: int, codec: str, seed: int) -> Path:
+def write_bench_video(path: Path, width: int, height: int, frames: int, fps: int, codec: str, seed: int,
+                      block: int = 8) -> Path:
+    """``block``: the texture's cell size in pixels. 8 (hard-edged cells) codes like busy footage; a
+    larger one gives smooth gradients, so two decoders' resized frames can be compared without their
+    resize filters' different aliasing dominating."""
     encoder, _, options = ENCODERS[codec]
     rng = np.random.default_rng(seed)
     # A texture larger than the frame, panned by a few pixels per frame: motion the encoder must code.
-    texture = rng.integers(0, 256, (height // 8 + 64, width // 8 + 64, 3), dtype=np.uint8)
-    texture = np.kron(texture, np.ones((8, 8, 1), dtype=np.uint8))  # (H+512, W+512, 3)
+    texture = rng.integers(0, 256, (height // block + 512 // block + 1, width // block + 512 // block + 1, 3),
+                           dtype=np.uint8)
+    if block <= 8:
+        texture = np.kron(texture, np.ones((block, block, 1), dtype=np.uint8))  # (>= H+512, >= W+512, 3)
+    else:  # smooth gradients between the cells: no hard edges for two resize filters to disagree on
+        from PIL import Image
+
+        cells = texture.shape[1] * block, texture.shape[0] * block
+        texture = np.asarray(Image.fromarray(texture).resize(cells, Image.Resampling.BICUBIC))
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(encoder, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"

@@ -1,52 +1,107 @@
-"""Device check for the lent GPU machine: ``dali-gpu`` decode (uniform and keyframe) on 720p and 1080p
-H.264, and the model stage, written in the same report format as ``dfscan bench``.
+"""Device check for the lent GPU machine: GPU decoders (``dali-gpu``, ``nvdec``) against PyAV and
+against each other, their rates in both sampling modes, the fixed cost per video, the model stage and
+the whole path from file to p_fake. Written in the same report format as ``dfscan bench``.
 
-Each decode mode runs with DALI fed the whole file (``feed=file``, what DALI does alone: it never
-seeks, so it decodes from frame 0 to the last frame wanted) and fed only the needed GOPs
-(``feed=gops``, ``kernels.decode.gops``). ``overhead`` decodes frame 0 alone: its rate is the fixed
-cost per video. ``agreement`` compares DALI's frames from the cut with its frames from the whole
-file, at the same indices and one frame later, so a cut that shifted frames would show.
+Every stage writes the report as soon as it ends, so a run cut short by the device's time limit
+still leaves what it measured; any failed check makes the script exit 1. A rate counts only clips
+that were decoded, and only by the decoder asked for: a clip that fell back to PyAV is a failure
+here, never a GPU number.
 
-That machine has no TensorFlow, Ray or PyAV of its own: carry DALI, Keras and PyAV as wheels
-(``../shared/device/prepare-dali.sh`` with ``EXTRA_WHEELS="av==18.1.0"``) and run with
-``KERAS_BACKEND=jax``. Run here on a CPU with ``--decoder dali-cpu --codec vp9`` to try the script:
+- ``agreement``: each GPU decoder's frames against PyAV's at the same indices (mean absolute error
+  within the CPU backends' tolerance), and DALI fed the cut GOPs against DALI fed the whole file
+  (exactly equal, and unequal one frame later, so a shifted cut would show). A cut that never
+  happened fails the check instead of passing it vacuously.
+- ``rates``: videos/s and decoded frames/s per decoder, sampling, DALI feed and pipeline count.
+- ``overhead``: frame 0 alone, the fixed cost per video.
+- ``model``: the compiled predict step alone (mixed bf16 on a GPU).
+- ``end to end``: readers in threads feed one compiled model, file to p_fake.
 
-    python3 -m benchmarks.gpu_check --out $OUT --videos 16 --resolutions 720p,1080p
+That machine has no TensorFlow, Ray or PyAV of its own; ``benchmarks/device_run.sh`` carries what it
+needs and runs this with ``KERAS_BACKEND=jax``. ``benchmarks/device_dry_run.sh`` runs the same on this
+CPU with DALI's CPU decoder and VP9.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import threading
 import time
+import traceback
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.archive import write_bench_archive
+from benchmarks.archive import parse_resolution, write_bench_video
 from benchmarks.report import library_versions, machine_info, spread, write_report
 from kernels.clips import ClipReader, ClipSpec
-from kernels.decode.dali import DaliDecoder
+from kernels.decode.pyav import PyAVDecoder
 from kernels.probe import probe
+from kernels.resize import mean_abs_difference
 from kernels.sampling import plan_indices
+
+CPU_BACKENDS_TOLERANCE = 3.0  # grey levels, mean absolute error: what the CPU backends' tests allow
+DALI_DECODERS = ("dali-gpu", "dali-cpu")
+
+
+class CheckFailed(Exception):
+    """A check of this script did not hold; the message says which and by how much."""
+
+
+def build_archive(directory: Path, videos: int, resolutions: list[str], extra: list[str], seconds: float,
+                  codec: str, fps: int = 30) -> dict[str, list[str]]:
+    """Video sets by name, encoded in parallel (serially 32 1080p files cost minutes of device time).
+    Each resolution gets ``videos`` busy files for the rates and, in ``agree <resolution>``, two files
+    of coarse texture for the pixel checks; ``extra`` entries are ``WxH:codec``, one coarse file each,
+    in the set ``agree odd``."""
+    jobs: dict[str, list[tuple]] = {}
+    frames = max(1, int(round(seconds * fps)))
+
+    def job(name: str, stem: str, size: str, video_codec: str, seed: int, block: int) -> tuple:
+        width, height = parse_resolution(size)
+        (directory / name).mkdir(parents=True, exist_ok=True)
+        extension = "webm" if video_codec == "vp9" else "mp4"
+        return (directory / name / f"{stem}.{extension}", width, height, frames, fps, video_codec, seed, block)
+
+    for resolution in resolutions:
+        jobs[resolution] = [job(resolution, f"bench_{i:05d}", resolution, codec, i, 8) for i in range(videos)]
+        jobs[f"agree {resolution}"] = [job(f"agree {resolution}", f"agree_{i}", resolution, codec, 500 + i, 256)
+                                       for i in range(2)]
+    if extra:
+        jobs["agree odd"] = [job("agree odd", f"odd_{n}_{entry.replace(':', '_')}", entry.partition(":")[0],
+                                 entry.partition(":")[2], 1000 + n, 256) for n, entry in enumerate(extra)]
+    flat = [job for group in jobs.values() for job in group]
+    with ProcessPoolExecutor(max(1, min(len(flat), os.cpu_count() or 1))) as pool:
+        list(pool.map(_encode, flat))
+    return {name: [str(job[0]) for job in group] for name, group in jobs.items()}
+
+
+def _encode(job: tuple) -> None:
+    path, width, height, frames, fps, codec, seed, block = job
+    write_bench_video(path, width, height, frames, fps, codec, seed, block)
 
 
 def decode_rate(paths: list[str], spec: ClipSpec, pipelines: int, batch: int, gpu: bool, feed: str) -> dict:
-    """Videos/s through ``ClipReader`` (probe + DALI decode + resize), ``pipelines`` readers in threads."""
+    """Videos/s through ``ClipReader`` (probe + decode + resize), ``pipelines`` readers in threads.
+    Only clips decoded by ``spec.decoder`` count."""
     readers = [ClipReader(spec, gpu=gpu, dali_batch=batch, dali_feed=feed) for _ in range(pipelines)]
-    readers[0].read(paths[:1])  # warm-up: builds a pipeline, opens the decoder once
-    for reader in readers[1:]:
-        reader.read(paths[:1])
+    for reader in readers:
+        reader.read(paths[:1])  # warm-up: builds a pipeline, opens the decoder once
     shares = [paths[i::pipelines] for i in range(pipelines)]
-    failures = []
+    clips_seen = []
     decoded_before = sum(r.times.frames_decoded for r in readers)
+    fed_before = [r.dali_files_fed() for r in readers]
 
     def work(reader: ClipReader, share: list[str]) -> None:
         for start in range(0, len(share), batch):
             clips = reader.read(share[start:start + batch])
-            failures.extend(c.error for c in clips if not c.ok)
+            for clip in clips:
+                clip.frames = None  # only the verdict of the check is kept, not the pixels
+            clips_seen.extend(clips)
 
     threads = [threading.Thread(target=work, args=(r, s)) for r, s in zip(readers, shares)]
     started = time.perf_counter()
@@ -57,15 +112,45 @@ def decode_rate(paths: list[str], spec: ClipSpec, pipelines: int, batch: int, gp
     seconds = time.perf_counter() - started
     decoded = sum(r.times.frames_decoded for r in readers) - decoded_before
     fed = [r.dali_files_fed() for r in readers]
-    return {"videos_per_s": len(paths) / seconds, "frames_decoded_per_s": decoded / seconds, "seconds": seconds,
-            "failures": [str(f) for f in failures[:5]], "n_failures": len(failures),
+    used = Counter(clip.decoder if clip.ok else "failed" for clip in clips_seen)
+    good = used.get(spec.decoder, 0)
+    return {"videos_per_s": good / seconds, "frames_decoded_per_s": decoded / seconds, "seconds": seconds,
+            "videos": len(clips_seen), "decoders_used": dict(used),
+            "failures": [f"{c.path}: {c.error}" for c in clips_seen if not c.ok][:5]
+            + [f"{c.path}: fell back from {c.fallback_from}" for c in clips_seen if c.fallback_from][:5],
             "probe_s": sum(r.times.probe for r in readers), "decode_s": sum(r.times.decode for r in readers),
-            "files_cut": sum(f["cut"] for f in fed), "files_whole": sum(f["whole"] for f in fed)}
+            "files_cut": sum(f["cut"] - b["cut"] for f, b in zip(fed, fed_before)),
+            "files_whole": sum(f["whole"] - b["whole"] for f, b in zip(fed, fed_before))}
 
 
-def agreement(paths: list[str], spec: ClipSpec, gpu: bool) -> dict:
-    """DALI's frames when fed the cut GOPs against its frames from the whole file: the same indices
-    must match exactly, and the indices one frame later must not, or a shifted cut would go unseen."""
+def _host(frames) -> np.ndarray:
+    return np.asarray(frames)  # (F, S, S, 3) uint8; copies from the GPU for the check only
+
+
+def agreement(paths: list[str], spec: ClipSpec, gpu: bool, feed: str) -> dict:
+    """``spec.decoder``'s frames against PyAV's at the same indices; for DALI also the cut GOPs
+    against the whole file (equal at the same indices, unequal one frame later)."""
+    reader = ClipReader(spec, gpu=gpu, dali_feed=feed)
+    clips = reader.read(paths)
+    bad = [f"{c.path}: {c.error or 'decoded by ' + str(c.decoder)}" for c in clips
+           if not c.ok or c.decoder != spec.decoder]
+    if bad:
+        raise CheckFailed(f"{spec.decoder} feed={feed} did not decode: {bad[0]}")
+    pyav = PyAVDecoder(spec.size)
+    errors = [mean_abs_difference(_host(c.frames), pyav.decode_clip(c.probe, c.indices)) for c in clips]
+    result = {"videos": len(clips), "mean_abs_diff_vs_pyav": max(errors), "sampling": spec.sampling,
+              "decoder": spec.decoder, "feed": feed}
+    if spec.decoder in DALI_DECODERS and feed == "gops":
+        result |= _cut_against_whole(paths, spec, gpu)
+    if result["mean_abs_diff_vs_pyav"] > CPU_BACKENDS_TOLERANCE:
+        raise CheckFailed(f"{spec.decoder} feed={feed} {spec.sampling}: mean difference from PyAV "
+                          f"{result['mean_abs_diff_vs_pyav']:.2f} > {CPU_BACKENDS_TOLERANCE}: {result}")
+    return result
+
+
+def _cut_against_whole(paths: list[str], spec: ClipSpec, gpu: bool) -> dict:
+    from kernels.decode.dali import DaliDecoder
+
     probes = [probe(path) for path in paths]
     plans = [plan_indices(spec.sampling, p.frame_count, p.keyframes, spec.frames) for p in probes]
     later = [np.minimum(plan + 1, p.frame_count - 1) for plan, p in zip(plans, probes)]
@@ -76,43 +161,93 @@ def agreement(paths: list[str], spec: ClipSpec, gpu: bool) -> dict:
     shifted, shifted_errors = whole_decoder.decode_batch(probes, later)
     errors = [str(e) for e in cut_errors + whole_errors + shifted_errors if e is not None]
     if errors:
-        return {"error": errors[0]}
-
-    def host(frames) -> np.ndarray:
-        return np.asarray(frames).astype(np.int16)  # (F, S, S, 3)
-
-    return {"max_abs_diff_same_indices": int(max(np.abs(host(a) - host(b)).max() for a, b in zip(cut, whole))),
-            "mean_abs_diff_one_frame_later": float(min(np.abs(host(a) - host(b)).mean()
-                                                       for a, b in zip(cut, shifted))),
-            "videos": len(paths), "files_cut": cutter.files_cut, "sampling": spec.sampling}
+        raise CheckFailed(f"cut against whole: {errors[0]}")
+    result = {"max_abs_diff_same_indices": int(max(np.abs(_host(a).astype(np.int16) - _host(b)).max()
+                                                   for a, b in zip(cut, whole))),
+              "mean_abs_diff_one_frame_later": min(mean_abs_difference(_host(a), _host(b))
+                                                   for a, b in zip(cut, shifted)),
+              "files_cut": cutter.files_cut}
+    if cutter.files_cut == 0:
+        raise CheckFailed(f"no file was cut, so cut against whole compared a file with itself: {result}")
+    if result["max_abs_diff_same_indices"] != 0 or result["mean_abs_diff_one_frame_later"] <= 0.25:
+        raise CheckFailed(f"the cut GOPs do not give the whole file's frames: {result}")
+    return result
 
 
 def model_rate(arch: str, frames: int, size: int, batch: int, repeats: int) -> dict:
-    import keras
-
     from kernels.predict import CompiledPredictor
-    from training.models import ModelConfig, build_model
 
-    if keras.backend.backend() != "tensorflow" or _has_gpu():
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    model = build_model(ModelConfig(arch=arch, frames=frames, size=size, backbone_weights="none"))
+    model = _build_model(arch, frames, size)
     predictor = CompiledPredictor(model, batch_size=batch, frames=frames, size=size)
+    started = time.perf_counter()
     predictor.warm_up()
+    compile_s = time.perf_counter() - started
     clips = np.random.default_rng(0).integers(0, 256, (batch, frames, size, size, 3), dtype=np.uint8)
+    predictor.predict(clips)
     started = time.perf_counter()
     for _ in range(repeats):
-        predictor.predict(clips)
+        scores = predictor.predict(clips)
     seconds = time.perf_counter() - started
-    keras.mixed_precision.set_global_policy("float32")
-    return {"videos_per_s": batch * repeats / seconds, "seconds": seconds}
+    if not np.isfinite(scores).all():
+        raise CheckFailed(f"{arch} gave non-finite scores")
+    return {"videos_per_s": batch * repeats / seconds, "seconds": seconds, "compile_s": compile_s}
 
 
-def _decode_mode(result: dict) -> dict:
-    return {"videos_per_s": spread([result["videos_per_s"]]),
-            "frames_decoded_per_s": spread([result["frames_decoded_per_s"]]),
-            "stage_seconds": {"probe": result["probe_s"], "decode": result["decode_s"]},
-            "n_failures": result["n_failures"], "failures": result["failures"],
-            "files_cut": result["files_cut"], "files_whole": result["files_whole"]}
+def _build_model(arch: str, frames: int, size: int):
+    import keras
+
+    from training.models import ModelConfig, build_model
+
+    if _has_gpu():
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        return build_model(ModelConfig(arch=arch, frames=frames, size=size, backbone_weights="none"))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def end_to_end(paths: list[str], spec: ClipSpec, arch: str, pipelines: int, batch: int, gpu: bool) -> dict:
+    """File to p_fake: ``pipelines`` readers in threads, each a fixed-shape batch, one compiled model."""
+    from kernels.predict import CompiledPredictor
+
+    model = _build_model(arch, spec.frames, spec.size)
+    predictor = CompiledPredictor(model, batch_size=batch, frames=spec.frames, size=spec.size)
+    predictor.warm_up()
+    readers = [ClipReader(spec, gpu=gpu, dali_batch=batch) for _ in range(pipelines)]
+    for reader in readers:
+        reader.read(paths[:1])
+    lock = threading.Lock()
+    used: Counter = Counter()
+    scored = []
+
+    def work(reader: ClipReader, share: list[str]) -> None:
+        for start in range(0, len(share), batch):
+            clip_batch = reader.read_batch(share[start:start + batch], batch)
+            with lock:
+                scores = predictor.predict(clip_batch.frames)
+            used.update(c.decoder if c.ok else "failed" for c in clip_batch.clips)
+            scored.extend(scores[:len(clip_batch.clips)].tolist())
+
+    shares = [paths[i::pipelines] for i in range(pipelines)]
+    threads = [threading.Thread(target=work, args=(r, s)) for r, s in zip(readers, shares)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    if used.get(spec.decoder, 0) != len(paths) or not np.isfinite(scored).all():
+        raise CheckFailed(f"end to end on {spec.decoder}: decoders used {dict(used)}")
+    return {"videos_per_s": len(paths) / seconds, "seconds": seconds, "decoders_used": dict(used)}
+
+
+def _rate_mode(result: dict) -> dict:
+    stages = {k: result[k + "_s"] for k in ("probe", "decode") if k + "_s" in result}
+    if "compile_s" in result:
+        stages["inference"] = result["seconds"]
+    mode = {"videos_per_s": spread([result["videos_per_s"]]),
+            "frames_decoded_per_s": spread([result.get("frames_decoded_per_s", 0.0)]), "stage_seconds": stages}
+    return mode | {k: v for k, v in result.items() if k not in mode}
 
 
 def _has_gpu() -> bool:
@@ -131,15 +266,65 @@ def _gpu_memory_mb() -> float | None:
         return None
 
 
+class _Run:
+    """The report, rewritten after every stage; failed checks are collected, not fatal."""
+
+    def __init__(self, args: argparse.Namespace, budget_s: float):
+        import resource
+
+        self._resource = resource
+        self.args = args
+        self.started = time.perf_counter()
+        self.budget_s = budget_s
+        self.report = {"machine": machine_info(), "versions": library_versions(),
+                       "archive": {"codec": args.codec, "videos": args.videos, "seconds": args.seconds,
+                                   "extra": args.extra},
+                       "config": vars(args) | {"out": str(args.out)}, "modes": {}, "agreement": {},
+                       "failures": [], "skipped": []}
+
+    def stage(self, kind: str, name: str, work) -> dict | None:
+        if time.perf_counter() - self.started > self.budget_s:
+            self.report["skipped"].append(name)
+            print(f"skipped (out of time): {name}", flush=True)
+            return None
+        try:
+            result = work()
+        except CheckFailed as exc:
+            result = {"error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - a broken stage is a finding; the others still run
+            result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}
+        if "error" in result:
+            self.report["failures"].append(f"{name}: {result['error']}")
+        elif result.get("failures"):
+            self.report["failures"].append(f"{name}: {result['failures'][0]}")
+        if kind == "agreement":
+            self.report["agreement"][name] = result
+        elif "error" not in result:
+            self.report["modes"][name] = _rate_mode(result)
+        summary = result.get("error") or {k: v for k, v in result.items() if k in (
+            "videos_per_s", "frames_decoded_per_s", "mean_abs_diff_vs_pyav", "decoders_used", "compile_s")}
+        print(f"{name}: {summary}", flush=True)
+        self.write()
+        return result
+
+    def write(self) -> None:
+        self.report["elapsed_s"] = round(time.perf_counter() - self.started, 1)
+        self.report["peak_rss_mb"] = round(self._resource.getrusage(self._resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        self.report["gpu_memory_mb"] = _gpu_memory_mb()
+        write_report(self.report, self.args.out)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-check")))
-    parser.add_argument("--videos", type=int, default=16)
+    parser.add_argument("--videos", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--resolutions", default="720p,1080p")
     parser.add_argument("--codec", default="h264")
-    parser.add_argument("--decoder", default="dali-gpu")
-    parser.add_argument("--pipelines", default="1,4")
+    parser.add_argument("--extra", default="1080x1920:h264,1920x1080:hevc",
+                        help="odd files, WxH:codec, checked for agreement (portrait, HEVC)")
+    parser.add_argument("--decoders", default="dali-gpu,nvdec")
+    parser.add_argument("--pipelines", default="1,2,4")
     parser.add_argument("--feeds", default="gops,file", help="how DALI gets each file: gops, file or both")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=224)
@@ -147,48 +332,63 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--models", default="resnet50-lstm,cnn-lstm")
     parser.add_argument("--model-batch", type=int, default=64)
     parser.add_argument("--model-repeats", type=int, default=10)
+    parser.add_argument("--e2e-arch", default="resnet50-lstm", help="model of the end-to-end stage ('' skips it)")
+    parser.add_argument("--budget-s", type=float, default=420.0, help="start no stage after this many seconds")
     args = parser.parse_args(argv)
-    gpu = args.decoder == "dali-gpu"
+    decoders = [d for d in args.decoders.split(",") if d]
+    gpu = any(d not in ("dali-cpu", "pyav") for d in decoders)
+    pipeline_counts = [int(p) for p in args.pipelines.split(",")]
+    run = _Run(args, args.budget_s)
 
-    modes: dict[str, dict] = {}
-    agreements: dict[str, dict] = {}
-    archive_facts: dict[str, object] = {"codec": args.codec, "videos": args.videos, "seconds": args.seconds}
     with tempfile.TemporaryDirectory(prefix="dfscan-gpu-check-") as scratch:
+        started = time.perf_counter()
+        sets = build_archive(Path(scratch), args.videos, args.resolutions.split(","),
+                             [e for e in args.extra.split(",") if e], args.seconds, args.codec)
+        run.report["archive"]["encode_s"] = round(time.perf_counter() - started, 1)
+        print(f"archive: {run.report['archive']}", flush=True)
+        for decoder in decoders:
+            feeds = args.feeds.split(",") if decoder in DALI_DECODERS else ["gops"]
+            for name, sample in sets.items():
+                if not name.startswith("agree"):
+                    continue
+                for sampling in ("uniform", "keyframe"):
+                    spec = ClipSpec(frames=args.frames, size=args.size, sampling=sampling, decoder=decoder)
+                    for feed in feeds:
+                        run.stage("agreement", f"{decoder} {name} {sampling} feed={feed}",
+                                  lambda: agreement(sample, spec, gpu, feed))
         for resolution in args.resolutions.split(","):
-            paths = [str(p) for p in write_bench_archive(Path(scratch) / resolution, args.videos, resolution,
-                                                         args.seconds, args.codec)]
-            for sampling in ("uniform", "keyframe"):
-                spec = ClipSpec(frames=args.frames, size=args.size, sampling=sampling, decoder=args.decoder)
-                agreements[f"{resolution} {sampling}"] = agreement(paths[:2], spec, gpu)
-                print(f"agreement {resolution} {sampling}: {agreements[f'{resolution} {sampling}']}", flush=True)
-                for feed in args.feeds.split(","):
-                    for pipelines in (int(p) for p in args.pipelines.split(",")):
-                        name = f"{args.decoder} {sampling} {resolution} x{pipelines} feed={feed}"
-                        modes[name] = _decode_mode(decode_rate(paths, spec, pipelines, args.batch, gpu, feed))
-                        print(f"{name}: {modes[name]['videos_per_s']['median']:.1f} videos/s", flush=True)
-            # Frame 0 alone: what a video costs before any frame is worth decoding.
-            spec = ClipSpec(frames=1, size=args.size, sampling="uniform", decoder=args.decoder)
-            pipelines = max(int(p) for p in args.pipelines.split(","))
-            name = f"{args.decoder} overhead {resolution} x{pipelines}"
-            modes[name] = _decode_mode(decode_rate(paths, spec, pipelines, args.batch, gpu, "file"))
-            print(f"{name}: {modes[name]['videos_per_s']['median']:.1f} videos/s", flush=True)
-    for arch in filter(None, args.models.split(",")):
-        size = 64 if arch == "cnn-lstm" else args.size
-        result = model_rate(arch, args.frames, size, args.model_batch, args.model_repeats)
-        modes[f"model {arch} S={size} B={args.model_batch}"] = {
-            "videos_per_s": spread([result["videos_per_s"]]),
-            "frames_decoded_per_s": spread([0.0]), "stage_seconds": {"inference": result["seconds"]}}
-        print(f"model {arch}: {result['videos_per_s']:.0f} videos/s", flush=True)
-
-    import resource
-
-    report = {"machine": machine_info(), "versions": library_versions(), "archive": archive_facts,
-              "config": vars(args) | {"out": str(args.out)}, "modes": modes, "agreement": agreements,
-              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-              "gpu_memory_mb": _gpu_memory_mb()}
-    write_report(report, args.out)
-    return report
+            paths = sets[resolution]
+            for decoder in decoders:
+                feeds = args.feeds.split(",") if decoder in DALI_DECODERS else ["gops"]
+                for sampling in ("keyframe", "uniform"):
+                    spec = ClipSpec(frames=args.frames, size=args.size, sampling=sampling, decoder=decoder)
+                    for feed in feeds:
+                        for pipelines in pipeline_counts:
+                            run.stage("rate", f"{decoder} {sampling} {resolution} x{pipelines} feed={feed}",
+                                      lambda: decode_rate(paths, spec, pipelines, args.batch, gpu, feed))
+                spec = ClipSpec(frames=1, size=args.size, sampling="uniform", decoder=decoder)
+                run.stage("rate", f"{decoder} overhead {resolution} x{max(pipeline_counts)}",
+                          lambda: decode_rate(paths, spec, max(pipeline_counts), args.batch, gpu, feeds[-1]))
+        for arch in filter(None, args.models.split(",")):
+            size = 64 if arch == "cnn-lstm" else args.size
+            run.stage("rate", f"model {arch} S={size} B={args.model_batch}",
+                      lambda: model_rate(arch, args.frames, size, args.model_batch, args.model_repeats))
+        if args.e2e_arch:
+            resolution = args.resolutions.split(",")[-1]
+            size = 64 if args.e2e_arch == "cnn-lstm" else args.size
+            for decoder in decoders:
+                spec = ClipSpec(frames=args.frames, size=size, sampling="keyframe", decoder=decoder)
+                run.stage("rate", f"end to end {decoder} keyframe {resolution} {args.e2e_arch} "
+                                  f"x{max(pipeline_counts)}",
+                          lambda: end_to_end(sets[resolution] * 2, spec, args.e2e_arch, max(pipeline_counts),
+                                             args.batch, gpu))
+    run.write()
+    print(f"{len(run.report['failures'])} failed checks, {len(run.report['skipped'])} stages skipped, "
+          f"{run.report['elapsed_s']} s", flush=True)
+    for failure in run.report["failures"]:
+        print(f"FAILED {failure[:500]}", file=sys.stderr, flush=True)
+    return run.report
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(1 if main()["failures"] else 0)

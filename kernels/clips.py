@@ -46,8 +46,9 @@ class Clip:
     probe: Probe | None = None
     indices: np.ndarray | None = None  # (F,) int64 source frame numbers
     frames: np.ndarray | None = None  # (F, S, S, 3) uint8 RGB
-    decoder: str | None = None
+    decoder: str | None = None  # the backend that produced ``frames``
     error: VideoError | None = None
+    fallback_from: str | None = None  # the backend that failed this file first, if any
 
     @property
     def ok(self) -> bool:
@@ -137,22 +138,32 @@ class ClipReader:
 
         for name, positions in by_decoder.items():
             if name == "pyav":
-                for i in positions:
-                    try:
-                        clips[i].frames = self._pyav.decode_clip(clips[i].probe, clips[i].indices)
-                    except VideoError as exc:
-                        clips[i].error = exc
-                    except Exception as exc:  # noqa: BLE001 - a library failure on one file is data
-                        clips[i].error = VideoError(ErrorClass.DECODE_ERROR, f"{type(exc).__name__}: {exc}")
+                self._decode_with_pyav(clips, positions)
                 continue
             decoder = self._dali_decoder(name)
             frames, errors = decoder.decode_batch([clips[i].probe for i in positions],
                                                   [clips[i].indices for i in positions])
             for i, clip_frames, error in zip(positions, frames, errors):
                 clips[i].frames, clips[i].error = clip_frames, error
+            # A file DALI could not decode may still be one FFmpeg reads (a stream NVDEC refuses, a
+            # damaged packet): PyAV gets a second try, and the clip records which decoder answered.
+            retry = [i for i in positions if clips[i].error is not None
+                     and clips[i].error.error_class == ErrorClass.DECODE_ERROR]
+            for i in retry:
+                clips[i].decoder, clips[i].error, clips[i].fallback_from = "pyav", None, name
+            self._decode_with_pyav(clips, retry)
         self.times.decode += time.perf_counter() - probed
         self.times.frames_decoded = self._frames_decoded()
         return clips
+
+    def _decode_with_pyav(self, clips: list[Clip], positions: list[int]) -> None:
+        for i in positions:
+            try:
+                clips[i].frames = self._pyav.decode_clip(clips[i].probe, clips[i].indices)
+            except VideoError as exc:
+                clips[i].error = exc
+            except Exception as exc:  # noqa: BLE001 - a library failure on one file is data
+                clips[i].error = VideoError(ErrorClass.DECODE_ERROR, f"{type(exc).__name__}: {exc}")
 
     def dali_files_fed(self) -> dict[str, int]:
         """How many files DALI got as cut GOPs and how many whole (a cut may be refused)."""

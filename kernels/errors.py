@@ -33,3 +33,16 @@ class VideoError(Exception):
 
     def as_dict(self) -> dict[str, str]:
         return {"error_class": self.error_class.value, "error_message": self.message}
+
+
+# Words in a device error after which the CUDA context is unusable (or the device is out of memory):
+# no file is to blame, so decoders pass such errors up instead of isolating a file, and the scan worker
+# exits so that Ray restarts it with a fresh context.
+_DEVICE_ERROR_MARKERS = ("cuda_error", "cudaerror", "cuda error", "cudnn_status", "cublas_status",
+                         "illegal memory access", "cuda runtime", "out of memory", "resource_exhausted")
+
+
+def is_device_error(exc: BaseException) -> bool:
+    """An error of the GPU or its memory, not of the file being decoded."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return isinstance(exc, MemoryError) or any(marker in text for marker in _DEVICE_ERROR_MARKERS)

@@ -40,7 +40,10 @@ class CompiledPredictor:
                 return outputs
 
             compiled = jax.jit(step)
-            return lambda frames: compiled(model.trainable_variables, model.non_trainable_variables, frames)
+            # jax.jit takes arrays, not Keras variables (jax >= 0.10 refuses to abstractify them), and
+            # reading the values at each call keeps the step right after the weights change (training).
+            return lambda frames: compiled([v.value for v in model.trainable_variables],
+                                           [v.value for v in model.non_trainable_variables], frames)
         return lambda frames: model(frames, training=False)
 
     def _pad(self, frames):

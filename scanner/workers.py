@@ -18,23 +18,18 @@ import threading
 import time
 from pathlib import Path
 
+from kernels.errors import is_device_error
+
 # Test hooks, read from the driver's environment and handed to the actor (see hooks_from_env).
 HOOK_CRASH_ON = "DFSCAN_TEST_CRASH_ON"  # crash (SIGSEGV) on a path containing this substring
 HOOK_BATCH_DELAY = "DFSCAN_TEST_BATCH_DELAY_S"  # sleep this long per batch: slows a scan down to kill it
 HOOK_HANG_ON = "DFSCAN_TEST_HANG_ON"  # never return from a batch with a path containing this substring
 
-_CUDA_ERROR_MARKERS = ("cuda_error", "cudaerror", "cuda error", "cudnn_status", "nvdec", "cublas_status",
-                       "illegal memory access", "cuda runtime")
 
 
 def hooks_from_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     environ = os.environ if environ is None else environ
     return {k: v for k, v in environ.items() if k in (HOOK_CRASH_ON, HOOK_BATCH_DELAY, HOOK_HANG_ON) and v}
-
-
-def is_cuda_error(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(marker in text for marker in _CUDA_ERROR_MARKERS)
 
 
 def _device_label() -> tuple[str, bool]:
@@ -120,7 +115,7 @@ class ScanWorker:
         try:
             return self._scan(paths)
         except Exception as exc:
-            if is_cuda_error(exc):
+            if is_device_error(exc):
                 # A CUDA context that has seen an error is unusable: exit, and Ray restarts the actor.
                 print(f"dfscan worker {self.label}: CUDA error, exiting: {exc}", file=sys.stderr, flush=True)
                 os._exit(3)

@@ -3,7 +3,11 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+if "KERAS_BACKEND" not in os.environ:
+    # TensorFlow where it is installed (CI); the GPU machine has none and runs Keras on JAX.
+    import importlib.util
+
+    os.environ["KERAS_BACKEND"] = "tensorflow" if importlib.util.find_spec("tensorflow") else "jax"
 
 import pytest  # noqa: E402
 

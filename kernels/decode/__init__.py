@@ -17,15 +17,16 @@ from kernels.probe import Probe
 DECODERS: tuple[str, ...] = ("auto", "pyav", "dali-cpu", "dali-gpu")
 DALI_CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
 
-# What NVDEC on Hopper decodes, per codec: (chroma formats, bit depths, max width, max height).
-# H.264 is 8-bit 4:2:0 only (FaceForensics++ c23 is 4:4:4 and failed on an H100); 10-bit H.264 is
-# Blackwell-only; Hopper has no AV1 decoding. MJPEG stays on DALI's CPU decoder.
-NVDEC_SUPPORT: dict[str, tuple[frozenset[str], frozenset[int], int, int]] = {
-    "h264": (frozenset({"420"}), frozenset({8}), 4096, 4096),
-    "hevc": (frozenset({"420"}), frozenset({8, 10}), 8192, 8192),
-    "vp9": (frozenset({"420"}), frozenset({8}), 8192, 8192),
-    "vp8": (frozenset({"420"}), frozenset({8}), 4096, 4096),
-    "mpeg4": (frozenset({"420"}), frozenset({8}), 2032, 2032),
+# What NVDEC on Hopper decodes, per codec: (chroma formats, bit depths, min width, min height, max width,
+# max height), from NVIDIA's decoder caps. H.264 is 8-bit 4:2:0 only (FaceForensics++ c23 is 4:4:4 and
+# failed on an H100); 10-bit H.264 is Blackwell-only; Hopper has no AV1 decoding. HEVC needs at least
+# 144x144 and VP9 128x128. MJPEG stays on DALI's CPU decoder.
+NVDEC_SUPPORT: dict[str, tuple[frozenset[str], frozenset[int], int, int, int, int]] = {
+    "h264": (frozenset({"420"}), frozenset({8}), 48, 16, 4096, 4096),
+    "hevc": (frozenset({"420"}), frozenset({8, 10}), 144, 144, 8192, 8192),
+    "vp9": (frozenset({"420"}), frozenset({8}), 128, 128, 8192, 8192),
+    "vp8": (frozenset({"420"}), frozenset({8}), 48, 16, 4096, 4096),
+    "mpeg4": (frozenset({"420"}), frozenset({8}), 48, 16, 2032, 2032),
 }
 
 
@@ -48,9 +49,9 @@ def nvdec_supports(probe: Probe) -> bool:
     support = NVDEC_SUPPORT.get(probe.codec)
     if support is None:
         return False
-    chromas, depths, max_width, max_height = support
-    return (probe.chroma in chromas and probe.bit_depth in depths and probe.width <= max_width
-            and probe.height <= max_height)
+    chromas, depths, min_width, min_height, max_width, max_height = support
+    return (probe.chroma in chromas and probe.bit_depth in depths and min_width <= probe.width <= max_width
+            and min_height <= probe.height <= max_height)
 
 
 def choose_decoder(probe: Probe, requested: str = "auto", gpu: bool | None = None) -> str:

@@ -14,6 +14,7 @@ until the failing file is isolated; its batch-mates still get their frames.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
@@ -21,13 +22,14 @@ import numpy as np
 
 from kernels.decode.gops import cut_to_gops
 from kernels.dlpack import copy_on_device, to_framework_tensor
-from kernels.errors import ErrorClass, VideoError
+from kernels.errors import ErrorClass, VideoError, is_device_error
 from kernels.probe import Probe
 from kernels.resize import dali_resize
 from kernels.sampling import split_unique
 
 
 DALI_FEEDS: tuple[str, ...] = ("gops", "file")
+DRY_RUN_HAND_OFF = "DFSCAN_DRY_RUN_DLPACK"
 
 
 def checked_feed(feed: str) -> str:
@@ -44,6 +46,9 @@ class DaliDecoder:
         self.gpu = gpu
         self.name = "dali-gpu" if gpu else "dali-cpu"
         self.max_batch = max_batch
+        # dali-gpu hands its output to the model's framework through DLPack. The device dry run
+        # (benchmarks/device_dry_run.sh) sends dali-cpu's output down the same path, to try it on a CPU.
+        self.hand_off = gpu or os.environ.get(DRY_RUN_HAND_OFF) == "1"
         self.threads = threads
         self.device_id = device_id
         # Counters for benchmarks. DALI decodes every frame of its input up to the last one requested,
@@ -75,25 +80,29 @@ class DaliDecoder:
         self.pipeline_builds += 1
         return pipeline
 
-    def _run(self, payloads: list[tuple[np.ndarray, np.ndarray, np.ndarray]]):
-        if self._pipeline is None:
-            self._pipeline = self._build()
+    def _run_pipeline(self, payloads: list[tuple[np.ndarray, np.ndarray, np.ndarray]]):
+        """Feed and run the graph: the one step whose failure may be a file's fault."""
         pipe = self._pipeline
         pipe.feed_input("encoded", [p[0] for p in payloads])
         pipe.feed_input("frames", [p[1] for p in payloads])
         pipe.feed_input("order", [p[2] for p in payloads])
         (video,) = pipe.run()
-        dense = video.as_tensor()  # (B, F, S, S, 3) uint8, on the GPU for dali-gpu
-        # DALI reuses its output buffers on the next run: take an owned copy now (on the GPU for
-        # dali-gpu, handed over through DLPack; in host memory for dali-cpu).
-        return copy_on_device(to_framework_tensor(dense)) if self.gpu else np.array(dense)
+        return video.as_tensor()  # (B, F, S, S, 3) uint8, on the GPU for dali-gpu
 
     def _run_isolating(self, positions: list[int], payloads, results: dict, errors: dict) -> None:
-        """Run ``positions``; on a pipeline error rebuild and bisect until the bad file is alone."""
+        """Run ``positions``; on a pipeline error rebuild and bisect until the bad file is alone.
+
+        Only an error of the pipeline run itself is blamed on the files: building the pipeline,
+        handing its output over (a missing framework, DLPack) and any device error (CUDA, out of
+        memory) are nobody's file and propagate, so the caller sees them at once."""
+        if self._pipeline is None:
+            self._pipeline = self._build()
         try:
-            batch = self._run([payloads[i] for i in positions])
+            dense = self._run_pipeline([payloads[i] for i in positions])
         except Exception as exc:  # noqa: BLE001 - DALI raises plain RuntimeError/IndexError
             self._pipeline = None  # "Current pipeline object is no longer valid": rebuild
+            if is_device_error(exc):
+                raise
             if len(positions) == 1:
                 errors[positions[0]] = VideoError(ErrorClass.DECODE_ERROR, _first_line_of_dali_error(exc))
                 return
@@ -101,6 +110,9 @@ class DaliDecoder:
             self._run_isolating(positions[:half], payloads, results, errors)
             self._run_isolating(positions[half:], payloads, results, errors)
             return
+        # DALI reuses its output buffers on the next run: take an owned copy now (on the GPU for
+        # dali-gpu, handed over through DLPack; in host memory for dali-cpu).
+        batch = copy_on_device(to_framework_tensor(dense)) if self.hand_off else np.array(dense)
         for row, position in enumerate(positions):
             results[position] = (batch, row)
 

@@ -7,7 +7,8 @@ import pytest
 from scanner.run import needs_scan
 from scanner.sink import Committed
 from scanner.walk import FileEntry
-from scanner.workers import WorkerPlan, hooks_from_env, is_cuda_error, plan_workers
+from kernels.errors import is_device_error
+from scanner.workers import WorkerPlan, hooks_from_env, plan_workers
 
 SHA = "a" * 64
 ENTRY = FileEntry(path="x.mp4", size=10, mtime_ns=5, inode=7)
@@ -40,9 +41,9 @@ def test_plan_workers():
 
 
 def test_cuda_errors_are_recognised():
-    assert is_cuda_error(RuntimeError("CUDA_ERROR_ILLEGAL_ADDRESS: an illegal memory access"))
-    assert is_cuda_error(RuntimeError("cudaErrorLaunchFailure"))
-    assert not is_cuda_error(ValueError("bad shape"))
+    assert is_device_error(RuntimeError("CUDA_ERROR_ILLEGAL_ADDRESS: an illegal memory access"))
+    assert is_device_error(RuntimeError("cudaErrorLaunchFailure"))
+    assert not is_device_error(ValueError("bad shape"))
 
 
 def test_hooks_come_only_from_test_variables():
