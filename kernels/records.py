@@ -186,3 +186,50 @@ def hevc_cra_as_bla(payload: bytes, length_size: int | None) -> bytes:
         if (patched[begin] >> 1) & 0x3F == HEVC_CRA:
             patched[begin] = (patched[begin] & 0x81) | (HEVC_BLA_W_LP << 1)
     return bytes(patched)
+
+
+# --- Annex B: the byte stream a hardware decoder is fed --------------------------------------------
+
+START_CODE = b"\x00\x00\x00\x01"
+
+
+def parameter_sets(codec: str, extradata: bytes | None) -> list[bytes]:
+    """The parameter-set NAL units (H.264 SPS/PPS; HEVC VPS/SPS/PPS and any SEI) of an ``avcC`` or
+    ``hvcC`` record, or of Annex B extradata, in the record's order."""
+    if not extradata:
+        return []
+    if extradata[0] != 1:  # Annex B already (MPEG-TS, raw streams)
+        return [extradata[begin:end] for begin, end in _nal_spans(extradata, None)]
+    units: list[bytes] = []
+    if codec == "h264":
+        if len(extradata) < 7:
+            raise ValueError("avcC record too short")
+        position, count = 6, extradata[5] & 0x1F
+        for table in range(2):  # SPS, then PPS
+            for _ in range(count):
+                size = int.from_bytes(extradata[position:position + 2], "big")
+                units.append(extradata[position + 2:position + 2 + size])
+                position += 2 + size
+            if table == 0:
+                count, position = extradata[position], position + 1
+    elif codec == "hevc":
+        if len(extradata) < 23:
+            raise ValueError("hvcC record too short")
+        position = 23
+        for _ in range(extradata[22]):  # arrays of one NAL type each
+            count = int.from_bytes(extradata[position + 1:position + 3], "big")
+            position += 3
+            for _ in range(count):
+                size = int.from_bytes(extradata[position:position + 2], "big")
+                units.append(extradata[position + 2:position + 2 + size])
+                position += 2 + size
+    else:
+        raise ValueError(f"no parameter sets for {codec}")
+    if any(len(unit) == 0 for unit in units) or position > len(extradata):
+        raise ValueError("malformed decoder configuration record")
+    return units
+
+
+def to_annex_b(payload: bytes, length_size: int | None) -> bytes:
+    """One access unit with a 4-byte start code before each NAL unit (length prefixes replaced)."""
+    return b"".join(START_CODE + payload[begin:end] for begin, end in _nal_spans(payload, length_size))

@@ -34,7 +34,8 @@ import av
 import numpy as np
 
 from kernels.probe import Probe
-from kernels.records import HEVC_CRA, hevc_cra_as_bla, nal_length_size, nal_unit_types
+from kernels.records import (HEVC_CRA, START_CODE, hevc_cra_as_bla, nal_length_size, nal_unit_types, parameter_sets,
+                             to_annex_b)
 
 # Muxers whose output DALI reads: MP4 keeps nb_frames in its header (DALI then need not count), and
 # Matroska takes every codec the others refuse.
@@ -159,7 +160,12 @@ def _merge(read: _Packets, runs: list[np.ndarray]) -> list[np.ndarray]:
     for run in sorted(runs, key=lambda r: (int(r[0]), int(r[-1]))):
         gop = int(np.searchsorted(read.keys, run[0], side="right")) - 1
         jumpable = bool(read.resets[gop]) and int(read.keys[gop]) == int(run[0])
-        if merged and (run[0] <= merged[-1][-1] + 1 or not jumpable):
+        if merged and run[0] <= merged[-1][-1] + 1:
+            # Overlapping runs: their union, not everything up to the later end, which would bring back
+            # the leading pictures a run left out (after a BLA the decoder drops them, and every frame
+            # index after them would be off by as many).
+            merged[-1] = np.union1d(merged[-1], run)
+        elif merged and not jumpable:
             end = max(int(run[-1]), int(merged[-1][-1]))
             merged[-1] = np.union1d(merged[-1], np.arange(int(merged[-1][-1]) + 1, end + 1))
         else:
@@ -204,8 +210,9 @@ def _mux(read: _Packets, runs: list[np.ndarray], step: int, codec: str) -> tuple
     return buffer.getvalue(), np.asarray(written_pts, dtype=np.int64)
 
 
-def cut_to_gops(probe: Probe, wanted: np.ndarray) -> GopCut:
-    """The packets that ``wanted`` (distinct presentation-order indices, ascending) need, remuxed."""
+def _cut(probe: Probe, wanted: np.ndarray, write):
+    """Plan the runs that ``wanted`` (distinct presentation-order indices, ascending) need and hand
+    them to ``write(read, runs, positions, step)`` while the file is open; returns what it returns."""
     if probe.frame_pts is None:
         raise CutUnsupported("the probe kept no frame timestamps")
     wanted = np.asarray(wanted, dtype=np.int64)  # (U,)
@@ -231,13 +238,69 @@ def cut_to_gops(probe: Probe, wanted: np.ndarray) -> GopCut:
         runs = _merge(read, [_run_for(read, position, probe.codec) for position in positions])
         diffs = np.diff(np.sort(read.pts))
         step = int(diffs[diffs > 0].min()) if (diffs > 0).any() else 1
+        return write(read, runs, positions, step)
+
+
+def cut_to_gops(probe: Probe, wanted: np.ndarray) -> GopCut:
+    """The packets that ``wanted`` (distinct presentation-order indices, ascending) need, remuxed."""
+
+    def write(read: _Packets, runs: list[np.ndarray], positions: list[int], step: int) -> GopCut:
         data, new_pts = _mux(read, runs, step, probe.codec)
-    # Where each wanted frame landed: its packet's new pts, ranked among all new pts.
-    written = np.concatenate(runs)  # (P',) source positions, in the order written
-    order_in_cut = np.argsort(np.argsort(new_pts, kind="stable"), kind="stable")  # rank of each written packet
-    rank_of_position = dict(zip(written.tolist(), order_in_cut.tolist()))
-    frames = np.asarray([rank_of_position[p] for p in positions], dtype=np.int32)
-    if np.unique(new_pts).size != new_pts.size:
-        raise CutUnsupported("the written time base merges the timestamps of two frames")
-    return GopCut(data=np.frombuffer(data, dtype=np.uint8), frames=frames, frames_in_stream=int(written.size),
-                  runs=len(runs))
+        # Where each wanted frame landed: its packet's new pts, ranked among all new pts.
+        written = np.concatenate(runs)  # (P',) source positions, in the order written
+        order_in_cut = np.argsort(np.argsort(new_pts, kind="stable"), kind="stable")  # rank of each written packet
+        rank_of_position = dict(zip(written.tolist(), order_in_cut.tolist()))
+        frames = np.asarray([rank_of_position[p] for p in positions], dtype=np.int32)
+        if np.unique(new_pts).size != new_pts.size:
+            raise CutUnsupported("the written time base merges the timestamps of two frames")
+        return GopCut(data=np.frombuffer(data, dtype=np.uint8), frames=frames, frames_in_stream=int(written.size),
+                      runs=len(runs))
+
+    return _cut(probe, wanted, write)
+
+
+@dataclasses.dataclass(frozen=True)
+class AnnexBCut:
+    """The runs a plan needs as an H.264/HEVC elementary stream, for a decoder fed without a container."""
+
+    access_units: list[bytes]  # decode order; each run's first one carries the parameter sets
+    frames: np.ndarray  # (U,) int32: each wanted frame's index among the frames decoded, in output order
+    run_starts: np.ndarray  # (R,) int: index in access_units where each run begins
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.access_units)
+
+
+ANNEX_B_CODECS = frozenset({"h264", "hevc"})
+
+
+def cut_to_annex_b(probe: Probe, wanted: np.ndarray) -> AnnexBCut:
+    """The packets that ``wanted`` needs, as Annex B access units: length prefixes become start
+    codes, each run starts with the stream's parameter sets, and a later run's HEVC CRA is written as
+    BLA. Runs start where the decoder resets (IDR, BLA), so it outputs each run in display order, one
+    run after another: that order gives each wanted frame's index."""
+    if probe.codec not in ANNEX_B_CODECS:
+        raise CutUnsupported(f"no Annex B stream for {probe.codec}")
+
+    def write(read: _Packets, runs: list[np.ndarray], positions: list[int], step: int) -> AnnexBCut:
+        try:
+            headers = b"".join(START_CODE + unit for unit in
+                               parameter_sets(probe.codec, bytes(read.stream.codec_context.extradata or b"")))
+            units, run_starts, output_order = [], [], []
+            for number, run in enumerate(runs):
+                run_starts.append(len(units))
+                for position in run.tolist():
+                    payload = bytes(read.packets[position])
+                    if number > 0 and position == int(run[0]) and position in read.relabel:
+                        payload = hevc_cra_as_bla(payload, read.length_size)
+                    unit = to_annex_b(payload, read.length_size)
+                    units.append(headers + unit if position == int(run[0]) else unit)
+                output_order.extend(run[np.argsort(read.pts[run], kind="stable")].tolist())
+        except ValueError as exc:  # a malformed NAL length or configuration record
+            raise CutUnsupported(f"cannot write Annex B: {exc}") from None
+        rank_of_position = {position: rank for rank, position in enumerate(output_order)}
+        frames = np.asarray([rank_of_position[p] for p in positions], dtype=np.int32)
+        return AnnexBCut(access_units=units, frames=frames, run_starts=np.asarray(run_starts, dtype=np.int64))
+
+    return _cut(probe, wanted, write)
