@@ -74,9 +74,10 @@ def build_archive(directory: Path, videos: int, resolutions: list[str], extra: l
     if extra:
         jobs["agree odd"] = [job("agree odd", f"odd_{n}_{entry.replace(':', '_')}", entry.partition(":")[0],
                                  entry.partition(":")[2], 1000 + n, 256) for n, entry in enumerate(extra)]
-    flat = [job for group in jobs.values() for job in group]
-    with ProcessPoolExecutor(max(1, min(len(flat), os.cpu_count() or 1))) as pool:
-        list(pool.map(_encode, flat))
+    flat = [job for group in jobs.values() for job in group if not job[0].exists()]  # a kept archive is reused
+    if flat:
+        with ProcessPoolExecutor(max(1, min(len(flat), os.cpu_count() or 1))) as pool:
+            list(pool.map(_encode, flat))
     return {name: [str(job[0]) for job in group] for name, group in jobs.items()}
 
 
@@ -250,6 +251,33 @@ def _rate_mode(result: dict) -> dict:
     return mode | {k: v for k, v in result.items() if k not in mode}
 
 
+def _nvdec_facts() -> dict:
+    """NVDEC engines (the codec SDK's decoder caps), the video clock, and from them the NVDEC limit
+    for 1080p H.264: NVIDIA's application note gives about 771 frames/s per engine at 1860 MHz, and
+    Hopper's NVDEC is that design scaled by clock."""
+    import subprocess
+
+    facts: dict = {}
+    try:
+        from kernels.decode.nvdec import decoder_caps
+
+        facts["caps"] = {codec: decoder_caps(codec) for codec in ("h264", "hevc")}
+    except Exception as exc:  # noqa: BLE001 - recorded: the nvdec stages will fail and say why
+        facts["caps_error"] = f"{type(exc).__name__}: {exc}"
+    try:
+        clocks = subprocess.run(["nvidia-smi", "--query-gpu=clocks.max.video,clocks.video",
+                                 "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=20)
+        max_clock, clock = (float(v) for v in clocks.stdout.splitlines()[0].split(","))
+        facts |= {"video_clock_max_mhz": max_clock, "video_clock_mhz": clock}
+    except Exception as exc:  # noqa: BLE001 - no nvidia-smi (the dry run)
+        facts["clock_error"] = f"{type(exc).__name__}: {exc}"
+    engines = (facts.get("caps", {}).get("h264") or {}).get("num_decoder_engines")
+    if engines and facts.get("video_clock_max_mhz"):
+        facts["nvdec_limit_1080p_h264_fps"] = round(engines * 771 * facts["video_clock_max_mhz"] / 1860)
+    print(f"nvdec facts: {facts}", flush=True)
+    return facts
+
+
 def _has_gpu() -> bool:
     from kernels.decode import gpu_count
 
@@ -319,7 +347,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-check")))
     parser.add_argument("--videos", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--resolutions", default="720p,1080p")
+    parser.add_argument("--resolutions", default="1080p,720p")
     parser.add_argument("--codec", default="h264")
     parser.add_argument("--extra", default="1080x1920:h264,1920x1080:hevc",
                         help="odd files, WxH:codec, checked for agreement (portrait, HEVC)")
@@ -334,15 +362,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model-repeats", type=int, default=10)
     parser.add_argument("--e2e-arch", default="resnet50-lstm", help="model of the end-to-end stage ('' skips it)")
     parser.add_argument("--budget-s", type=float, default=420.0, help="start no stage after this many seconds")
+    parser.add_argument("--archive-dir", type=Path, default=None,
+                        help="encode the videos here and reuse them on the next run (default: a temporary folder)")
     args = parser.parse_args(argv)
     decoders = [d for d in args.decoders.split(",") if d]
     gpu = any(d not in ("dali-cpu", "pyav") for d in decoders)
     pipeline_counts = [int(p) for p in args.pipelines.split(",")]
     run = _Run(args, args.budget_s)
 
+    run.report["nvdec"] = _nvdec_facts() if "nvdec" in decoders else None
+    if "nvdec" in decoders:
+        from kernels.decode.nvdec import NvdecUnavailable, load_pynvvideocodec
+
+        try:
+            load_pynvvideocodec()
+        except NvdecUnavailable as exc:  # else every nvdec stage would measure its fallback instead
+            run.report["failures"].append(f"nvdec: {exc}")
+            decoders.remove("nvdec")
     with tempfile.TemporaryDirectory(prefix="dfscan-gpu-check-") as scratch:
         started = time.perf_counter()
-        sets = build_archive(Path(scratch), args.videos, args.resolutions.split(","),
+        sets = build_archive(args.archive_dir or Path(scratch), args.videos, args.resolutions.split(","),
                              [e for e in args.extra.split(",") if e], args.seconds, args.codec)
         run.report["archive"]["encode_s"] = round(time.perf_counter() - started, 1)
         print(f"archive: {run.report['archive']}", flush=True)

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kernels.decode import DECODERS, choose_decoder, gpu_count
+from kernels.decode import DECODERS, GPU_OUTPUT_DECODERS, choose_decoder, gpu_count
 from kernels.decode.pyav import PyAVDecoder
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import Probe, ProbeLimits, probe
@@ -57,7 +57,7 @@ class Clip:
 
 @dataclasses.dataclass
 class ClipBatch:
-    frames: object  # (batch_size, F, S, S, 3) uint8: numpy, or a GPU tensor on dali-gpu
+    frames: object  # (batch_size, F, S, S, 3) uint8: numpy, or a GPU tensor on dali-gpu and nvdec
     clips: list[Clip]  # one per path, frames=None; rows past len(clips) are padding
 
 
@@ -78,25 +78,31 @@ class ClipReader:
 
         self.dali_feed = checked_feed(dali_feed)  # "gops": DALI gets only the GOPs a plan needs; "file": whole
         self.gpu = gpu_count() > 0 if gpu is None else gpu
-        if spec.decoder == "dali-gpu" and not self.gpu:
-            raise ValueError("decoder dali-gpu needs an NVIDIA GPU, and none is visible")
+        if spec.decoder in GPU_OUTPUT_DECODERS and not self.gpu:
+            raise ValueError(f"decoder {spec.decoder} needs an NVIDIA GPU, and none is visible")
         self.dali_batch = dali_batch
         self.threads = threads
         self.times = StageTimes()
         self._pyav = PyAVDecoder(spec.size, threads=threads)
-        self._dali: dict[str, object] = {}
+        self._batch_decoders: dict[str, object] = {}  # dali-cpu, dali-gpu, nvdec: decoders that take a batch
         # Training reads each video many times (epochs, temporal offsets): remember up to this many
         # probes, keyed by path and stat so a changed file is probed again. The scanner reads once: 0.
         self.probe_cache = probe_cache
         self._probes: dict[tuple[str, int, int], Probe] = {}
 
-    def _dali_decoder(self, name: str):
-        if name not in self._dali:
-            from kernels.decode.dali import DaliDecoder
+    def _batch_decoder(self, name: str):
+        """The reader's own DALI pipeline or NVDEC decoder pool, built on first use."""
+        if name not in self._batch_decoders:
+            if name == "nvdec":
+                from kernels.decode.nvdec import NvdecDecoder
 
-            self._dali[name] = DaliDecoder(self.spec.size, gpu=name == "dali-gpu", max_batch=self.dali_batch,
-                                           threads=max(1, self.threads or 2), feed=self.dali_feed)
-        return self._dali[name]
+                self._batch_decoders[name] = NvdecDecoder(self.spec.size)
+            else:
+                from kernels.decode.dali import DaliDecoder
+
+                self._batch_decoders[name] = DaliDecoder(self.spec.size, gpu=name == "dali-gpu", max_batch=self.dali_batch,
+                                               threads=max(1, self.threads or 2), feed=self.dali_feed)
+        return self._batch_decoders[name]
 
     def _probe(self, path: str) -> Probe:
         if not self.probe_cache:
@@ -140,7 +146,7 @@ class ClipReader:
             if name == "pyav":
                 self._decode_with_pyav(clips, positions)
                 continue
-            decoder = self._dali_decoder(name)
+            decoder = self._batch_decoder(name)
             frames, errors = decoder.decode_batch([clips[i].probe for i in positions],
                                                   [clips[i].indices for i in positions])
             for i, clip_frames, error in zip(positions, frames, errors):
@@ -148,7 +154,7 @@ class ClipReader:
             # A file DALI could not decode may still be one FFmpeg reads (a stream NVDEC refuses, a
             # damaged packet): PyAV gets a second try, and the clip records which decoder answered.
             retry = [i for i in positions if clips[i].error is not None
-                     and clips[i].error.error_class == ErrorClass.DECODE_ERROR]
+                     and clips[i].error.error_class in (ErrorClass.DECODE_ERROR, ErrorClass.UNSUPPORTED_CODEC)]
             for i in retry:
                 clips[i].decoder, clips[i].error, clips[i].fallback_from = "pyav", None, name
             self._decode_with_pyav(clips, retry)
@@ -167,11 +173,11 @@ class ClipReader:
 
     def dali_files_fed(self) -> dict[str, int]:
         """How many files DALI got as cut GOPs and how many whole (a cut may be refused)."""
-        return {"cut": sum(d.files_cut for d in self._dali.values()),
-                "whole": sum(d.files_whole for d in self._dali.values())}
+        return {"cut": sum(d.files_cut for d in self._batch_decoders.values()),
+                "whole": sum(d.files_whole for d in self._batch_decoders.values())}
 
     def _frames_decoded(self) -> int:
-        return self._pyav.frames_decoded + sum(d.frames_decoded for d in self._dali.values())
+        return self._pyav.frames_decoded + sum(d.frames_decoded for d in self._batch_decoders.values())
 
     def read_batch(self, paths: Sequence[str], batch_size: int) -> ClipBatch:
         """A fixed-shape batch: padding rows and failed clips are zeros, so shapes never change."""
@@ -179,7 +185,7 @@ class ClipReader:
             raise ValueError(f"{len(paths)} paths do not fit a batch of {batch_size}")
         clips = self.read(paths)
         shape = (batch_size, self.spec.frames, self.spec.size, self.spec.size, 3)
-        on_gpu = [c for c in clips if c.ok and c.decoder == "dali-gpu"]
+        on_gpu = [c for c in clips if c.ok and c.decoder in GPU_OUTPUT_DECODERS]
         if on_gpu and len(on_gpu) == len(clips) and len(clips) == batch_size:
             import keras
 

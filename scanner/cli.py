@@ -55,7 +55,7 @@ def frames(video: Path = typer.Argument(..., help="The video to sample."),
            n_frames: int = typer.Option(20, "--frames", help="Frames per clip (F)."),
            size: int = typer.Option(224, "--size", help="Frame side S in pixels."),
            sampling: str = typer.Option("uniform", "--sampling", help="uniform | keyframe"),
-           decoder: str = typer.Option("auto", "--decoder", help="auto | pyav | dali-cpu | dali-gpu")):
+           decoder: str = typer.Option("auto", "--decoder", help="auto | pyav | dali-cpu | dali-gpu | nvdec")):
     """Write the frames the model sees, one PNG per sampled frame, plus a contact sheet."""
     from kernels.clips import ClipReader, ClipSpec
     from kernels.export import write_clip
@@ -165,7 +165,7 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
         batch_timeout: float = typer.Option(1800.0, "--batch-timeout", help="Seconds before a batch counts as "
                                             "hung: its worker is restarted and the batch retried, then isolated."),
         sampling: str = typer.Option("uniform", "--sampling", help="uniform | keyframe"),
-        decoder: str = typer.Option("auto", "--decoder", help="auto | pyav | dali-cpu | dali-gpu"),
+        decoder: str = typer.Option("auto", "--decoder", help="auto | pyav | dali-cpu | dali-gpu | nvdec"),
         threshold: Optional[float] = typer.Option(None, "--threshold", help="Default: the model card's."),
         address: Optional[str] = typer.Option(None, "--address", help="Ray cluster: auto, ray://... or host:port."),
         full: bool = typer.Option(False, "--full", help="Rescan every file."),

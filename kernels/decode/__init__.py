@@ -4,6 +4,8 @@ Every backend yields RGB uint8 frames resized to S x S by the rule in ``kernels.
 - ``dali-gpu``: DALI ``mixed`` (NVDEC) decode and GPU resize; the output stays on the GPU.
 - ``dali-cpu``: the same DALI graph on the CPU; DALI 2.4 reads only VP8, VP9 and MJPEG there.
 - ``pyav``: FFmpeg through PyAV, for every codec FFmpeg reads.
+- ``nvdec``: NVDEC through PyNvVideoCodec with persistent decoders, fed only the GOPs a plan needs
+  (8-bit 4:2:0 H.264 and HEVC); the output stays on the GPU.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import os
 
 from kernels.probe import Probe
 
-DECODERS: tuple[str, ...] = ("auto", "pyav", "dali-cpu", "dali-gpu")
+DECODERS: tuple[str, ...] = ("auto", "pyav", "dali-cpu", "dali-gpu", "nvdec")
+GPU_OUTPUT_DECODERS = frozenset({"dali-gpu", "nvdec"})  # their clips stay on the GPU
 DALI_CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
 
 # What NVDEC on Hopper decodes, per codec: (chroma formats, bit depths, min width, min height, max width,
@@ -62,6 +65,14 @@ def choose_decoder(probe: Probe, requested: str = "auto", gpu: bool | None = Non
     gpu = gpu_count() > 0 if gpu is None else gpu
     if requested == "pyav":
         return "pyav"
+    if requested == "nvdec" and gpu and nvdec_supports(probe) and probe.codec in ("h264", "hevc") \
+            and probe.bit_depth == 8:
+        from kernels.decode.nvdec import nvdec_available
+
+        if nvdec_available():
+            return "nvdec"
+    if requested == "nvdec":
+        requested = "auto"  # what nvdec cannot read goes where auto sends it
     if requested in ("auto", "dali-gpu") and gpu and nvdec_supports(probe):
         return "dali-gpu"
     if requested in ("auto", "dali-cpu", "dali-gpu") and probe.codec in DALI_CPU_CODECS:

@@ -1,0 +1,179 @@
+"""The ``nvdec`` backend on a CPU: everything but NVDEC itself.
+
+``FakePyNvVideoCodec`` stands in for PyNvVideoCodec with the same calls (CreateDecoder, PacketData,
+Decode with an empty packet as the flush, setReconfigParams, frames through DLPack, buffers reused
+by the next call), decoding with FFmpeg. So the Annex B feed, the persistent decoders, the copy of
+wanted frames, NV12 -> RGB, the resize and the error paths all run here; the GPU tests
+(tests/kernels/test_gpu.py) run the same code on NVDEC.
+"""
+
+import ctypes
+
+import av
+import numpy as np
+import pytest
+
+from kernels.decode import nvdec
+from kernels.decode.pyav import PyAVDecoder
+from kernels.errors import ErrorClass
+from kernels.probe import probe
+from kernels.resize import mean_abs_difference
+from tests.kernels.test_gops import OPEN_GOP_ENCODINGS
+from tests.media import read_index, write_index_video
+
+
+def aligned_empty(shape: tuple) -> np.ndarray:
+    """uint8 memory aligned as device allocations are (TensorFlow refuses DLPack memory that is not)."""
+    count = int(np.prod(shape))
+    raw = np.empty(count + 256, dtype=np.uint8)
+    offset = -raw.ctypes.data % 256
+    return raw[offset:offset + count].reshape(shape)
+
+
+class FakeFrame:
+    """A decoded NV12 frame in a buffer the decoder reuses: ``(H*3/2, W)`` uint8."""
+
+    def __init__(self, buffer: np.ndarray):
+        self.buffer = buffer
+
+    def __dlpack__(self, stream=None):
+        if stream in (0, None):
+            raise ValueError("Invalid value for stream parameter")  # what PyNvVideoCodec says
+        return self.buffer.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self.buffer.__dlpack_device__()
+
+
+class FakeDecoder:
+    def __init__(self, codec: str, maxwidth: int, maxheight: int):
+        self.codec, self.maxwidth, self.maxheight = codec, maxwidth, maxheight
+        self.size = None
+        self.videos_started = 0
+        self._context = None
+        self._pool: list[np.ndarray] = []
+
+    def setReconfigParams(self, width: int, height: int) -> int:
+        assert width <= self.maxwidth and height <= self.maxheight
+        self.size = (width, height)
+        return 0
+
+    def Decode(self, packet):
+        if self._context is None:
+            self._context = av.CodecContext.create(self.codec, "r")
+            self.videos_started += 1
+        data = ctypes.string_at(packet.bsl_data, packet.bsl) if packet.bsl else None
+        frames = []
+        for parsed in self._context.parse(data):
+            frames.extend(self._context.decode(parsed))
+        if data is None:  # end of stream: drain, and start afresh with the next video
+            frames.extend(self._context.decode(None))
+            self._context = None
+        out = []
+        for slot, frame in enumerate(frames):  # like NVDEC: slot i of this call's pool, overwritten next call
+            assert (frame.width, frame.height) == self.size, "setReconfigParams was not called for this size"
+            nv12 = frame.reformat(format="nv12").to_ndarray()  # (H*3/2, W)
+            if slot >= len(self._pool) or self._pool[slot].shape != nv12.shape:
+                self._pool[slot:slot + 1] = [aligned_empty(nv12.shape)]
+            self._pool[slot][...] = nv12
+            out.append(FakeFrame(self._pool[slot]))
+        return out
+
+
+class FakePyNvVideoCodec:
+    class cudaVideoCodec:
+        H264, HEVC = "h264", "hevc"
+
+    class OutputColorType:
+        NATIVE = 0
+
+    class PacketData:
+        def __init__(self):
+            self.bsl_data, self.bsl = 0, 0
+
+    def __init__(self):
+        self.decoders: list[FakeDecoder] = []
+
+    def CreateDecoder(self, gpuid, codec, cudacontext, cudastream, usedevicememory, maxwidth, maxheight,
+                      outputColorType):
+        assert usedevicememory and (cudacontext, cudastream) == (0, 0)
+        decoder = FakeDecoder(codec, maxwidth, maxheight)
+        self.decoders.append(decoder)
+        return decoder
+
+
+@pytest.fixture
+def fake_nvc(monkeypatch):
+    fake = FakePyNvVideoCodec()
+    monkeypatch.setattr(nvdec, "load_pynvvideocodec", lambda: fake)
+    return fake
+
+
+def test_persistent_decoders_give_the_planned_frames(tmp_path, fake_nvc):
+    """Five videos of three sizes and both codecs through one pool: one decoder per codec, each
+    reconfigured per video, and every clip holds exactly its plan's frames."""
+    paths = [write_index_video(tmp_path / "a", 40, "h264", width=128, height=96),
+             write_index_video(tmp_path / "b", 40, "h264", width=96, height=128),  # portrait
+             write_index_video(tmp_path / "c", 60, OPEN_GOP_ENCODINGS["x265-cra-long"][0], width=160, height=160),
+             write_index_video(tmp_path / "d", 61, OPEN_GOP_ENCODINGS["x264-open-gop"][0]),
+             write_index_video(tmp_path / "e", 40, "h264", width=128, height=96)]
+    plans = [np.array([0, 5, 5, 39]), np.array([1, 2, 3, 20]), np.array([0, 13, 30, 59]), np.array([3, 30, 31, 60]),
+             np.array([39, 39, 0, 12])]
+    decoder = nvdec.NvdecDecoder(size=32)
+    frames, errors = decoder.decode_batch([probe(p) for p in paths], plans)
+    assert errors == [None] * 5
+    for clip, plan in zip(frames, plans):
+        clip = np.asarray(clip)
+        assert clip.shape == (4, 32, 32, 3) and clip.dtype == np.uint8
+        assert [read_index(frame) for frame in clip] == plan.tolist()
+    assert decoder.decoders_created == len(fake_nvc.decoders) == 2
+    assert sorted(d.videos_started for d in fake_nvc.decoders) == [1, 4]
+    assert decoder.files_cut == 5
+    assert 16 <= decoder.frames_decoded < 40 + 40 + 60 + 61 + 40  # runs from keyframes, not whole files
+
+
+def test_colours_and_resize_match_the_pyav_backend(tmp_path, fake_nvc):
+    """NV12 -> RGB (BT.601, limited range) and the antialiased resize, against swscale's."""
+    from benchmarks.archive import write_bench_video
+
+    path = write_bench_video(tmp_path / "colour.mp4", 320, 240, 12, 30, "h264", seed=3, block=64)
+    facts = probe(path)
+    plan = np.array([0, 4, 11])
+    frames, errors = nvdec.NvdecDecoder(size=64).decode_batch([facts], [plan])
+    assert errors == [None]
+    difference = mean_abs_difference(np.asarray(frames[0]), PyAVDecoder(64).decode_clip(facts, plan))
+    assert difference < 3.0
+
+
+def test_a_corrupt_file_is_its_own_error_and_the_pool_survives(tmp_path, fake_nvc):
+    good = write_index_video(tmp_path / "good", 30, "h264")
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(good.read_bytes())
+    facts_bad = probe(bad)
+    with open(bad, "r+b") as handle:  # the packets the probe saw are gone: the cut cannot read them
+        handle.truncate(facts_bad.path and 2000)
+    decoder = nvdec.NvdecDecoder(size=32)
+    frames, errors = decoder.decode_batch([probe(good), facts_bad, probe(good)],
+                                          [np.array([0, 29]), np.array([0, 29]), np.array([1, 28])])
+    assert errors[0] is None and errors[2] is None
+    assert errors[1].error_class == ErrorClass.DECODE_ERROR
+    assert [read_index(f) for f in np.asarray(frames[2])] == [1, 28]
+
+
+def test_codecs_nvdec_does_not_take_are_refused_per_file(tmp_path, fake_nvc):
+    vp9 = probe(write_index_video(tmp_path / "v", 20, "vp9"))
+    h264 = probe(write_index_video(tmp_path / "h", 20, "h264"))
+    frames, errors = nvdec.NvdecDecoder(size=32).decode_batch([vp9, h264], [np.array([0]), np.array([19])])
+    assert errors[0].error_class == ErrorClass.UNSUPPORTED_CODEC and frames[0] is None
+    assert errors[1] is None and read_index(np.asarray(frames[1])[0]) == 19
+
+
+def test_without_a_driver_nvdec_is_unavailable_and_auto_never_picks_it(tmp_path):
+    from kernels.decode import choose_decoder
+
+    facts = probe(write_index_video(tmp_path / "h", 10, "h264"))
+    assert choose_decoder(facts, "nvdec", gpu=False) == "pyav"
+    if not nvdec.nvdec_available():
+        assert choose_decoder(facts, "nvdec", gpu=True) == "dali-gpu"
+        with pytest.raises(nvdec.NvdecUnavailable):
+            nvdec.load_pynvvideocodec()
