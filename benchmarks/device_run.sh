@@ -31,7 +31,7 @@ else
 fi
 
 # shellcheck disable=SC2086  # the argument lists are word lists on purpose
-timeout "${TEST_TIMEOUT_S:-120}" "$python" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:--m gpu tests/kernels/test_gpu.py} \
+timeout "${TEST_TIMEOUT_S:-100}" "$python" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:--m gpu tests/kernels/test_gpu.py} \
   > "$out/pytest.log" 2>&1 || status=1
 echo "== pytest ($(( $(date +%s) - started )) s)"; tail -n 15 "$out/pytest.log"
 
@@ -39,13 +39,13 @@ echo "== pytest ($(( $(date +%s) - started )) s)"; tail -n 15 "$out/pytest.log"
 # exits it) cannot lose the other's numbers; the second reuses the first's videos.
 archive=$(mktemp -d /tmp/dfscan-device-archive.XXXXXX)
 # shellcheck disable=SC2086
-timeout "${DALI_TIMEOUT_S:-270}" "$python" -m benchmarks.gpu_check --out "$out/dali" --archive-dir "$archive" \
-  --budget-s "${DALI_BUDGET_S:-200}" ${DALI_ARGS:---decoders dali-gpu} ${GPU_CHECK_ARGS:-} > "$out/gpu_check.log" 2>&1 || status=1
+timeout "${DALI_TIMEOUT_S:-250}" "$python" -m benchmarks.gpu_check --out "$out/dali" --archive-dir "$archive" \
+  --budget-s "${DALI_BUDGET_S:-180}" ${DALI_ARGS:---decoders dali-gpu} ${GPU_CHECK_ARGS:-} > "$out/gpu_check.log" 2>&1 || status=1
 echo "== gpu_check dali ($(( $(date +%s) - started )) s)"
 grep -v -E "^(WARNING|I0000|W0000)" "$out/gpu_check.log" | tail -n 50
 # shellcheck disable=SC2086
-timeout "${NVDEC_TIMEOUT_S:-170}" "$python" -m benchmarks.gpu_check --out "$out/nvdec" --archive-dir "$archive" \
-  --budget-s "${NVDEC_BUDGET_S:-110}" ${NVDEC_ARGS:---decoders nvdec --models= --pipelines 1,4,8} ${GPU_CHECK_ARGS:-} \
+timeout "${NVDEC_TIMEOUT_S:-150}" "$python" -m benchmarks.gpu_check --out "$out/nvdec" --archive-dir "$archive" \
+  --budget-s "${NVDEC_BUDGET_S:-95}" ${NVDEC_ARGS:---decoders nvdec --models= --pipelines 1,4,8} ${GPU_CHECK_ARGS:-} \
   >> "$out/gpu_check.log" 2>&1 || status=1
 echo "== gpu_check nvdec ($(( $(date +%s) - started )) s)"
 grep -v -E "^(WARNING|I0000|W0000)" "$out/gpu_check.log" | tail -n 40
