@@ -41,8 +41,14 @@ class BenchConfig:
     width: float = 1.0
     repeats: int = 3
     batch_size: int = 8
+    decoders: tuple[str, ...] = ("auto",)  # several: the scanner is measured with each, side by side
 
     def __post_init__(self):
+        from kernels.decode import DECODERS
+
+        unknown = [d for d in self.decoders if d not in DECODERS]
+        if unknown or not self.decoders:
+            raise ValueError(f"unknown decoder {', '.join(unknown) or '(none)'}; expected some of {', '.join(DECODERS)}")
         if self.sampling not in ("uniform", "keyframe", "both"):
             raise ValueError(f"unknown sampling {self.sampling!r}; expected uniform, keyframe or both")
         if self.repeats < 1:
@@ -122,18 +128,20 @@ def _bench_model(config: BenchConfig, directory: Path) -> Path:
                                   "class_names": ["real", "fake"]})
     return directory / "model.keras"
 
-def _scan_once(config: BenchConfig, archive: Path, model: Path, sampling: str, out: Path):
+def _scan_once(config: BenchConfig, archive: Path, model: Path, sampling: str, decoder: str, out: Path):
     from scanner.config import ScanConfig
     from scanner.run import run_scan
 
     return run_scan(ScanConfig(archive=archive, model=model, out=out, gpus=config.gpus, workers=config.workers,
-                               batch_size=config.batch_size, sampling=sampling, full=True, progress=False))
+                               batch_size=config.batch_size, sampling=sampling, decoder=decoder, full=True,
+                               progress=False))
 
-def _scanner_mode(config: BenchConfig, archive: Path, model: Path, sampling: str, scratch: Path,
+def _scanner_mode(config: BenchConfig, archive: Path, model: Path, sampling: str, decoder: str, scratch: Path,
                   say: Callable[[str], None]) -> dict:
     runs = []
     for attempt in range(config.repeats + 1):  # the first run warms caches and is not counted
-        summary = _scan_once(config, archive, model, sampling, scratch / f"verdicts-{sampling}-{attempt}")
+        summary = _scan_once(config, archive, model, sampling, decoder,
+                             scratch / f"verdicts-{sampling}-{decoder}-{attempt}")
         # Worker start-up (model load, XLA compile) happens once per night, not per video: leave it out.
         scan_seconds = max(summary.seconds - summary.startup_seconds, 1e-9)
         if attempt:
@@ -169,9 +177,11 @@ def run_bench(config: BenchConfig, say: Callable[[str], None] = print) -> dict:
 
         modes: dict[str, dict] = {}
         with PeakMemory() as memory:
-            for sampling in config.modes():
-                say(f"scanner, {sampling} sampling")
-                modes[f"scanner {sampling}"] = _scanner_mode(config, archive, model_path, sampling, scratch, say)
+            for decoder in config.decoders:
+                for sampling in config.modes():
+                    name = f"scanner {sampling}" + ("" if config.decoders == ("auto",) else f" {decoder}")
+                    say(name)
+                    modes[name] = _scanner_mode(config, archive, model_path, sampling, decoder, scratch, say)
 
             say("seed-style baseline")
             from training.artifact import load_model

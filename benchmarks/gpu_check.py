@@ -264,11 +264,12 @@ def _nvdec_facts() -> dict:
         facts["caps"] = {codec: decoder_caps(codec) for codec in ("h264", "hevc")}
     except Exception as exc:  # noqa: BLE001 - recorded: the nvdec stages will fail and say why
         facts["caps_error"] = f"{type(exc).__name__}: {exc}"
-    try:
-        clocks = subprocess.run(["nvidia-smi", "--query-gpu=clocks.max.video,clocks.video",
-                                 "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=20)
-        max_clock, clock = (float(v) for v in clocks.stdout.splitlines()[0].split(","))
-        facts |= {"video_clock_max_mhz": max_clock, "video_clock_mhz": clock}
+    try:  # the video clock's maximum is no --query-gpu field: read it from the "Max Clocks" section
+        text = subprocess.run(["nvidia-smi", "-q", "-d", "CLOCK"], capture_output=True, text=True,
+                              timeout=20).stdout
+        section = text.split("Max Clocks", 1)[1]
+        video = next(line for line in section.splitlines() if line.strip().startswith("Video"))
+        facts["video_clock_max_mhz"] = float(video.split(":", 1)[1].split()[0])
     except Exception as exc:  # noqa: BLE001 - no nvidia-smi (the dry run)
         facts["clock_error"] = f"{type(exc).__name__}: {exc}"
     engines = (facts.get("caps", {}).get("h264") or {}).get("num_decoder_engines")

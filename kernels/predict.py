@@ -40,10 +40,14 @@ class CompiledPredictor:
                 return outputs
 
             compiled = jax.jit(step)
+            device = jax.devices()[0]
             # jax.jit takes arrays, not Keras variables (jax >= 0.10 refuses to abstractify them), and
             # reading the values at each call keeps the step right after the weights change (training).
+            # Host batches and GPU decoders' batches both go in as arrays committed to the device:
+            # otherwise the first GPU batch after a host warm-up recompiles (18 s for resnet50-lstm).
             return lambda frames: compiled([v.value for v in model.trainable_variables],
-                                           [v.value for v in model.non_trainable_variables], frames)
+                                           [v.value for v in model.non_trainable_variables],
+                                           jax.device_put(frames, device))
         return lambda frames: model(frames, training=False)
 
     def _pad(self, frames):

@@ -256,6 +256,8 @@ def bench(archive: Optional[Path] = typer.Option(None, "--archive", help="Measur
           width: float = typer.Option(1.0, "--width", help="cnn-lstm channel multiplier."),
           repeats: int = typer.Option(3, "--repeats", help="Measured runs after one warm-up."),
           batch_size: int = typer.Option(8, "--batch-size"),
+          decoders: str = typer.Option("auto", "--decoders",
+                                       help="Scan with each of these decoders, side by side (e.g. nvdec,dali-gpu)."),
           out: Path = typer.Option(Path("bench-report"), "--out", help="REPORT_DIR for report.json/.md/.png.")):
     """Throughput of the real scanner vs the seed-style loop and the pure-decode bound."""
     from benchmarks.bench import BenchConfig, run_bench
@@ -263,7 +265,8 @@ def bench(archive: Optional[Path] = typer.Option(None, "--archive", help="Measur
     try:
         config = BenchConfig(out=out, archive=archive, synthetic=synthetic, resolution=resolution, seconds=seconds,
                              codec=codec, gpus=gpus, workers=workers, sampling=sampling, model=model, arch=arch,
-                             frames=n_frames, size=size, width=width, repeats=repeats, batch_size=batch_size)
+                             frames=n_frames, size=size, width=width, repeats=repeats, batch_size=batch_size,
+                             decoders=tuple(d.strip() for d in decoders.split(",") if d.strip()))
     except ValueError as exc:
         fail_usage(str(exc))
     run_bench(config, say=typer.echo)

@@ -18,6 +18,7 @@ from kernels.probe import Probe
 
 DECODERS: tuple[str, ...] = ("auto", "pyav", "dali-cpu", "dali-gpu", "nvdec")
 GPU_OUTPUT_DECODERS = frozenset({"dali-gpu", "nvdec"})  # their clips stay on the GPU
+NVDEC_BACKEND_CODECS = frozenset({"h264", "hevc"})  # what the nvdec backend feeds as Annex B (8-bit)
 DALI_CPU_CODECS = frozenset({"vp8", "vp9", "mjpeg"})
 
 # What NVDEC on Hopper decodes, per codec: (chroma formats, bit depths, min width, min height, max width,
@@ -58,14 +59,18 @@ def nvdec_supports(probe: Probe) -> bool:
 
 
 def choose_decoder(probe: Probe, requested: str = "auto", gpu: bool | None = None) -> str:
-    """The backend for one file. An explicit request is honoured only where it can read the file;
-    otherwise the file falls back to ``pyav``, which reads everything FFmpeg reads."""
+    """The backend for one file. ``auto`` on a GPU: ``nvdec`` for 8-bit 4:2:0 H.264 and HEVC when
+    PyNvVideoCodec loads, ``dali-gpu`` for the rest NVDEC reads (10-bit HEVC, VP8/VP9, MPEG-4), then
+    ``dali-cpu`` for VP8/VP9/MJPEG, then ``pyav``. An explicit request is honoured only where it can
+    read the file; otherwise the file goes where ``auto`` sends it (``pyav`` for the CPU backends)."""
     if requested not in DECODERS:
         raise ValueError(f"unknown decoder {requested!r}; expected one of {', '.join(DECODERS)}")
     gpu = gpu_count() > 0 if gpu is None else gpu
     if requested == "pyav":
         return "pyav"
-    if requested == "nvdec" and gpu and nvdec_supports(probe) and probe.codec in ("h264", "hevc") \
+    # nvdec before dali-gpu: on an H200 it decoded keyframe-sampled 1080p H.264 3x faster (32 against
+    # 10.8 videos/s, 4 threads each) and was never slower (docs/performance.md).
+    if requested in ("auto", "nvdec") and gpu and nvdec_supports(probe) and probe.codec in NVDEC_BACKEND_CODECS \
             and probe.bit_depth == 8:
         from kernels.decode.nvdec import nvdec_available
 

@@ -25,12 +25,12 @@ from typing import Sequence
 
 import numpy as np
 
+from kernels.decode import NVDEC_BACKEND_CODECS
 from kernels.decode.gops import CutUnsupported, cut_to_annex_b
 from kernels.errors import ErrorClass, VideoError, is_device_error
 from kernels.probe import Probe
 from kernels.sampling import split_unique
 
-NVDEC_CODECS = frozenset({"h264", "hevc"})  # what this backend feeds as Annex B
 MAX_SIDE = 1920  # a decoder is created for up to MAX_SIDE x MAX_SIDE: 1080p, landscape or portrait
 
 
@@ -250,7 +250,7 @@ class NvdecDecoder:
         frames_out, errors_out = [], []
         for probe, plan in zip(probes, plans):
             try:
-                if probe.codec not in NVDEC_CODECS or probe.height % 2 or probe.width % 2:
+                if probe.codec not in NVDEC_BACKEND_CODECS or probe.height % 2 or probe.width % 2:
                     raise VideoError(ErrorClass.UNSUPPORTED_CODEC, f"nvdec reads 4:2:0 H.264/HEVC of even size, "
                                                                    f"not {probe.codec} {probe.width}x{probe.height}")
                 frames_out.append(self._decode_file(probe, plan))

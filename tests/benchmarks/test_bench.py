@@ -47,3 +47,22 @@ def test_bench_bad_arguments_exit_2(tmp_path):
     assert "unknown sampling" in result.stderr
     result = CliRunner().invoke(app, ["bench", "--archive", str(tmp_path / "missing"), "--out", str(tmp_path)])
     assert result.exit_code == 2
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_bench_measures_decoders_side_by_side(tmp_path):
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, [
+        "bench", "--synthetic", "2", "--resolution", "96x64", "--seconds", "1", "--codec", "vp9", "--gpus", "0",
+        "--workers", "1", "--sampling", "keyframe", "--frames", "4", "--size", "32", "--width", "0.25",
+        "--repeats", "1", "--batch-size", "2", "--decoders", "pyav,dali-cpu", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    modes = json.loads((out / "report.json").read_text())["modes"]
+    assert list(modes)[:2] == ["scanner keyframe pyav", "scanner keyframe dali-cpu"]
+    assert modes["scanner keyframe pyav"]["rows"] == modes["scanner keyframe dali-cpu"]["rows"] == [2]
+
+
+def test_bench_refuses_an_unknown_decoder(tmp_path):
+    result = CliRunner().invoke(app, ["bench", "--decoders", "nvdec,quantum", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "unknown decoder quantum" in result.stderr

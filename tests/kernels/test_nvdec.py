@@ -177,3 +177,19 @@ def test_without_a_driver_nvdec_is_unavailable_and_auto_never_picks_it(tmp_path)
         assert choose_decoder(facts, "nvdec", gpu=True) == "dali-gpu"
         with pytest.raises(nvdec.NvdecUnavailable):
             nvdec.load_pynvvideocodec()
+
+
+def test_auto_prefers_nvdec_for_8_bit_h264_and_hevc_where_it_loads(tmp_path, monkeypatch):
+    from kernels.decode import choose_decoder
+    from tests.kernels.test_gpu import HEVC_10_BIT
+
+    monkeypatch.setattr(nvdec, "nvdec_available", lambda: True)
+    h264 = probe(write_index_video(tmp_path / "h", 5, "h264"))
+    hevc = probe(write_index_video(tmp_path / "e", 5, "hevc", width=256, height=192))
+    hevc10 = probe(write_index_video(tmp_path / "e10", 5, HEVC_10_BIT, width=256, height=192))
+    vp9 = probe(write_index_video(tmp_path / "v", 5, "vp9", width=256, height=192))
+    assert [choose_decoder(f, "auto", gpu=True) for f in (h264, hevc, hevc10, vp9)] == \
+        ["nvdec", "nvdec", "dali-gpu", "dali-gpu"]
+    assert choose_decoder(h264, "dali-gpu", gpu=True) == "dali-gpu"  # an explicit request is honoured
+    assert choose_decoder(vp9, "nvdec", gpu=True) == "dali-gpu"
+    assert choose_decoder(h264, "auto", gpu=False) == "pyav"

@@ -48,7 +48,7 @@ def test_run_json_summary_then_report(tmp_path, tiny_model):
 @pytest.mark.parametrize("args, message", [
     (["run", "{missing}", "--model", "{model}", "--out", "{out}"], "archive not found"),
     (["run", "{archive}", "--model", "{missing}", "--out", "{out}"], "model not found"),
-    (["run", "{archive}", "--model", "{model}", "--out", "{out}", "--decoder", "nvdec"], "unknown decoder"),
+    (["run", "{archive}", "--model", "{model}", "--out", "{out}", "--decoder", "nvjpeg"], "unknown decoder"),
     (["run", "{archive}", "--model", "{model}", "--out", "{out}", "--threshold", "1.5"], "threshold"),
     (["run", "{archive}", "--model", "{model}", "--out", "{out}", "--sampling", "random"], "unknown sampling"),
     (["run", "{archive}", "--model", "{model}", "--out", "{out}", "--in-flight", "0"], "--in-flight between 1 and 16"),
