@@ -14,7 +14,24 @@ import pytest  # noqa: E402
 from kernels.decode import gpu_count  # noqa: E402
 
 
+# Tests that start Ray, train a model or drive a browser take most of the suite's minutes. They are
+# marked here, from what they use, so that `pytest -m "not ray and not training and not browser"` is a
+# loop of under a minute; CI runs everything.
+_SLOW_FILES = {"ray": ("tests/scanner/test_cluster.py", "tests/scanner/test_corpus.py", "tests/scanner/test_demo.py",
+                       "tests/scanner/test_faults.py", "tests/scanner/test_run.py", "tests/benchmarks/test_bench.py",
+                       "tests/benchmarks/test_gpu_check.py"),
+               "training": ("tests/training/",),
+               "browser": ("tests/webapp/test_browser.py", "tests/webapp/test_launch.py")}
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        for marker, prefixes in _SLOW_FILES.items():
+            if path.startswith(prefixes):
+                item.add_marker(marker)
+        if "ray_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker("ray")
     if gpu_count() > 0:
         return
     skip = pytest.mark.skip(reason="needs an NVIDIA GPU")

@@ -26,13 +26,16 @@ def test_bench_writes_consistent_report(tmp_path):
         assert mode["rows"] == [3, 3], name  # every repeat saw every file
         assert mode["videos_per_s"]["n"] == 2
         assert mode["videos_per_s"]["min"] <= mode["videos_per_s"]["median"] <= mode["videos_per_s"]["max"]
-    baseline = modes["baseline (seed loop)"]["videos_per_s"]["median"]
-    bound = modes["decode bound (PyAV, all frames)"]["videos_per_s"]["median"]
-    for mode in modes.values():
-        rate = mode["videos_per_s"]["median"]
-        assert mode["speedup_vs_baseline"] == pytest.approx(rate / baseline)
-        assert mode["fraction_of_decode_bound"] == pytest.approx(rate / bound)
-    assert modes["baseline (seed loop)"]["speedup_vs_baseline"] == pytest.approx(1.0)
+    assert modes["baseline (seed loop)"]["speedup_vs_baseline"] == 1.0
+    assert modes["decode bound (PyAV, all frames)"]["fraction_of_decode_bound"] == 1.0
+    # What each mode decodes per video is fixed by its plan, not by the machine's speed: the bound and
+    # the seed loop decode all 30 frames, uniform sampling of 4 frames spread over 30 needs all of
+    # them, keyframe sampling (one keyframe at 0) exactly the first 4.
+    per_video = {name: mode["frames_decoded_per_s"]["median"] / mode["videos_per_s"]["median"]
+                 for name, mode in modes.items()}
+    assert per_video["decode bound (PyAV, all frames)"] == pytest.approx(30, rel=0.02)
+    assert per_video["scanner keyframe"] == pytest.approx(4, rel=0.02)
+    assert per_video["scanner keyframe"] < per_video["scanner uniform"] == pytest.approx(30, rel=0.02)
     for name in ("scanner uniform", "scanner keyframe"):
         assert set(modes[name]["stage_seconds"]) == {"probe", "decode", "inference", "write"}
         assert modes[name]["bottleneck"] in {"probe", "decode", "inference", "write"}

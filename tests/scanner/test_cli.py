@@ -40,7 +40,8 @@ def test_run_json_summary_then_report(tmp_path, tiny_model):
     csv_path = tmp_path / "newest.csv"
     report = runner.invoke(app, ["report", str(out), "--csv", str(csv_path)])
     assert report.exit_code == 0, report.output
-    assert "4" in report.stdout and "CONTAINER_INVALID" in report.stdout
+    assert "  files: 4   rows: 4" in report.stdout
+    assert "errors by class: CONTAINER_INVALID 1" in report.stdout
     lines = csv_path.read_text().splitlines()
     assert len(lines) == 5  # header + one newest row per file
 

@@ -41,7 +41,8 @@ def test_roc_curve_points_and_ties():
     assert thresholds[0] == np.inf and list(thresholds[1:]) == [0.8, 0.4, 0.35, 0.1]
     # tied scores move the curve in one diagonal step
     fpr, tpr, _ = roc_curve([0, 1], [0.5, 0.5])
-    np.testing.assert_allclose(fpr, [0, 1]) and np.testing.assert_allclose(tpr, [0, 1])
+    np.testing.assert_allclose(fpr, [0, 1])
+    np.testing.assert_allclose(tpr, [0, 1])
     assert roc_auc([0, 1], [0.5, 0.5]) == 0.5
 
 

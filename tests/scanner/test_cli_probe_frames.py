@@ -1,8 +1,9 @@
+"""`dfscan probe` and `dfscan frames` (scanner/cli.py) on every codec the kernels read."""
+
 import json
 
-import pytest
-
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
