@@ -7,6 +7,9 @@ Guarantees, and where each one comes from:
   they arrive; a rerun skips every file whose newest committed row matches its stat and model sha.
 - A file that keeps killing workers is isolated: a failed batch is retried alone on an actor (so a
   second failure is its own), then bisected; a single file that fails alone twice gets DECODER_CRASH.
+
+The decisions are ``scanner.policy`` (tested without Ray), the actors ``scanner.pool``, the progress
+bar ``scanner.progress``; this module walks, dispatches, collects and commits.
 """
 
 from __future__ import annotations
@@ -23,15 +26,14 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from kernels.errors import ErrorClass
 from kernels.sampling import SAMPLING_MODES
 from scanner import sink
 from scanner.config import ScanConfig
+from scanner.policy import CrashVerdict, WorkItem, after_failure, batches, failure_limit, needs_scan, timeout_for
+from scanner.pool import ActorPool, PoolFailed, one_line
+from scanner.progress import Progress
 from scanner.walk import FileEntry, WalkStats, count_files, resolve_archive, walk_archive
 from scanner.workers import connect_ray
-
-SINGLE_FILE_CRASHES = 2  # a lone file must kill its worker this often before we blame it
-
 
 class UsageError(ValueError):
     """Bad usage, reported in one line (exit code 2): missing archive, unreadable model, ..."""
@@ -69,39 +71,6 @@ class ScanSummary:
         return {k: getattr(self, k) for k in keys}
 
 
-@dataclasses.dataclass
-class WorkItem:
-    entries: list[FileEntry]
-    crashes: int = 0  # failures while running alone on an actor: attributable to this item
-    isolated: bool = False  # after any failure an item runs alone, so its next failure is its own
-    timed_out: bool = False  # its last run was killed for taking longer than its deadline
-    timeouts: int = 0  # of ``crashes``, those that were timeouts
-    last_error: str = ""
-
-
-def needs_scan(entry: FileEntry, committed: dict[str, sink.Committed], model_sha256: str, full: bool,
-               retry_errors: bool) -> bool:
-    """New, changed (size, mtime_ns or inode), other model, or --retry-errors on an error row."""
-    if full:
-        return True
-    last = committed.get(entry.path)
-    if last is None:
-        return True
-    if (last.size, last.mtime_ns, last.inode) != (entry.size, entry.mtime_ns, entry.inode):
-        return True
-    if last.model_sha256 != model_sha256:
-        return True
-    return retry_errors and last.is_error
-
-
-def _batches(entries: Iterator[FileEntry], size: int) -> Iterator[WorkItem]:
-    while True:
-        chunk = list(itertools.islice(entries, size))
-        if not chunk:
-            return
-        yield WorkItem(entries=chunk)
-
-
 def _validate(config: ScanConfig) -> tuple[str, str]:
     """Usage checks; returns the model's (sha256, name) from its card."""
     if not Path(config.archive).is_dir():
@@ -129,47 +98,19 @@ def _validate(config: ScanConfig) -> tuple[str, str]:
     return digest, str(card["name"])
 
 
-class Progress:
-    """A rich progress bar on stderr: files done/total, videos/s, errors, ETA. Total is unknown
-    until the counting walk (a background thread) finishes."""
-
-    def __init__(self, enabled: bool):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-        from rich.progress import Progress as RichProgress
-
-        self.bar = RichProgress(
-            TextColumn("[bold]scanning"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:.1f} videos/s"), TextColumn("errors {task.fields[errors]}"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=Console(stderr=True), disable=not enabled, transient=False)
-        self.task = self.bar.add_task("scan", total=None, rate=0.0, errors=0)
-        self.started = time.monotonic()
-
-    def update(self, done: int, errors: int, total: int | None) -> None:
-        rate = done / max(time.monotonic() - self.started, 1e-6)
-        self.bar.update(self.task, completed=done, total=total, rate=rate, errors=errors)
-
-    def log(self, message: str) -> None:
-        self.bar.console.print(message, markup=False, highlight=False)
-
-
 class _Scan:
-    """The state of one run: actor pool, work queues and counters. ``run()`` is the driver loop."""
+    """One run's driver loop: dispatches WorkItems to the pool's ready actors, collects rows, and
+    applies the policy to failures and to batches past their deadline."""
 
     def __init__(self, config: ScanConfig, run_id: str, archive: Path, writer: sink.PartWriter):
-        from scanner.workers import hooks_from_env
+        from scanner.workers import hooks_from_env, start_actor
 
         self.config, self.run_id, self.archive, self.writer = config, run_id, archive, writer
-        self.hooks = hooks_from_env()
-        self.actors: dict[int, object] = {}  # slot -> handle
+        hooks = hooks_from_env()
+        self.worker_plan = None  # scanner.workers.WorkerPlan, once the cluster is known
+        self.pool = ActorPool(lambda name: start_actor(self.worker_plan, name, config, archive, hooks), run_id)
         self.inflight: dict[object, tuple[int, WorkItem]] = {}  # ObjectRef -> (slot, item)
         self.deadlines: dict[object, float] = {}  # ObjectRef -> when its batch counts as hung
-        self.pids: dict[int, int] = {}  # slot -> pid of the process that last answered its ping
-        self.killed_pids: dict[int, int] = {}  # slot -> pid we killed: its late answers do not count
-        self.pings: dict[object, int] = {}  # readiness ObjectRef -> slot
-        self.ping_due: dict[int, float] = {}  # slot -> when to probe again an actor Ray is restarting
-        self.ready: set[int] = set()
         self.retry: collections.deque[WorkItem] = collections.deque()
         self.counts = collections.Counter()
         self.errors_by_class: collections.Counter = collections.Counter()
@@ -178,21 +119,8 @@ class _Scan:
         self.frames_decoded = 0  # frames the decoders produced, summed over workers
         self.failures = 0  # actor deaths and failed batches in all
         self.failures_since_success = 0
-        self.spawned = 0
         self.peeked: WorkItem | None = None  # one fresh batch read ahead of dispatch
-        self.plan = None  # scanner.workers.WorkerPlan, once the cluster is known
         self.model_sha256, self.model_name = "", ""
-
-    # --- the actor pool --------------------------------------------------------------------------
-    def _spawn(self, slot: int) -> None:
-        from scanner.workers import start_actor
-
-        name = f"dfscan-worker-{self.run_id}-{self.spawned}"  # named, so chaos tests can find it
-        handle = start_actor(self.plan, name, self.config, self.archive, self.hooks)
-        self.spawned += 1
-        self.actors[slot] = handle
-        self.ready.discard(slot)
-        self.pings[handle.info.remote()] = slot
 
     def start_workers(self) -> dict:
         """Start the pool and wait until every actor has loaded and warmed its model."""
@@ -201,28 +129,13 @@ class _Scan:
         from scanner.workers import plan_workers
 
         try:
-            self.plan = plan_workers(self.config.gpus, self.config.workers, ray.cluster_resources())
+            self.worker_plan = plan_workers(self.config.gpus, self.config.workers, ray.cluster_resources())
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        for slot in range(self.plan.count):
-            self._spawn(slot)
-        infos = {}
-        for ref, slot in list(self.pings.items()):
-            try:
-                infos[slot] = ray.get(ref)
-                self.pids[slot] = infos[slot]["pid"]
-            except ray.exceptions.RayError as exc:
-                raise ScanError(f"a scan worker failed to start: {_one_line(exc)}") from None
-            self.ready.add(slot)
-        self.pings.clear()
-        return infos[0]
-
-    def stop_workers(self) -> None:
-        import ray
-
-        for handle in self.actors.values():
-            ray.kill(handle, no_restart=True)
-        self.actors.clear()
+        try:
+            return self.pool.start(self.worker_plan.count)
+        except PoolFailed as exc:
+            raise ScanError(str(exc)) from None
 
     # --- scheduling --------------------------------------------------------------------------------
     def _load(self, slot: int) -> tuple[int, bool]:
@@ -231,7 +144,7 @@ class _Scan:
 
     def _dispatch(self, fresh: Iterator[WorkItem]) -> None:
         """Fill idle capacity of ready actors; retries first, then fresh batches."""
-        for slot in sorted(self.ready):
+        for slot in sorted(self.pool.ready):
             while True:
                 n, has_isolated = self._load(slot)
                 if has_isolated or n >= self.config.batches_in_flight_per_worker:
@@ -244,8 +157,7 @@ class _Scan:
                     item = self._take_fresh(fresh)
                     if item is None:
                         break
-                handle = self.actors[slot]
-                ref = handle.scan.remote([e.path for e in item.entries])
+                ref = self.pool.actors[slot].scan.remote([e.path for e in item.entries])
                 item.timed_out = False
                 self.inflight[ref] = (slot, item)
                 self.deadlines[ref] = time.monotonic() + self._timeout_for(item)
@@ -260,6 +172,10 @@ class _Scan:
             self.peeked = next(fresh, None)
         return self.peeked is not None
 
+    def _timeout_for(self, item: WorkItem) -> float:
+        return timeout_for(item, self.config.batch_size, self.config.batch_timeout_s)
+
+    # --- results and failures ------------------------------------------------------------------------
     def _on_result(self, item: WorkItem, result: dict) -> None:
         scanned_at = dt.datetime.now(dt.timezone.utc)
         rows = result["rows"]
@@ -285,39 +201,31 @@ class _Scan:
             self.counts["errors"] += 1
             self.errors_by_class[row["error_class"]] += 1
 
+    def _count_failure(self, exc: BaseException, what: str) -> None:
+        """``what`` may name {n}, the failures in a row."""
+        self.failures_since_success += 1
+        if self.failures_since_success > failure_limit(len(self.pool.actors)):
+            raise ScanError(f"{what.format(n=self.failures_since_success)}; last error: {one_line(exc)}")
+
     def _on_failure(self, item: WorkItem, exc: Exception) -> None:
         """Retry alone, then bisect; a lone file failing alone SINGLE_FILE_CRASHES times is the culprit."""
         self.failures += 1
-        self.failures_since_success += 1
-        limit = 10 + 4 * len(self.actors)
-        if self.failures_since_success > limit:
-            raise ScanError(f"workers failed {self.failures_since_success} times in a row without "
-                            f"finishing a batch; last error: {_one_line(exc)}")
-        item.last_error = _one_line(exc)
-        if item.isolated:
-            item.crashes += 1
-            item.timeouts += int(item.timed_out)
-        item.isolated = True
-        if len(item.entries) == 1 and item.crashes >= SINGLE_FILE_CRASHES:
-            self._crash_row(item)
-        elif len(item.entries) > 1 and item.crashes >= 1:
-            half = len(item.entries) // 2
-            for part in (item.entries[:half], item.entries[half:]):
-                self.retry.append(WorkItem(entries=part, isolated=True, last_error=item.last_error))
+        self._count_failure(exc, "workers failed {n} times in a row without finishing a batch")
+        decision = after_failure(item, one_line(exc), self._timeout_for(item))
+        if isinstance(decision, CrashVerdict):
+            self._crash_row(item, decision)
         else:
-            self.retry.append(item)
+            self.retry.extend(decision)
 
-    def _timeout_for(self, item: WorkItem) -> float:
-        """A batch's share of --batch-timeout: a lone retried file does not wait as long as a full batch
-        (at least a quarter of it), so isolating a hung file costs hours less."""
-        share = max(len(item.entries) / max(1, self.config.batch_size), 0.25)
-        return self.config.batch_timeout_s * min(1.0, share)
+    def _crash_row(self, item: WorkItem, verdict: CrashVerdict) -> None:
+        row = {"path": verdict.path, "status": "error", "error_class": verdict.error_class.value,
+               "error_message": verdict.message,
+               "threshold": None, "sampling": self.config.sampling, "worker": "driver"}
+        self._on_result(item, {"rows": [row], "stages": {}})
 
     def _kill_overdue(self) -> None:
         """Kill the worker of any batch past its deadline; Ray restarts it, and the batch comes back
         as an actor failure, so a hung file is retried and isolated like one that crashes."""
-        import ray
-
         now = time.monotonic()
         for ref, deadline in list(self.deadlines.items()):
             if now < deadline or ref not in self.deadlines:
@@ -329,81 +237,33 @@ class _Scan:
                     self.deadlines.pop(other, None)
             print(f"dfscan: a batch on worker {slot} ran past {self._timeout_for(item):.0f} s; "
                   f"restarting that worker", file=sys.stderr, flush=True)
-            if slot in self.pids:
-                self.killed_pids[slot] = self.pids[slot]
-            ray.kill(self.actors[slot], no_restart=False)
-            self._mark_recovering(slot)
-
-    def _crash_row(self, item: WorkItem) -> None:
-        entry = item.entries[0]
-        if item.timeouts == item.crashes:
-            error_class = ErrorClass.TIMEOUT
-            message = (f"scanning the file alone took longer than {self._timeout_for(item):.0f} s, "
-                       f"{item.timeouts} times")
-        else:
-            error_class = ErrorClass.DECODER_CRASH
-            message = f"the file killed its worker {item.crashes} times: {item.last_error}"
-            if item.timeouts:
-                message = f"{message} ({item.timeouts} of those runs hung and were killed)"
-        row = {"path": entry.path, "status": "error", "error_class": error_class.value,
-               "error_message": message[:500],
-               "threshold": None, "sampling": self.config.sampling, "worker": "driver"}
-        self._on_result(item, {"rows": [row], "stages": {}})
-
-    def _on_ping(self, slot: int, exc: Exception | None) -> None:
-        import ray
-
-        if exc is None:
-            self.ready.add(slot)
-        elif isinstance(exc, ray.exceptions.ActorUnavailableError):
-            self.ping_due[slot] = time.monotonic() + 0.5  # Ray is restarting it: ask again shortly
-        else:
-            # Ray gave up on it (max_restarts spent, or __init__ failed): replace it with a fresh actor.
-            self.failures_since_success += 1
-            if self.failures_since_success > 10 + 4 * len(self.actors):
-                raise ScanError(f"scan workers keep dying; last error: {_one_line(exc)}")
-            self._spawn(slot)
-
-    def _send_due_pings(self) -> None:
-        now = time.monotonic()
-        for slot, due in list(self.ping_due.items()):
-            if now >= due:
-                del self.ping_due[slot]
-                self.pings[self.actors[slot].info.remote()] = slot
+            self.pool.kill_for_restart(slot)
 
     def run(self, fresh: Iterator[WorkItem], progress: Progress, total: list) -> None:
         import ray
 
         while self._fresh_left(fresh) or self.retry or self.inflight:  # pending pings alone do not
-            self._send_due_pings()
+            self.pool.send_due_pings()
             self._dispatch(fresh)
-            refs = list(self.inflight) + list(self.pings)
+            refs = list(self.inflight) + list(self.pool.pings)
             if not refs:
-                if not self.ready and not self.ping_due:
+                if not self.pool.any_alive():
                     raise ScanError("no scan worker is alive")
                 time.sleep(0.05)  # every actor is restarting: wait for the next probe
                 continue
             done, _ = ray.wait(refs, num_returns=1, timeout=0.5)
             for ref in done:
-                if ref in self.pings:
-                    slot = self.pings.pop(ref)
-                    try:
-                        info = ray.get(ref)
-                        if self.killed_pids.get(slot) == info.get("pid"):
-                            # The process we killed answered before it died: ask its successor later.
-                            self.ping_due[slot] = time.monotonic() + 0.5
-                            continue
-                        self.pids[slot] = info.get("pid")
-                        self._on_ping(slot, None)
-                    except ray.exceptions.RayError as exc:
-                        self._on_ping(slot, exc)
+                if ref in self.pool.pings:
+                    gave_up = self.pool.on_ping(ref)
+                    if gave_up is not None:
+                        self._count_failure(gave_up, "scan workers keep dying")
                     continue
                 slot, item = self.inflight.pop(ref)
                 self.deadlines.pop(ref, None)
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:  # the actor died (Ray may restart it)
-                    self._mark_recovering(slot)
+                    self.pool.mark_recovering(slot)
                     self._on_failure(item, exc)
                 except ray.exceptions.RayError as exc:  # scan() raised: the actor is still alive
                     self._on_failure(item, exc)
@@ -413,17 +273,6 @@ class _Scan:
             self._kill_overdue()
             self.writer.add([])  # time-based commits while results trickle in
             progress.update(self.counts["done"], self.counts["errors"], total[0])
-
-    def _mark_recovering(self, slot: int) -> None:
-        """Stop dispatching to the actor; its readiness probe returns once Ray restarted it."""
-        if slot in self.ready:
-            self.ready.discard(slot)
-            self.ping_due[slot] = time.monotonic()
-
-
-def _one_line(exc: BaseException | None) -> str:
-    text = " ".join(str(exc).split()) if exc is not None else "unknown"
-    return f"{type(exc).__name__}: {text}"[:300]
 
 
 def run_scan(config: ScanConfig) -> ScanSummary:
@@ -452,7 +301,7 @@ def run_scan(config: ScanConfig) -> ScanSummary:
         stats = WalkStats()
         progress = Progress(config.progress)
         walk = walk_archive(archive, config.extensions, config.follow_links, stats, on_problem=progress.log)
-        fresh = _batches((e for e in walk if keep(e)), config.batch_size)
+        fresh = batches((e for e in walk if keep(e)), config.batch_size)
         first = next(fresh, None)
         startup_seconds = 0.0
         if first is not None:  # a nightly run with nothing new starts no worker at all
@@ -489,8 +338,8 @@ def run_scan(config: ScanConfig) -> ScanSummary:
         if writer is not None:  # a failed or interrupted run still commits the rows it has
             with contextlib.suppress(Exception):
                 writer.flush()
-        if scan is not None and scan.actors and ray.is_initialized():
-            scan.stop_workers()
+        if scan is not None and scan.pool.actors and ray.is_initialized():
+            scan.pool.stop()
         if we_started_ray:
             ray.shutdown()
         lock.release()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scanner.run import needs_scan
+from scanner.policy import needs_scan
 from scanner.sink import Committed
 from scanner.walk import FileEntry
 from kernels.errors import is_device_error
@@ -49,15 +49,3 @@ def test_cuda_errors_are_recognised():
 def test_hooks_come_only_from_test_variables():
     env = {"DFSCAN_TEST_CRASH_ON": "poison", "DFSCAN_TEST_BATCH_DELAY_S": "", "HOME": "/root"}
     assert hooks_from_env(env) == {"DFSCAN_TEST_CRASH_ON": "poison"}
-
-
-def test_hung_batch_deadline_shrinks_with_the_batch(tmp_path):
-    """A lone retried file waits a quarter of --batch-timeout at least, a half batch half of it."""
-    from scanner.run import WorkItem, _Scan
-    from scanner.walk import FileEntry
-    from tests.scanner.conftest import scan_config
-
-    pool = _Scan.__new__(_Scan)  # only the timeout rule is exercised: no cluster, no sink
-    pool.config = scan_config(tmp_path, tmp_path / "m.keras", tmp_path / "out", batch_size=8, batch_timeout_s=800)
-    entries = [FileEntry(path=f"v{i}.mp4", size=1, mtime_ns=0, inode=i) for i in range(8)]
-    assert [pool._timeout_for(WorkItem(entries=entries[:n])) for n in (8, 4, 2, 1)] == [800, 400, 200, 200]
