@@ -58,6 +58,13 @@ def normalize_extensions(extensions: Iterable[str]) -> frozenset[str]:
     return frozenset(out)
 
 
+def video_extension(name: str) -> str:
+    """The lower-cased text from the last dot. Unlike os.path.splitext this gives '..mp4', '...mp4'
+    and '.mp4' their extension: a name made only of dots and an extension must not hide a video."""
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot >= 0 else ""
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -125,7 +132,7 @@ def walk_archive(archive: str | os.PathLike, extensions: Iterable[str] = DEFAULT
                 seen_dirs.add(key)
                 subdirs.append(rel)
                 continue
-            if os.path.splitext(entry.name)[1].lower() not in wanted:
+            if video_extension(entry.name) not in wanted:
                 if stat.S_ISREG(st.st_mode):
                     stats.skipped_other += 1
                 else:

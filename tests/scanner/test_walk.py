@@ -93,3 +93,14 @@ def test_walk_streams(tmp_path):
 def test_missing_archive_raises(tmp_path):
     with pytest.raises(FileNotFoundError):
         list(walk_archive(tmp_path / "nope"))
+
+
+def test_names_made_of_dots_and_an_extension_are_videos_too(tmp_path):
+    """'..mp4', '...mp4' and '.mp4' have an extension: os.path.splitext says they do not, and such
+    files used to be skipped without a word, so content could hide from the scan under them."""
+    for name in ("..mp4", "...mp4", ".mp4", "a..MOV", "plain.mp4", "mp4", "notes."):
+        (tmp_path / name).write_bytes(b"x")
+    stats = WalkStats()
+    found = sorted(entry.path for entry in walk_archive(tmp_path, stats=stats))
+    assert found == sorted(["..mp4", "...mp4", ".mp4", "a..MOV", "plain.mp4"])
+    assert (stats.files, stats.skipped_other) == (5, 2)
