@@ -18,6 +18,7 @@ from kernels.decode import DECODERS, GPU_OUTPUT_DECODERS, choose_decoder, gpu_co
 from kernels.decode.pyav import PyAVDecoder
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import Probe, ProbeLimits, probe
+from kernels.resize import upright
 from kernels.sampling import SAMPLING_MODES, plan_indices, shift_indices
 
 
@@ -158,6 +159,9 @@ class ClipReader:
             for i in retry:
                 clips[i].decoder, clips[i].error, clips[i].fallback_from = "pyav", None, name
             self._decode_with_pyav(clips, retry)
+        for clip in clips:
+            if clip.ok and clip.probe.rotation:
+                clip.frames = upright(clip.frames, clip.probe.rotation)
         self.times.decode += time.perf_counter() - probed
         self.times.frames_decoded = self._frames_decoded()
         return clips

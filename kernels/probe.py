@@ -21,7 +21,7 @@ import av
 import numpy as np
 
 from kernels.errors import ErrorClass, VideoError
-from kernels.records import pix_fmt_name, stream_format
+from kernels.records import mp4_rotation, pix_fmt_name, stream_format
 
 
 # The extensions that mark a file as a video, for the archive walk and the dataset layouts alike.
@@ -58,12 +58,24 @@ class Probe:
     # Kept so decoders can map decoded frames (and seek targets) to exact frame indices.
     frame_pts: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
     time_base: Fraction | None = dataclasses.field(default=None, repr=False, compare=False)
+    # Display rotation, degrees counter-clockwise (0, 90, 180, 270), as a phone's MP4/MOV display matrix
+    # says: decoders turn every frame upright by it, as players do.
+    rotation: int = 0
+
+    @property
+    def display_width(self) -> int:
+        return self.height if self.rotation in (90, 270) else self.width
+
+    @property
+    def display_height(self) -> int:
+        return self.width if self.rotation in (90, 270) else self.height
 
     def as_dict(self) -> dict:
         """JSON-ready facts; the per-frame pts table is left out."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                if f.name not in ("frame_pts", "time_base")}
         out["keyframes"] = list(self.keyframes)
+        out["display_width"], out["display_height"] = self.display_width, self.display_height
         return out
 
 
@@ -153,6 +165,27 @@ def _open_with_pixel_format(path: str, timeout_s: float):
     return container, pix_fmt if isinstance(pix_fmt, str) else None
 
 
+_MP4_FAMILY = frozenset({"mp4", "mov", "3gp"})
+_MATROSKA_FAMILY = frozenset({"mkv", "webm"})
+
+
+def _rotation(path: str, container: str, timeout_s: float) -> int:
+    """MP4 and MOV (what phones write): the track header's matrix, read without decoding. Matroska
+    can carry a display matrix too, which FFmpeg gives only with a decoded frame: decode the first.
+    Other containers carry none."""
+    if container in _MP4_FAMILY:
+        return mp4_rotation(path) or 0
+    if container not in _MATROSKA_FAMILY:
+        return 0
+    try:
+        with av.open(path, mode="r", timeout=timeout_s) as opened:
+            for frame in opened.decode(video=0):
+                return int(round((frame.rotation or 0) / 90.0)) * 90 % 360
+    except (av.error.FFmpegError, ValueError):
+        pass  # the probe's own pass reports a broken stream; the rotation is then simply unknown
+    return 0
+
+
 def _probe_now(path: str, limits: ProbeLimits, deadline: float) -> Probe:
     size_bytes = _check_path(path)
     container, pix_fmt = _open_with_pixel_format(path, limits.timeout_s)
@@ -229,13 +262,15 @@ def _probe_now(path: str, limits: ProbeLimits, deadline: float) -> Probe:
                              f"duration {duration_s:.0f} s exceeds the limit of {limits.max_duration_s:.0f} s")
 
         profile = ctx.profile if isinstance(ctx.profile, str) else None
+        container_name = _container_name(container.format.name, path)
         return Probe(
             path=str(path), size_bytes=size_bytes,
-            container=_container_name(container.format.name, path), codec=codec, profile=profile,
+            container=container_name, codec=codec, profile=profile,
             width=width, height=height, pix_fmt=pix_fmt, bit_depth=_bit_depth_of(pix_fmt),
             chroma=_chroma_of(pix_fmt), frame_count=frame_count, frame_count_source="packets",
             fps=fps, duration_s=duration_s, has_audio=bool(container.streams.audio),
             keyframes=keyframes or (0,), frame_pts=frame_pts, time_base=time_base,
+            rotation=_rotation(path, container_name, limits.timeout_s),
         )
     finally:
         container.close()

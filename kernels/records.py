@@ -233,3 +233,88 @@ def parameter_sets(codec: str, extradata: bytes | None) -> list[bytes]:
 def to_annex_b(payload: bytes, length_size: int | None) -> bytes:
     """One access unit with a 4-byte start code before each NAL unit (length prefixes replaced)."""
     return b"".join(START_CODE + payload[begin:end] for begin, end in _nal_spans(payload, length_size))
+
+
+# --- MP4/MOV display rotation (the track header's matrix), read without decoding ---------------------
+
+_MP4_MAX_MOOV = 256 * 2**20  # a moov box larger than this is not read: the rotation is then unknown
+
+
+def _boxes(data: bytes, start: int = 0, end: int | None = None):
+    """(type, payload start, payload end) of each ISO BMFF box in data[start:end]."""
+    end = len(data) if end is None else end
+    position = start
+    while position + 8 <= end:
+        size = int.from_bytes(data[position:position + 4], "big")
+        kind = data[position + 4:position + 8]
+        header = 8
+        if size == 1:
+            if position + 16 > end:
+                return
+            size, header = int.from_bytes(data[position + 8:position + 16], "big"), 16
+        elif size == 0:
+            size = end - position
+        if size < header or position + size > end:
+            return
+        yield kind, position + header, position + size
+        position += size
+
+
+def _read_moov(path: str) -> bytes | None:
+    with open(path, "rb") as handle:
+        position = 0
+        while True:
+            handle.seek(position)
+            header = handle.read(16)
+            if len(header) < 8:
+                return None
+            size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            header_size = 8
+            if size == 1:
+                size, header_size = int.from_bytes(header[8:16], "big"), 16
+            if kind == b"moov":
+                if size == 0 or size > _MP4_MAX_MOOV:
+                    return None
+                handle.seek(position + header_size)
+                return handle.read(size - header_size)
+            if size < header_size:  # size 0 (to the end) or malformed: no moov after it
+                return None
+            position += size
+
+
+def mp4_rotation(path: str) -> int | None:
+    """The first video track's display rotation in degrees counter-clockwise (0, 90, 180 or 270; FFmpeg's
+    and PyAV's ``frame.rotation`` sign, normalised), from its ``tkhd`` matrix; None when unknown."""
+    import math
+
+    try:
+        moov = _read_moov(path)
+    except OSError:
+        return None
+    if moov is None:
+        return None
+    for kind, begin, end in _boxes(moov):
+        if kind != b"trak":
+            continue
+        matrix, is_video = None, False
+        for child, child_begin, child_end in _boxes(moov, begin, end):
+            if child == b"tkhd":
+                version = moov[child_begin]
+                offset = child_begin + 4 + (32 if version == 1 else 20) + 16  # times, then reserved/layer/volume
+                if offset + 36 <= child_end:
+                    matrix = [int.from_bytes(moov[offset + 4 * i:offset + 4 * i + 4], "big", signed=True)
+                              for i in range(9)]
+            elif child == b"mdia":
+                for grandchild, g_begin, _ in _boxes(moov, child_begin, child_end):
+                    if grandchild == b"hdlr":
+                        is_video = moov[g_begin + 8:g_begin + 12] == b"vide"
+        if is_video:
+            if matrix is None:
+                return None
+            # FFmpeg's av_display_rotation_get: the angle of the matrix's first column, negated.
+            scale0, scale1 = math.hypot(matrix[0], matrix[3]), math.hypot(matrix[1], matrix[4])
+            if not scale0 or not scale1:
+                return None
+            degrees = -math.degrees(math.atan2(matrix[1] / scale1, matrix[0] / scale0))
+            return int(round(degrees / 90.0)) * 90 % 360
+    return None

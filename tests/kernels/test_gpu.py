@@ -113,3 +113,14 @@ def test_nvdec_corrupt_file_is_its_own_error_and_the_pool_survives(tmp_path):
     assert_gpu_clip(clips[2], "nvdec", 32)
     # The damaged file is NVDEC's to conceal or refuse; either way it is that file's row alone.
     assert clips[1].ok or clips[1].error.error_class == ErrorClass.DECODE_ERROR
+
+
+@pytest.mark.parametrize("decoder", ["dali-gpu", "nvdec"])
+def test_gpu_frames_of_phone_video_are_upright(tmp_path, decoder):
+    from tests.kernels.test_rotation import upright_reference, write_rotated
+
+    path = str(write_rotated(tmp_path / "phone.mp4", 90))
+    (clip,) = ClipReader(ClipSpec(frames=4, size=32, decoder=decoder), gpu=True).read([path])
+    assert clip.ok and clip.decoder == decoder and on_gpu(clip.frames)
+    for frame, index in zip(np.asarray(clip.frames), clip.indices.tolist()):
+        assert mean_abs_difference(frame, upright_reference(index + 1, 90, 32)) < 12

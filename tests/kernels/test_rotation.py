@@ -1,0 +1,89 @@
+"""Phone video: a display matrix (rotation 90, 180, 270) in MP4, MOV and Matroska. The probe reports
+it and the displayed size; every decoder returns frames upright, as FFmpeg's player shows them."""
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from kernels.clips import ClipReader, ClipSpec
+from kernels.probe import probe
+from kernels.records import mp4_rotation
+from kernels.resize import mean_abs_difference
+from tests.media import index_image, read_index
+
+WIDTH, HEIGHT = 128, 64  # landscape as coded; 90 and 270 display it portrait
+ENCODERS = {"h264": ("libx264", "yuv420p", {"preset": "ultrafast", "crf": "18", "g": "6"}),
+            "vp9": ("libvpx-vp9", "yuv420p", {"deadline": "realtime", "cpu-used": "8", "crf": "20", "b": "0", "g": "6"})}
+
+
+def write_rotated(path: Path, rotation: int, codec: str = "h264", frames: int = 12) -> Path:
+    """Frame i shows index i, coded landscape, with a display rotation (degrees counter-clockwise)."""
+    encoder, pix_fmt, options = ENCODERS[codec]
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(encoder, rate=25)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, pix_fmt
+        stream.options = dict(options)
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(index_image(i + 1, WIDTH, HEIGHT), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def upright_reference(index: int, rotation: int, size: int) -> np.ndarray:
+    """The picture a player shows, squashed to S x S like the decoders' frames.  # (S, S, 3)"""
+    from PIL import Image
+
+    turned = np.rot90(index_image(index, WIDTH, HEIGHT), (rotation // 90) % 4)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(turned)).resize((size, size), Image.Resampling.BILINEAR))
+
+
+@pytest.mark.parametrize("container", ["mp4", "mov"])
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_probe_reports_rotation_and_displayed_size(tmp_path, container, rotation):
+    facts = probe(write_rotated(tmp_path / f"r.{container}", rotation))
+    assert facts.rotation == rotation
+    assert (facts.width, facts.height) == (WIDTH, HEIGHT)
+    expected = (HEIGHT, WIDTH) if rotation in (90, 270) else (WIDTH, HEIGHT)
+    assert (facts.display_width, facts.display_height) == expected
+    assert (facts.as_dict()["display_width"], facts.as_dict()["rotation"]) == (expected[0], rotation)
+
+
+def test_rotation_is_read_without_decoding_and_matches_ffmpeg(tmp_path):
+    """The tkhd matrix as FFmpeg reads it: the same angle PyAV reports on a decoded frame."""
+    for rotation in (90, 180, 270):
+        path = write_rotated(tmp_path / f"r{rotation}.mp4", rotation)
+        with av.open(str(path)) as container:
+            decoded = next(container.decode(video=0)).rotation
+        assert mp4_rotation(str(path)) == decoded % 360 == rotation
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+@pytest.mark.parametrize("container, codec, decoder", [("mp4", "h264", "pyav"), ("mov", "h264", "pyav"),
+                                                       ("mkv", "h264", "pyav"), ("mp4", "vp9", "dali-cpu")])
+def test_every_decoder_returns_frames_upright(tmp_path, rotation, container, codec, decoder):
+    path = write_rotated(tmp_path / f"r.{container}", rotation, codec)
+    reader = ClipReader(ClipSpec(frames=4, size=32, decoder=decoder), gpu=False)
+    (clip,) = reader.read([str(path)])
+    assert clip.ok, clip.error
+    assert clip.decoder == decoder and clip.probe.rotation == rotation
+    frames = np.asarray(clip.frames)
+    for frame, index in zip(frames, clip.indices.tolist()):
+        assert mean_abs_difference(frame, upright_reference(index + 1, rotation, 32)) < 12
+        if rotation == 180:  # the index grid reads the same only upright or turned half-way
+            assert read_index(np.rot90(frame, 2)) == index + 1
+    unturned = upright_reference(clip.indices[0] + 1, 0, 32)
+    assert mean_abs_difference(frames[0], unturned) > 20  # not merely what it was before
+
+
+def test_unrotated_files_are_left_alone(tmp_path):
+    path = write_rotated(tmp_path / "plain.mp4", 0)
+    (clip,) = ClipReader(ClipSpec(frames=4, size=32, decoder="pyav"), gpu=False).read([str(path)])
+    assert [read_index(f) for f in np.asarray(clip.frames)] == (clip.indices + 1).tolist()
