@@ -50,6 +50,7 @@ class Clip:
     decoder: str | None = None  # the backend that produced ``frames``
     error: VideoError | None = None
     fallback_from: str | None = None  # the backend that failed this file first, if any
+    frames_replaced: int = 0  # of the F frames, those a damaged file never gave, filled with a neighbour
 
     @property
     def ok(self) -> bool:
@@ -169,7 +170,8 @@ class ClipReader:
     def _decode_with_pyav(self, clips: list[Clip], positions: list[int]) -> None:
         for i in positions:
             try:
-                clips[i].frames = self._pyav.decode_clip(clips[i].probe, clips[i].indices)
+                clips[i].frames, clips[i].frames_replaced = self._pyav.decode_clip_concealed(clips[i].probe,
+                                                                                             clips[i].indices)
             except VideoError as exc:
                 clips[i].error = exc
             except Exception as exc:  # noqa: BLE001 - a library failure on one file is data

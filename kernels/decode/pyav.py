@@ -51,11 +51,24 @@ class PyAVDecoder:
 
     def decode_clip(self, probe: Probe, indices: np.ndarray) -> np.ndarray:
         """Frames ``indices`` of the probed file.  # (F, S, S, 3) uint8"""
-        unique, inverse = split_unique(indices)
-        decoded = self._decode_unique(probe, unique)  # (U, S, S, 3)
-        return decoded[inverse]  # repeats are copied after decoding, not decoded again
+        return self.decode_clip_concealed(probe, indices)[0]
 
-    def _decode_unique(self, probe: Probe, wanted: np.ndarray) -> np.ndarray:
+    def decode_clip_concealed(self, probe: Probe, indices: np.ndarray) -> tuple[np.ndarray, int]:
+        """Frames ``indices`` of the probed file, and how many of the F were replaced.
+
+        As a player does with a damaged file, a packet that fails to decode is skipped and decoding goes
+        on; a wanted frame the decoder never produced is replaced by the nearest decoded frame (the one
+        before it, or the first after it). A clip with more than half its frames replaced is refused
+        (DECODE_ERROR): too little of it is the video.  # (F, S, S, 3) uint8, int"""
+        unique, inverse = split_unique(indices)
+        decoded, replaced = self._decode_unique(probe, unique)  # (U, S, S, 3), (U,) bool
+        replaced_count = int(replaced[inverse].sum())
+        if replaced_count * 2 > len(indices):
+            raise VideoError(ErrorClass.DECODE_ERROR, f"only {len(indices) - replaced_count} of {len(indices)} "
+                                                      f"sampled frames could be decoded; the file is damaged")
+        return decoded[inverse], replaced_count  # repeats are copied after decoding, not decoded again
+
+    def _decode_unique(self, probe: Probe, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         can_seek = (probe.frame_pts is not None and len(probe.frame_pts) == probe.frame_count
                     and probe.container not in SEEK_INEXACT_CONTAINERS)
         if can_seek:
@@ -65,8 +78,8 @@ class PyAVDecoder:
                 pass  # the container's seek landed somewhere its timestamps cannot place
         return self._decode_pass(probe, wanted, can_seek=False)
 
-    def _decode_pass(self, probe: Probe, wanted: np.ndarray, can_seek: bool) -> np.ndarray:
-        out = np.empty((len(wanted), self.size, self.size, 3), dtype=np.uint8)  # (U, S, S, 3)
+    def _decode_pass(self, probe: Probe, wanted: np.ndarray, can_seek: bool) -> tuple[np.ndarray, np.ndarray]:
+        run = _Run(wanted, np.empty((len(wanted), self.size, self.size, 3), dtype=np.uint8))  # (U, S, S, 3)
         frame_pts = probe.frame_pts
         keys = np.asarray(probe.keyframes, dtype=np.int64)
         try:
@@ -77,47 +90,92 @@ class PyAVDecoder:
             stream = container.streams.video[0]
             stream.thread_type = self._thread_type(probe, wanted)
             stream.thread_count = self.threads
-            filled = 0
             position = 0  # index of the next frame a sequential decode would produce
-            while filled < len(wanted):
-                target = int(wanted[filled])
+            while run.filled < len(wanted):
+                target = int(wanted[run.filled])
                 key = keyframe_at_or_before(keys, target)
                 if can_seek and key > position:
                     container.seek(int(frame_pts[key]), stream=stream, backward=True, any_frame=False)
                     position = -1  # unknown until the first frame's timestamp places it
-                filled, position = self._decode_run(container, stream, wanted, filled, position, out,
-                                                    frame_pts, keys, can_seek)
-        except av.error.FFmpegError as exc:
-            raise VideoError(ErrorClass.DECODE_ERROR, f"decoder failed: {exc}") from None
+                position, more = self._decode_run(container, stream, run, position, frame_pts, keys, can_seek)
+                if not more:
+                    break  # the file ended: what is still wanted was never produced
+        except av.error.FFmpegError as exc:  # the container itself, not one packet, failed
+            if not run.last_frame_seen:
+                raise VideoError(ErrorClass.DECODE_ERROR, f"decoder failed: {exc}") from None
         finally:
             container.close()
-        return out
+        return run.finish(self._to_rgb)
 
-    def _decode_run(self, container, stream, wanted, filled, position, out, frame_pts, keys, can_seek):
-        """Decode forward until every wanted frame is filled or a seek would skip work."""
-        for frame in container.decode(stream):
-            self.frames_decoded += 1
-            index = position
-            if can_seek:
-                found = int(np.searchsorted(frame_pts, frame.pts)) if frame.pts is not None else -1
+    def _decode_run(self, container, stream, run: "_Run", position, frame_pts, keys, can_seek) -> tuple[int, bool]:
+        """Decode forward until every wanted frame is filled or a seek would skip work. Returns the next
+        position and whether the file may hold more (False once it ended)."""
+        wanted = run.wanted
+        for packet in container.demux(stream):  # the last, empty packet flushes the decoder
+            try:
+                frames = stream.decode(packet)
+            except av.error.FFmpegError:
+                continue  # a damaged packet: skip it, as a player does, and decode on
+            for frame in frames:
+                self.frames_decoded += 1
+                index = position
+                found = int(np.searchsorted(frame_pts, frame.pts)) if (frame.pts is not None and
+                                                                        frame_pts is not None) else -1
                 if 0 <= found < len(frame_pts) and frame_pts[found] == frame.pts:
-                    index = found
-                elif position < 0:
+                    index = found  # timestamps place a frame exactly, also after a skipped packet
+                elif can_seek and position < 0:
                     raise _SeekMismatch()
-            position = index + 1
-            if index < wanted[filled]:
-                continue
-            while filled < len(wanted) and wanted[filled] <= index:
-                if wanted[filled] < index:
-                    raise VideoError(ErrorClass.DECODE_ERROR,
-                                     f"frame {int(wanted[filled])} was never produced by the decoder")
-                out[filled] = self._to_rgb(frame)
-                filled += 1
-            if filled == len(wanted):
-                return filled, position
-            next_key = keyframe_at_or_before(keys, int(wanted[filled]))
-            if can_seek and next_key > position:
-                return filled, position  # a seek to next_key skips frames we do not need
-        raise VideoError(ErrorClass.DECODE_ERROR,
-                         f"the decoder stopped after frame {position - 1}; frame {int(wanted[filled])} "
-                         f"is missing")
+                position = index + 1
+                run.offer(index, frame, self._to_rgb)
+                if run.filled == len(wanted):
+                    return position, True
+                next_key = keyframe_at_or_before(keys, int(wanted[run.filled]))
+                if can_seek and next_key > position:
+                    return position, True  # a seek to next_key skips frames we do not need
+        return position, False
+
+
+class _Run:
+    """The wanted frames of one pass, filled in order; a wanted frame the decoder skipped is replaced
+    by the last decoded frame before it (or, at the very start, the first one after it)."""
+
+    def __init__(self, wanted: np.ndarray, out: np.ndarray):
+        self.wanted, self.out = wanted, out  # (U,), (U, S, S, 3)
+        self.replaced = np.zeros(len(wanted), dtype=bool)  # (U,)
+        self.filled = 0
+        self.pending: list[int] = []  # missing before any frame was decoded: take the first one after
+        self.last_frame_seen = None
+
+    def offer(self, index: int, frame, to_rgb) -> None:
+        if self.filled >= len(self.wanted) or index < self.wanted[self.filled]:
+            self.last_frame_seen = frame
+            return
+        rgb = None
+        while self.filled < len(self.wanted) and self.wanted[self.filled] <= index:
+            if self.wanted[self.filled] < index:  # never produced (a damaged packet was skipped)
+                self.replaced[self.filled] = True
+                if self.last_frame_seen is None:
+                    self.pending.append(self.filled)
+                else:
+                    self.out[self.filled] = to_rgb(self.last_frame_seen)
+            else:
+                rgb = to_rgb(frame) if rgb is None else rgb
+                self.out[self.filled] = rgb
+            self.filled += 1
+        self.last_frame_seen = frame
+        for position in self.pending:
+            self.out[position] = rgb if rgb is not None else to_rgb(frame)
+        self.pending = []
+
+    def finish(self, to_rgb) -> tuple[np.ndarray, np.ndarray]:
+        """Fill what the file never produced with its last decoded frame."""
+        if self.filled < len(self.wanted) or self.pending:
+            if self.last_frame_seen is None:
+                raise VideoError(ErrorClass.DECODE_ERROR, "the decoder produced no frame")
+            tail = to_rgb(self.last_frame_seen)
+            for position in self.pending:
+                self.out[position] = tail
+            self.out[self.filled:] = tail
+            self.replaced[self.filled:] = True
+            self.filled, self.pending = len(self.wanted), []
+        return self.out, self.replaced

@@ -48,7 +48,7 @@ def test_a_file_neither_decoder_reads_keeps_pyavs_error(tmp_path, monkeypatch):
     from kernels.decode.pyav import PyAVDecoder
 
     paths = [str(write_index_video(tmp_path / f"v{i}", 30, "vp9")) for i in range(2)]
-    real_dali, real_pyav = DaliDecoder.decode_batch, PyAVDecoder.decode_clip
+    real_dali, real_pyav = DaliDecoder.decode_batch, PyAVDecoder.decode_clip_concealed
 
     def dali_failing_the_last(self, probes, plans):
         frames, errors = real_dali(self, probes, plans)
@@ -60,7 +60,7 @@ def test_a_file_neither_decoder_reads_keeps_pyavs_error(tmp_path, monkeypatch):
         return real_pyav(self, facts, indices)
 
     monkeypatch.setattr(DaliDecoder, "decode_batch", dali_failing_the_last)
-    monkeypatch.setattr(PyAVDecoder, "decode_clip", pyav_failing_the_last)
+    monkeypatch.setattr(PyAVDecoder, "decode_clip_concealed", pyav_failing_the_last)
     clips = ClipReader(ClipSpec(frames=4, size=32, decoder="dali-cpu"), gpu=False).read(paths)
     assert clips[0].ok and clips[0].decoder == "dali-cpu"
     assert not clips[1].ok and clips[1].frames is None
