@@ -43,7 +43,8 @@ def read_seed_style(path: str, frames: int, size: int) -> tuple[np.ndarray | Non
     return clip, len(decoded)
 
 
-def run_baseline(paths: Sequence[str], model, frames: int, size: int) -> BaselineResult:
+def run_baseline(paths: Sequence[str], model, frames: int, size: int, fake_index: int) -> BaselineResult:
+    """The seed's loop over ``paths``; ``fake_index`` is the output column of p(fake), from the card."""
     started = time.perf_counter()
     failed, total_frames, scores = 0, 0, []
     for path in paths:
@@ -53,6 +54,6 @@ def run_baseline(paths: Sequence[str], model, frames: int, size: int) -> Baselin
             failed += 1
             continue
         probabilities = model.predict(clip[None], verbose=0)  # (1, 2), one call per video as the seed did
-        scores.append(float(probabilities[0, 1]))
+        scores.append(float(probabilities[0, fake_index]))
     return BaselineResult(videos=len(paths), failed=failed, seconds=time.perf_counter() - started,
                           frames_decoded=total_frames, p_fake=scores)

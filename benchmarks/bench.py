@@ -116,17 +116,10 @@ def _bench_model(config: BenchConfig, directory: Path) -> Path:
     """The model to measure: the given one, or a fresh ``arch`` saved with a card like a trained one."""
     if config.model is not None:
         return Path(config.model)
-    from training.artifact import save_model
-    from training.models import ModelConfig, build_model
+    from training.models import save_untrained
 
-    model_config = ModelConfig(arch=config.arch, frames=config.frames, size=config.size, width=config.width,
-                               backbone_weights="none")
-    size = model_config.resolved_size()
-    model = build_model(model_config)
-    save_model(model, directory, {"name": f"bench-{config.arch}-untrained", "arch": config.arch,
-                                  "frames": config.frames, "size": size, "sampling": "uniform", "threshold": 0.5,
-                                  "class_names": ["real", "fake"]})
-    return directory / "model.keras"
+    return save_untrained(config.arch, config.frames, config.size, config.width, directory,
+                          f"bench-{config.arch}-untrained")
 
 def _scan_once(config: BenchConfig, archive: Path, model: Path, sampling: str, decoder: str, out: Path):
     from scanner.config import ScanConfig
@@ -159,7 +152,16 @@ def _scanner_mode(config: BenchConfig, archive: Path, model: Path, sampling: str
         "bottleneck": bottleneck(median_run.stage_seconds),
     }
 
+OPENCV_MISSING = ("dfscan bench measures the seed-style baseline with OpenCV, which is not installed: "
+                  "pip install 'dfscan[bench]'")
+
+
 def run_bench(config: BenchConfig, say: Callable[[str], None] = print) -> dict:
+    """Raises ImportError (OPENCV_MISSING) before any work when OpenCV is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("cv2") is None:
+        raise ImportError(OPENCV_MISSING)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".bench-", dir=out))
@@ -184,11 +186,15 @@ def run_bench(config: BenchConfig, say: Callable[[str], None] = print) -> dict:
                     modes[name] = _scanner_mode(config, archive, model_path, sampling, decoder, scratch, say)
 
             say("seed-style baseline")
-            from training.artifact import load_model
+            from kernels.predict import load_predictor
 
-            loaded = load_model(model_path)
-            run_baseline(files[:1], loaded.model, loaded.frames, loaded.size)  # warm-up
-            baselines = [run_baseline(files, loaded.model, loaded.frames, loaded.size) for _ in range(config.repeats)]
+            # The seed's loop calls model.predict itself: of the predictor it takes the checked model and
+            # the card's F, S and fake index (the compiled step is built but never run, so never compiled).
+            predictor = load_predictor(model_path, batch_size=1)
+            card, model = predictor.card, predictor.loaded.model
+            run_baseline(files[:1], model, card.frames, card.size, card.fake_index)  # warm-up
+            baselines = [run_baseline(files, model, card.frames, card.size, card.fake_index)
+                         for _ in range(config.repeats)]
             modes["baseline (seed loop)"] = {
                 "videos_per_s": spread([b.videos_per_s for b in baselines]),
                 "frames_decoded_per_s": spread([b.frames_decoded / b.seconds for b in baselines]),

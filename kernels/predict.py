@@ -1,4 +1,5 @@
-"""The compiled predict step: one XLA-compiled function of one fixed batch shape per worker.
+"""The compiled predict step: one XLA-compiled function of one fixed batch shape per worker, and
+``load_predictor``, the one way from a model file to that step.
 
 Every batch is padded to the same (B, F, S, S, 3) shape, so the function compiles once at warm-up
 and never again mid-scan; padding rows are thrown away. On dali-gpu the frames arrive as a GPU
@@ -7,10 +8,19 @@ tensor through DLPack and never visit the host.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
 import numpy as np
+
+from kernels.artifact import LoadedModel, ModelCard, load_model
+from kernels.sampling import SAMPLING_MODES
 
 
 class CompiledPredictor:
+    # fake_index: the output column of p(fake). A model from a file takes it from its card
+    # (kernels.artifact.fake_index); the default is that column for dfscan's own architectures, for
+    # callers that build an untrained model in memory only to time it.
     def __init__(self, model, batch_size: int, frames: int, size: int, fake_index: int = 1,
                  jit_compile: bool = True):
         import keras
@@ -75,3 +85,47 @@ class CompiledPredictor:
 
     def warm_up(self) -> None:
         self.predict(np.zeros(self.shape, dtype=np.uint8))
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictor:
+    """A checked model file compiled at one batch shape, with the sampling and threshold its consumer
+    reads clips and draws verdicts with (the card's, unless that consumer was told otherwise)."""
+
+    loaded: LoadedModel
+    step: CompiledPredictor
+    sampling: str
+    threshold: float
+
+    @property
+    def card(self) -> ModelCard:
+        return self.loaded.card
+
+    @property
+    def batch_size(self) -> int:
+        return self.step.batch_size
+
+    def predict(self, frames) -> np.ndarray:
+        """p(fake) for each clip.  (n <= batch_size, F, S, S, 3) uint8 -> (n,) float32"""
+        return self.step.predict(frames)
+
+    def warm_up(self) -> None:
+        self.step.warm_up()
+
+
+def load_predictor(path: str | os.PathLike, batch_size: int, *, sampling: str | None = None,
+                   threshold: float | None = None) -> Predictor:
+    """A ready predictor from ``RUN_DIR`` or ``RUN_DIR/model.keras``: the file and its sha256 are
+    checked against the card (``kernels.artifact.load_model``), and F, S, the fake index, the sampling
+    and the threshold come from the card. ``sampling``/``threshold`` override the card's for this
+    consumer. Raises ``ArtifactError`` for a refused file, ``ValueError`` for an unknown sampling.
+
+    The step compiles on its first batch; call ``warm_up()`` to pay for that up front.
+    """
+    if sampling is not None and sampling not in SAMPLING_MODES:
+        raise ValueError(f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLING_MODES)}")
+    loaded = load_model(path)
+    card = loaded.card
+    step = CompiledPredictor(loaded.model, batch_size, card.frames, card.size, fake_index=card.fake_index)
+    return Predictor(loaded=loaded, step=step, sampling=card.sampling if sampling is None else sampling,
+                     threshold=card.threshold if threshold is None else float(threshold))

@@ -24,7 +24,7 @@ class ScanConfig:
     gpus: int | None = None  # None: every visible GPU; 0: CPU workers
     workers: int | None = None  # CPU workers when there is no GPU; None: from the core count
     batch_size: int = 8
-    sampling: str = "uniform"
+    sampling: str | None = None  # None: the model card's (each worker reads it; rows record what was used)
     decoder: str = "auto"
     threshold: float | None = None  # None: the model card's decision threshold
     address: str | None = None  # Ray cluster to join; None: RAY_ADDRESS or a local cluster
@@ -32,7 +32,6 @@ class ScanConfig:
     retry_errors: bool = False
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
     follow_links: bool = False
-    json_output: bool = False
     max_actor_restarts: int = 3
     batches_in_flight_per_worker: int = 2
     # A batch that has not come back after this long is taken as hung: its worker is killed (Ray
@@ -41,6 +40,26 @@ class ScanConfig:
     commit_rows: int = 1024  # rows buffered before a part is committed (a killed driver loses at most these)
     commit_seconds: float = 30.0  # ... or this long since the last commit, whichever comes first
     progress: bool = True  # the rich progress bar on stderr
+
+    def __post_init__(self):
+        """Every usage check of a scan, once: the CLI turns a ValueError into one line and exit 2."""
+        from kernels.decode import DECODERS
+        from kernels.sampling import SAMPLING_MODES
+
+        if self.decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {self.decoder!r}; expected one of {', '.join(DECODERS)}")
+        if self.sampling is not None and self.sampling not in SAMPLING_MODES:
+            raise ValueError(f"unknown sampling {self.sampling!r}; expected one of {', '.join(SAMPLING_MODES)}")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+        if (self.gpus is not None and self.gpus < 0) or (self.workers is not None and self.workers < 1):
+            raise ValueError("--gpus must be 0 or more and --workers 1 or more")
+        if self.batch_size < 1 or not 1 <= self.batches_in_flight_per_worker <= 16:
+            raise ValueError("--batch-size must be 1 or more and --in-flight between 1 and 16")
+        if not self.batch_timeout_s > 0:
+            raise ValueError(f"--batch-timeout must be a positive number of seconds, got {self.batch_timeout_s}")
+        if not self.extensions:
+            raise ValueError("--extensions names no extension")
 
     def as_dict(self) -> dict:
         out = dataclasses.asdict(self)

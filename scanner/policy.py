@@ -107,4 +107,4 @@ def crash_verdict(item: WorkItem, timeout_s: float) -> CrashVerdict:
     message = f"the file killed its worker {item.crashes} times: {item.last_error}"
     if item.timeouts:
         message = f"{message} ({item.timeouts} of those runs hung and were killed)"
-    return CrashVerdict(path, ErrorClass.DECODER_CRASH, message[:500])
+    return CrashVerdict(path, ErrorClass.DECODER_CRASH, message)  # verdicts.driver_row caps its length

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import collections
 import csv
 import dataclasses
+import io
 import json
 from pathlib import Path
 
 import pyarrow as pa
 
-from scanner import sink
+from kernels.atomic import atomic_write_bytes
+from scanner import sink, verdicts
 
-# Columns of the per-file CSV/JSON export, in order (frame indices become "0 5 9 ...").
-EXPORT_COLUMNS = ("archive", "path", "status", "verdict", "p_fake", "threshold", "error_class", "error_message",
-                  "size", "mtime_ns", "codec", "width", "height", "frame_count", "fps", "duration_s", "decoder",
-                  "sampling", "frame_indices", "model_name", "model_sha256", "run_id", "scanned_at", "worker")
+# Left out of the per-file export: an inode number means nothing off the host that scanned the file, and
+# a name's raw bytes are no CSV or JSON text (the export's path shows them escaped).
+NOT_EXPORTED = ("inode", "path_bytes")
+
+
+def export_columns() -> list[str]:
+    """Columns of the per-file CSV/JSON export: the row's, in schema order (frame indices become
+    "0 5 9 ...")."""
+    return [name for name in verdicts.VERDICT_SCHEMA.names if name not in NOT_EXPORTED]
 
 
 @dataclasses.dataclass
@@ -40,28 +46,20 @@ def build_report(out: str | Path, archive: str | None = None) -> Report:
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"no verdicts at {out}")
-    table = sink.read_verdicts(out, archive=archive)
-    newest = sink.newest_rows(table)
-    verdicts: collections.Counter = collections.Counter()
-    classes: collections.Counter = collections.Counter()
-    for status, verdict, error_class in zip(newest["status"].to_pylist(), newest["verdict"].to_pylist(),
-                                            newest["error_class"].to_pylist()):
-        if status == "ok":
-            verdicts[verdict] += 1
-        else:
-            verdicts["error"] += 1
-            classes[error_class] += 1
+    table = verdicts.read_table(out, archive=archive)
+    newest = verdicts.newest_rows(table)
+    counts = verdicts.count(newest)
     done = sink.completed_runs(out)
     runs = sorted(done)
     incomplete = sorted({sink.part_run_id(name) for name in sink.orphan_parts(out)})
     return Report(out=str(out), files=newest.num_rows, rows=table.num_rows, runs=runs, incomplete_runs=incomplete,
-                  verdicts=dict(sorted(verdicts.items())), error_classes=dict(sorted(classes.items())),
-                  schema_version=sink.SCHEMA_VERSION, newest=newest)
+                  verdicts=counts.outcomes, error_classes=counts.error_classes,
+                  schema_version=verdicts.SCHEMA_VERSION, newest=newest)
 
 
 def _export_rows(newest: pa.Table) -> list[dict]:
     rows = []
-    for row in newest.select(list(EXPORT_COLUMNS)).to_pylist():
+    for row in newest.select(export_columns()).to_pylist():
         if row["frame_indices"] is not None:
             row["frame_indices"] = " ".join(str(i) for i in row["frame_indices"])
         if row["scanned_at"] is not None:
@@ -81,17 +79,15 @@ def write_report(report: Report, dest: str | Path, fmt: str | None = None) -> Pa
     if fmt == "json":
         data = (json.dumps({**report.as_dict(), "newest": rows}, indent=1, default=str) + "\n").encode()
     elif fmt == "csv":
-        import io
-
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(EXPORT_COLUMNS))
+        writer = csv.DictWriter(buffer, fieldnames=export_columns())
         writer.writeheader()
         writer.writerows(rows)
         data = buffer.getvalue().encode()
     else:
         raise ValueError(f"unknown report format {fmt!r}; expected csv or json")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    sink.atomic_write_bytes(dest, data)
+    atomic_write_bytes(dest, data)
     return dest
 
 

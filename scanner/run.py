@@ -26,8 +26,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from kernels.sampling import SAMPLING_MODES
-from scanner import sink
+from scanner import sink, verdicts
 from scanner.config import ScanConfig
 from scanner.policy import CrashVerdict, WorkItem, after_failure, batches, failure_limit, needs_scan, timeout_for
 from scanner.pool import ActorPool, PoolFailed, one_line
@@ -71,11 +70,12 @@ class ScanSummary:
         return {k: getattr(self, k) for k in keys}
 
 
-def _validate(config: ScanConfig) -> tuple[str, str]:
-    """Usage checks; returns the model's (sha256, name) from its card."""
+def _validate(config: ScanConfig) -> tuple[str, str, str]:
+    """Usage checks; returns the model's (sha256, name) from its card and the sampling the run uses
+    (--sampling, else the card's)."""
     if not Path(config.archive).is_dir():
         raise UsageError(f"archive not found or not a directory: {config.archive}")
-    from training.artifact import MODEL_FILE, ArtifactError, verify_model
+    from kernels.artifact import MODEL_FILE, ArtifactError, verify_model
 
     model = Path(config.model)
     model = model / MODEL_FILE if model.is_dir() else model
@@ -85,30 +85,27 @@ def _validate(config: ScanConfig) -> tuple[str, str]:
         _, card, digest = verify_model(model)
     except (ArtifactError, OSError) as exc:
         raise UsageError(f"refused model {config.model}: {exc}") from None
-    if config.batch_size < 1:
-        raise UsageError(f"batch size must be at least 1, got {config.batch_size}")
-    if config.sampling not in SAMPLING_MODES:
-        raise UsageError(f"unknown sampling {config.sampling!r}; expected one of {', '.join(SAMPLING_MODES)}")
     try:
         Path(config.out).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create out dir {config.out}: {exc.strerror or exc}") from None
     if not os.access(config.out, os.W_OK | os.X_OK):
         raise UsageError(f"out dir is not writable: {config.out}")
-    return digest, str(card["name"])
+    return digest, str(card["name"]), config.sampling or str(card["sampling"])
 
 
 class _Scan:
     """One run's driver loop: dispatches WorkItems to the pool's ready actors, collects rows, and
     applies the policy to failures and to batches past their deadline."""
 
-    def __init__(self, config: ScanConfig, run_id: str, archive: Path, writer: sink.PartWriter):
-        from scanner.workers import hooks_from_env, start_actor
+    def __init__(self, config: ScanConfig, run_id: str, archive: Path, writer: sink.PartWriter,
+                 worker_class: type | None = None):
+        from scanner.workers import start_actor
 
         self.config, self.run_id, self.archive, self.writer = config, run_id, archive, writer
-        hooks = hooks_from_env()
         self.worker_plan = None  # scanner.workers.WorkerPlan, once the cluster is known
-        self.pool = ActorPool(lambda name: start_actor(self.worker_plan, name, config, archive, hooks), run_id)
+        self.pool = ActorPool(lambda name: start_actor(self.worker_plan, name, config, archive, worker_class),
+                              run_id)
         self.inflight: dict[object, tuple[int, WorkItem]] = {}  # ObjectRef -> (slot, item)
         self.deadlines: dict[object, float] = {}  # ObjectRef -> when its batch counts as hung
         self.retry: collections.deque[WorkItem] = collections.deque()
@@ -121,6 +118,7 @@ class _Scan:
         self.failures_since_success = 0
         self.peeked: WorkItem | None = None  # one fresh batch read ahead of dispatch
         self.model_sha256, self.model_name = "", ""
+        self.sampling = config.sampling  # what the workers sample: --sampling, else the card's
 
     def start_workers(self) -> dict:
         """Start the pool and wait until every actor has loaded and warmed its model."""
@@ -181,11 +179,12 @@ class _Scan:
         rows = result["rows"]
         for entry, row in zip(item.entries, rows):
             assert row["path"] == entry.path, "worker rows must follow the batch order"
-            row.update(archive=str(self.archive), size=entry.size, mtime_ns=entry.mtime_ns, inode=entry.inode,
-                       # the model that really produced the row: a restarted worker reloads the file
-                       model_name=result.get("model_name", self.model_name),
-                       model_sha256=result.get("model_sha256", self.model_sha256), run_id=self.run_id,
-                       scanned_at=scanned_at)
+            verdicts.stamp(row, archive=str(self.archive), size=entry.size, mtime_ns=entry.mtime_ns,
+                           inode=entry.inode,
+                           # the model that really produced the row: a restarted worker reloads the file
+                           model_name=result.get("model_name", self.model_name),
+                           model_sha256=result.get("model_sha256", self.model_sha256), run_id=self.run_id,
+                           scanned_at=scanned_at)
             self._count(row)
         for stage, seconds in result["stages"].items():
             self.stages[stage] = self.stages.get(stage, 0.0) + seconds
@@ -218,9 +217,7 @@ class _Scan:
             self.retry.extend(decision)
 
     def _crash_row(self, item: WorkItem, verdict: CrashVerdict) -> None:
-        row = {"path": verdict.path, "status": "error", "error_class": verdict.error_class.value,
-               "error_message": verdict.message,
-               "threshold": None, "sampling": self.config.sampling, "worker": "driver"}
+        row = verdicts.driver_row(verdict.path, verdict.error_class, verdict.message, sampling=self.sampling)
         self._on_result(item, {"rows": [row], "stages": {}})
 
     def _kill_overdue(self) -> None:
@@ -275,12 +272,13 @@ class _Scan:
             progress.update(self.counts["done"], self.counts["errors"], total[0])
 
 
-def run_scan(config: ScanConfig) -> ScanSummary:
-    """Scan ``config.archive`` into ``config.out``. Raises UsageError, sink.OutDirLocked or ScanError."""
+def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummary:
+    """Scan ``config.archive`` into ``config.out``. Raises UsageError, sink.OutDirLocked or ScanError.
+    ``worker_class``: a ScanWorker subclass to run instead (the chaos tests inject faults with one)."""
     import ray
 
     started = time.monotonic()
-    model_sha256, model_name = _validate(config)
+    model_sha256, model_name, sampling = _validate(config)
     archive = resolve_archive(config.archive)
     out = Path(config.out)
     run_id = sink.new_run_id()
@@ -291,8 +289,8 @@ def run_scan(config: ScanConfig) -> ScanSummary:
         sink.prepare_out_dir(out)
         adopted = sink.orphan_parts(out)
         writer = sink.PartWriter(out, run_id, config.commit_rows, config.commit_seconds)
-        scan = _Scan(config, run_id, archive, writer)
-        scan.model_sha256, scan.model_name = model_sha256, model_name
+        scan = _Scan(config, run_id, archive, writer, worker_class)
+        scan.model_sha256, scan.model_name, scan.sampling = model_sha256, model_name, sampling
         committed = sink.committed_index(out, str(archive))
 
         def keep(entry: FileEntry) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import socket
 import sys
 import threading
@@ -19,18 +18,7 @@ import time
 from pathlib import Path
 
 from kernels.errors import is_device_error
-
-# Test hooks, read from the driver's environment and handed to the actor (see hooks_from_env).
-HOOK_CRASH_ON = "DFSCAN_TEST_CRASH_ON"  # crash (SIGSEGV) on a path containing this substring
-HOOK_BATCH_DELAY = "DFSCAN_TEST_BATCH_DELAY_S"  # sleep this long per batch: slows a scan down to kill it
-HOOK_HANG_ON = "DFSCAN_TEST_HANG_ON"  # never return from a batch with a path containing this substring
-
-
-
-def hooks_from_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    environ = os.environ if environ is None else environ
-    return {k: v for k, v in environ.items() if k in (HOOK_CRASH_ON, HOOK_BATCH_DELAY, HOOK_HANG_ON) and v}
-
+from scanner import verdicts
 
 def _device_label() -> tuple[str, bool]:
     """(label for the `worker` column, whether a real GPU may be used).
@@ -52,13 +40,13 @@ def _device_label() -> tuple[str, bool]:
 
 
 class ScanWorker:
-    def __init__(self, model_path: str, archive: str, batch_size: int, sampling: str = "uniform",
-                 decoder: str = "auto", threshold: float | None = None, hooks: dict[str, str] | None = None):
+    def __init__(self, model_path: str, archive: str, batch_size: int, sampling: str | None = None,
+                 decoder: str = "auto", threshold: float | None = None):
+        """``sampling`` and ``threshold``: None means the model card's."""
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         device, real_gpu = _device_label()  # before TF is imported: it reads CUDA_VISIBLE_DEVICES once
         from kernels.clips import ClipReader, ClipSpec
-        from kernels.predict import CompiledPredictor
-        from training.artifact import load_model
+        from kernels.predict import load_predictor
 
         node = ""
         try:
@@ -71,21 +59,19 @@ class ScanWorker:
         self.visible_devices = device
         self.archive = Path(archive)
         self.batch_size = int(batch_size)
-        self.hooks = dict(hooks or {})
         started = time.perf_counter()
-        loaded = load_model(model_path)
-        self.model_name, self.model_sha256 = loaded.name, loaded.sha256
-        self.threshold = float(loaded.threshold if threshold is None else threshold)
-        self.fake_index = list(loaded.class_names).index("fake") if "fake" in loaded.class_names else 1
-        self.spec = ClipSpec(frames=loaded.frames, size=loaded.size, sampling=sampling, decoder=decoder)
+        self.predictor = load_predictor(model_path, self.batch_size, sampling=sampling, threshold=threshold)
+        card = self.predictor.card
+        self.model_name, self.model_sha256 = card.name, card.sha256
+        self.threshold = self.predictor.threshold
+        # Rows record self.spec.sampling: what this worker really sampled, the card's unless overridden.
+        self.spec = ClipSpec(frames=card.frames, size=card.size, sampling=self.predictor.sampling, decoder=decoder)
         # Several batches run at once (max_concurrency=batches_in_flight_per_worker): one decodes while
         # another infers. Each thread owns its reader, and so its DALI pipelines, whose per-frame waits
         # on their own CUDA stream then overlap; inference takes turns.
         self._make_reader = lambda: ClipReader(self.spec, gpu=real_gpu)
         self._thread_state = threading.local()
         self._predict_lock = threading.Lock()
-        self.predictor = CompiledPredictor(loaded.model, self.batch_size, loaded.frames, loaded.size,
-                                           fake_index=self.fake_index)
         self.predictor.warm_up()  # compile once here, never mid-scan
         self.startup_s = time.perf_counter() - started
 
@@ -94,24 +80,8 @@ class ScanWorker:
         return {"worker": self.label, "pid": os.getpid(), "devices": self.visible_devices,
                 "model_sha256": self.model_sha256, "model_name": self.model_name, "startup_s": self.startup_s}
 
-    def _test_hooks(self, paths: list[str]) -> None:
-        delay = float(self.hooks.get(HOOK_BATCH_DELAY, 0) or 0)
-        if delay:
-            time.sleep(delay)
-        hang = self.hooks.get(HOOK_HANG_ON)
-        if hang and any(hang in p for p in paths):
-            threading.Event().wait()  # what a decoder stuck in a read looks like to the driver
-        needle = self.hooks.get(HOOK_CRASH_ON)
-        if needle and any(needle in p for p in paths):
-            sys.stderr.flush()
-            os.kill(os.getpid(), signal.SIGSEGV)  # what a native decoder crash looks like to Ray
-            # The signal may land on another thread of this threaded actor; like a real crash inside the
-            # decoder, this batch must never return a result.
-            threading.Event().wait()
-
     def scan(self, paths: list[str]) -> dict:
         """Verdict rows for a batch of archive-relative paths (at most batch_size of them)."""
-        self._test_hooks(paths)
         try:
             return self._scan(paths)
         except Exception as exc:
@@ -136,31 +106,9 @@ class ScanWorker:
             started = time.perf_counter()
             p_fake = self.predictor.predict(batch.frames) if ok_rows else None  # (batch_size,) float32
             inference_s = time.perf_counter() - started
-        rows = []
-        for i, (rel, clip) in enumerate(zip(paths, batch.clips)):
-            probe = clip.probe
-            row = {
-                "path": rel,
-                "threshold": self.threshold,
-                "frame_indices": None if clip.indices is None else [int(x) for x in clip.indices],
-                "codec": probe.codec if probe else None,
-                "width": probe.width if probe else None,
-                "height": probe.height if probe else None,
-                "frame_count": probe.frame_count if probe else None,
-                "fps": probe.fps if probe else None,
-                "duration_s": probe.duration_s if probe else None,
-                "decoder": clip.decoder,
-                "sampling": self.spec.sampling,
-                "worker": self.label,
-            }
-            if clip.ok:
-                p = float(p_fake[i])
-                row.update(status="ok", error_class=None, error_message=None, p_fake=p,
-                           verdict="fake" if p >= self.threshold else "real")
-            else:
-                row.update(status="error", error_class=clip.error.error_class.value,
-                           error_message=clip.error.message, p_fake=None, verdict=None)
-            rows.append(row)
+        rows = [verdicts.clip_row(rel, clip, float(p_fake[i]) if clip.ok else None, threshold=self.threshold,
+                                  sampling=self.spec.sampling, worker=self.label)
+                for i, (rel, clip) in enumerate(zip(paths, batch.clips))]
         stages = {"probe": reader.times.probe - probe_before,
                   "decode": reader.times.decode - decode_before, "inference": inference_s}
         return {"rows": rows, "stages": stages, "model_name": self.model_name, "model_sha256": self.model_sha256,
@@ -205,14 +153,15 @@ def plan_workers(gpus: int | None, workers: int | None, resources: dict) -> Work
     return WorkerPlan(count, 0.0, min(1.0, cpus_total / count))
 
 
-def start_actor(plan: WorkerPlan, name: str, config, archive: Path, hooks: dict[str, str]):
-    """One ScanWorker actor. Ray restarts it up to ``config.max_actor_restarts`` times; tasks are never
-    retried by Ray (max_task_retries=0) because the driver's own retries keep rows exactly-once."""
+def start_actor(plan: WorkerPlan, name: str, config, archive: Path, worker_class: type | None = None):
+    """One ScanWorker actor (``worker_class``: a subclass, which is how the chaos tests inject faults).
+    Ray restarts it up to ``config.max_actor_restarts`` times; tasks are never retried by Ray
+    (max_task_retries=0) because the driver's own retries keep rows exactly-once."""
     import ray
 
-    return ray.remote(ScanWorker).options(
+    return ray.remote(worker_class or ScanWorker).options(
         name=name, num_gpus=plan.num_gpus, num_cpus=plan.num_cpus,
         max_restarts=config.max_actor_restarts, max_task_retries=0,
         max_concurrency=config.batches_in_flight_per_worker,
     ).remote(str(Path(config.model).resolve()), str(archive), config.batch_size, config.sampling, config.decoder,
-             config.threshold, hooks)
+             config.threshold)

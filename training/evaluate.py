@@ -11,16 +11,11 @@ import numpy as np
 
 from kernels.atomic import atomic_path
 from kernels.clips import ClipReader, ClipSpec
-from training.artifact import load_model
-from training.data import (
-    ClipSource,
-    Dataset,
-    VideoItem,
-    load_split,
-    make_split,
-    scan_dataset,
-)
+from kernels.predict import load_predictor
+from training.clip_cache import ClipSource
+from training.layouts import Dataset, VideoItem, scan_dataset
 from training.metrics import binary_metrics, roc_curve
+from training.splits import load_split, make_split
 
 SPLIT_FILE = "split.json"  # written by training beside model.keras
 
@@ -35,13 +30,6 @@ class EvalConfig:
     decoder: str = "auto"
     plot: str | None = None  # write a ROC curve PNG here
     threshold: float | None = None  # None: the model card's decision threshold
-
-
-def make_predictor(model, batch_size: int, frames: int, size: int, fake_index: int = 1):
-    """The scanner's fixed-shape XLA predict step (``kernels.predict``), compiled once per model."""
-    from kernels.predict import CompiledPredictor
-
-    return CompiledPredictor(model, batch_size=batch_size, frames=frames, size=size, fake_index=fake_index)
 
 
 def predict_items(predictor, source: ClipSource, items: Sequence[VideoItem]) -> tuple[np.ndarray, list[VideoItem]]:
@@ -128,16 +116,15 @@ def select_items(dataset: Dataset, split: str, model_dir: Path, seed: int) -> li
 
 def evaluate(config: EvalConfig) -> dict:
     """Video-level metrics of a saved model on a dataset, as one JSON-ready dict."""
-    loaded = load_model(config.model)
+    predictor = load_predictor(config.model, config.batch_size, threshold=config.threshold)
+    card = predictor.card
     dataset = scan_dataset(config.data, config.layout)
-    seed = int(loaded.card.get("dataset", {}).get("seed", 0))
-    items = select_items(dataset, config.split, Path(loaded.path).parent, seed)
-    reader = ClipReader(ClipSpec(frames=loaded.frames, size=loaded.size, sampling=loaded.sampling,
+    seed = int(card.get("dataset", {}).get("seed", 0))
+    items = select_items(dataset, config.split, Path(predictor.loaded.path).parent, seed)
+    reader = ClipReader(ClipSpec(frames=card.frames, size=card.size, sampling=predictor.sampling,
                                  decoder=config.decoder))
     source = ClipSource(reader, dataset.root, max_cache_bytes=0)  # each video is read once: no cache
-    threshold = loaded.threshold if config.threshold is None else config.threshold
-    predictor = make_predictor(loaded.model, config.batch_size, loaded.frames, loaded.size, loaded.fake_index)
-    metrics = score_items(predictor, source, items, threshold=threshold, plot=config.plot,
-                          title=f"{loaded.name} on {Path(dataset.root).name} ({config.split})")
-    return {**metrics, "split": config.split, "layout": dataset.layout, "model": loaded.name,
-            "model_sha256": loaded.sha256}
+    metrics = score_items(predictor, source, items, threshold=predictor.threshold, plot=config.plot,
+                          title=f"{card.name} on {Path(dataset.root).name} ({config.split})")
+    return {**metrics, "split": config.split, "layout": dataset.layout, "model": card.name,
+            "model_sha256": card.sha256}

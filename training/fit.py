@@ -18,21 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
+from kernels.artifact import fake_index, save_keras_atomic, save_model, write_json_atomic
 from kernels.atomic import atomic_path, atomic_write_bytes
 from kernels.clips import ClipReader, ClipSpec
 from kernels.decode import gpu_count
-from training.artifact import save_keras_atomic, save_model, write_json_atomic
-from training.data import (
-    AugmentConfig,
-    ClipBatches,
-    ClipSource,
-    make_split,
-    save_split,
-    scan_dataset,
-    summarise,
-)
-from training.evaluate import SPLIT_FILE, make_predictor, score_items
+from kernels.predict import CompiledPredictor
+from training.augment import AugmentConfig
+from training.batches import ClipBatches
+from training.clip_cache import ClipSource
+from training.evaluate import SPLIT_FILE, score_items
+from training.layouts import scan_dataset
 from training.models import CLASS_NAMES, INPUT_NORMALISATION, ModelConfig, build_model
+from training.splits import make_split, save_split, summarise
 
 CHECKPOINT_FILE = "checkpoint.keras"
 
@@ -219,7 +216,7 @@ def model_card(config: TrainConfig, run_dir: Path, dataset_summary: dict, metric
         "size": config.size,
         "sampling": config.sampling,
         "class_names": list(CLASS_NAMES),
-        "fake_index": CLASS_NAMES.index("fake"),
+        "fake_index": fake_index(CLASS_NAMES),
         "threshold": config.threshold,
         "input": {"dtype": "uint8", "shape": [None, config.frames, config.size, config.size, 3],
                   "channels": "RGB", "resize": "whole frame squashed to SxS (kernels.resize)",
@@ -281,7 +278,8 @@ def train(config: TrainConfig) -> TrainResult:
     history = {k: [float(v) for v in values] for k, values in history.items()}
 
     # Scored through the scanner's own compiled predict step, so the card's numbers are the scanner's.
-    predictor = make_predictor(model, config.batch_size, config.frames, config.size, CLASS_NAMES.index("fake"))
+    predictor = CompiledPredictor(model, config.batch_size, config.frames, config.size,
+                                  fake_index=fake_index(CLASS_NAMES))
     metrics = {"test": score_items(predictor, source, part["test"], threshold=config.threshold,
                                    plot=run_dir / "roc.png", title=f"{config.arch}: test ({split.method})")}
     if val_items:

@@ -20,8 +20,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-CLASS_NAMES: tuple[str, ...] = ("real", "fake")
-FAKE_INDEX = CLASS_NAMES.index("fake")
+CLASS_NAMES: tuple[str, ...] = ("real", "fake")  # the card records them; readers find p(fake) from them
 
 # Keras's cache file for the notop ImageNet weights of ResNet50 (what `weights="imagenet"` fetches).
 RESNET50_WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -208,3 +207,18 @@ def build_resnet50_lstm(config: ModelConfig):
     x = layers.Dropout(config.dropout, name="dropout1024")(x)
     outputs = _classifier_head(x, 512, config.dropout)  # (B, 2)
     return keras.Model(inputs, outputs, name="resnet50_lstm")
+
+
+def save_untrained(arch: str, frames: int, size: int | None, width: float, out_dir: str | os.PathLike, name: str,
+                   sampling: str = "uniform", *, threshold: float = 0.5,
+                   dropout: float = ModelConfig.dropout) -> Path:
+    """Build an untrained ``arch`` (``backbone_weights="none"``, so nothing is downloaded) and save it with
+    a card like a trained run's, through ``kernels.artifact.save_model``: for benchmarks and tests.
+    Returns the path of ``out_dir/model.keras``."""
+    from kernels.artifact import MODEL_FILE, save_model
+
+    config = ModelConfig(arch=arch, frames=frames, size=size, width=width, backbone_weights="none", dropout=dropout)
+    save_model(build_model(config), out_dir, {"name": name, "arch": arch, "frames": frames,
+                                              "size": config.resolved_size(), "sampling": sampling,
+                                              "threshold": threshold, "class_names": list(CLASS_NAMES)})
+    return Path(out_dir) / MODEL_FILE

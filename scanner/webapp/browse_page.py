@@ -44,7 +44,7 @@ def render(settings: AppSettings) -> None:
 
 
 def _summary(data: vd.Verdicts) -> None:
-    counts = vd.counts(data.newest)
+    counts = vd.counts(data)
     with st.container(key="counts"):
         columns = st.columns(4)
         columns[0].metric("Files", counts["files"])
@@ -57,7 +57,7 @@ def _summary(data: vd.Verdicts) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**By error class**")
-        errors = vd.error_counts(data.newest)
+        errors = vd.error_counts(data)
         if errors.empty:
             st.caption("No errors.")
         else:

@@ -23,13 +23,12 @@ import numpy as np
 from kernels.clips import Clip, ClipReader, ClipSpec
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import ProbeLimits
+from scanner import verdicts
 from scanner.webapp.models import ModelEntry
 from scanner.webapp.settings import VIDEO_TYPES, format_bytes
 
-# One row per model in the CSV export; the JSON export has the same fields plus the full probe.
-EXPORT_COLUMNS = ("file", "size_bytes", "model_name", "model_sha256", "status", "error_class", "error_message",
-                  "p_fake", "verdict", "threshold", "frame_indices", "frames", "size", "sampling", "decoder",
-                  "container", "codec", "width", "height", "frame_count", "fps", "duration_s", "checked_at")
+# The probe's fields that the CSV export repeats on every row (the JSON export has the whole probe).
+PROBE_COLUMNS = ("container", "codec", "width", "height", "frame_count", "fps", "duration_s")
 
 Progress = Callable[[float, str], None]
 
@@ -50,17 +49,24 @@ class ModelResult:
     model_name: str
     model_sha256: str
     model_path: str
+    # The outcome, as scanner.verdicts makes it (ok_outcome, error_outcome).
     status: str  # "ok" | "error"
+    error_class: str | None = None  # an ErrorClass value
+    error_message: str | None = None
     p_fake: float | None = None
     verdict: str | None = None  # "real" | "fake"
     threshold: float | None = None
-    error_class: str | None = None  # an ErrorClass value
-    error_message: str | None = None
     frame_indices: list[int] | None = None
     frames: int = 0
     size: int = 0
     sampling: str = ""
     decoder: str | None = None
+
+
+# One row per model in the CSV export, in this order: the file, the result's fields (but the model's
+# path on the server), the probe, when. The JSON export has the same fields plus the full probe.
+EXPORT_COLUMNS = ("file", "size_bytes", *(f.name for f in dataclasses.fields(ModelResult) if f.name != "model_path"),
+                  *PROBE_COLUMNS, "checked_at")
 
 
 @dataclasses.dataclass
@@ -86,8 +92,7 @@ class CheckResult:
         out = []
         for r in self.results:
             row = {"file": self.file, "size_bytes": self.size_bytes, "checked_at": self.checked_at,
-                   **{k: probe.get(k) for k in ("container", "codec", "width", "height", "frame_count", "fps",
-                                                "duration_s")},
+                   **{k: probe.get(k) for k in PROBE_COLUMNS},
                    **{f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name != "model_path"}}
             out.append({k: row.get(k) for k in EXPORT_COLUMNS})
         return out
@@ -139,8 +144,8 @@ def save_upload(stream: BinaryIO, name: str, folder: Path) -> Path:
 
 
 def _model_error(entry: ModelEntry, view: ClipView | None, error_class: str, message: str) -> ModelResult:
-    return ModelResult(model_name=entry.name, model_sha256=entry.sha256, model_path=entry.path, status="error",
-                       threshold=entry.threshold, error_class=error_class, error_message=message,
+    return ModelResult(model_name=entry.name, model_sha256=entry.sha256, model_path=entry.path,
+                       **verdicts.error_outcome(error_class, message), threshold=entry.threshold,
                        frame_indices=None if view is None or view.clip.indices is None
                        else [int(i) for i in view.clip.indices],
                        frames=entry.frames, size=entry.size, sampling=entry.sampling,
@@ -183,8 +188,8 @@ def run_check(path: Path, models: list[ModelEntry], load: Callable[[str], tuple]
             continue
         p_fake = float(predictor.predict(np.asarray(view.clip.frames)[None])[0])  # (1, F, S, S, 3) -> (1,)
         results.append(ModelResult(
-            model_name=loaded.name, model_sha256=loaded.sha256, model_path=entry.path, status="ok",
-            p_fake=p_fake, verdict="fake" if p_fake >= loaded.threshold else "real", threshold=loaded.threshold,
+            model_name=loaded.name, model_sha256=loaded.sha256, model_path=entry.path,
+            **verdicts.ok_outcome(p_fake, loaded.threshold), threshold=loaded.threshold,
             frame_indices=[int(i) for i in view.clip.indices], frames=loaded.frames, size=loaded.size,
             sampling=view.sampling, decoder=view.clip.decoder))
     progress(1.0, "Done.")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from training.artifact import MODEL_FILE, ArtifactError, load_card, load_model
+from kernels.artifact import MODEL_FILE, ArtifactError, ModelCard, load_card
+from kernels.predict import Predictor, load_predictor
 
 MAX_MODELS = 200  # a folder with more model files than this is probably the wrong folder
 
@@ -18,39 +19,39 @@ MAX_MODELS = 200  # a folder with more model files than this is probably the wro
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
     path: str  # the .keras file
-    card: dict
+    card: ModelCard
 
     @property
     def name(self) -> str:
-        return str(self.card.get("name", Path(self.path).parent.name))
+        return self.card.name
 
     @property
     def sha256(self) -> str:
-        return str(self.card.get("sha256", ""))
+        return self.card.sha256
 
     @property
     def frames(self) -> int:
-        return int(self.card["frames"])
+        return self.card.frames
 
     @property
     def size(self) -> int:
-        return int(self.card["size"])
+        return self.card.size
 
     @property
     def sampling(self) -> str:
-        return str(self.card["sampling"])
+        return self.card.sampling
 
     @property
     def threshold(self) -> float:
-        return float(self.card["threshold"])
+        return self.card.threshold
 
     def label(self) -> str:
-        return (f"{self.name} · {self.card.get('arch', '?')} · {self.frames}×{self.size}px · {self.sampling} · "
+        return (f"{self.name} · {self.card.arch} · {self.frames}×{self.size}px · {self.sampling} · "
                 f"sha {self.sha256[:12]}")
 
     def summary(self) -> dict:
         """One row of the models table."""
-        return {"name": self.name, "arch": self.card.get("arch"), "frames": self.frames, "size": self.size,
+        return {"name": self.name, "arch": self.card.arch, "frames": self.frames, "size": self.size,
                 "sampling": self.sampling, "threshold": self.threshold, "sha256": self.sha256[:16],
                 "path": self.path}
 
@@ -94,21 +95,15 @@ def discover(paths: list[str] | tuple[str, ...]) -> Discovery:
             if candidate.suffix.lower() != ".keras":
                 problems.append(f"{candidate}: not a .keras model file")
                 continue
-            try:
-                card = load_card(candidate)
-                entry = ModelEntry(path=str(candidate), card=card)
-                entry.frames, entry.size, entry.threshold  # noqa: B018 - the card's numbers must parse
-            except (ArtifactError, ValueError, TypeError, KeyError) as exc:
+            try:  # a card every loader would refuse (no "fake" class, numbers that do not parse) is a problem
+                models.append(ModelEntry(path=str(candidate), card=load_card(candidate)))
+            except ArtifactError as exc:
                 problems.append(f"{candidate}: {exc}")
-                continue
-            models.append(entry)
     return Discovery(models=models, problems=problems)
 
 
-def load_for_prediction(path: str):
-    """``(LoadedModel, CompiledPredictor)`` with batch size 1; raises ``ArtifactError`` for a refused file."""
-    from kernels.predict import CompiledPredictor
-
-    loaded = load_model(path)
-    predictor = CompiledPredictor(loaded.model, 1, loaded.frames, loaded.size, fake_index=loaded.fake_index)
-    return loaded, predictor
+def load_for_prediction(path: str) -> tuple[ModelCard, Predictor]:
+    """``kernels.predict.load_predictor`` at batch size 1, in the ``(card, predictor)`` pair that
+    ``check.run_check`` takes; raises ``ArtifactError`` for a refused file."""
+    predictor = load_predictor(path, 1)
+    return predictor.card, predictor

@@ -1,7 +1,8 @@
 """Read a verdicts folder (the scanner's Parquet dataset) for browsing, free of Streamlit.
 
-The newest row of each file (by ``scanned_at``) is its verdict, as in ``dfscan report``. Hidden
-names (``.part.tmp``, ``_runs/``, ``_SUCCESS``, ``_lock``) are never read: pyarrow skips them.
+Reading, the newest row of each file and the counts are ``scanner.verdicts``'s, as in ``dfscan
+report``; this module turns them into pandas at the app's edge. Hidden names (``.part.tmp``,
+``_runs/``, ``_SUCCESS``, ``_lock``) are never read: pyarrow skips them.
 """
 
 from __future__ import annotations
@@ -16,17 +17,16 @@ import pyarrow.dataset as pads
 
 from kernels.clips import Clip, ClipReader, ClipSpec
 from kernels.sampling import SAMPLING_MODES
+from scanner import verdicts as verdict_rows
+from scanner.verdicts import STATUSES, VERDICTS  # noqa: F401 - the browse page's filter choices
 
-# The columns the browser reads (a dataset may lack some; they read as empty). A row's frame_indices
-# are read only when its frames are asked for: a million lists would not fit a browser's budget.
-COLUMNS = ("path", "archive", "size", "status", "error_class", "error_message", "p_fake", "verdict", "threshold",
-           "codec", "width", "height", "frame_count", "fps", "duration_s", "decoder", "sampling",
-           "model_name", "model_sha256", "run_id", "scanned_at", "worker")
-REQUIRED = ("path", "status")
+# A row's frame_indices are read only when its frames are asked for: a million lists would not fit a
+# browser's budget. Every other column of the row is read.
+READ_ON_DEMAND = ("frame_indices",)
+REQUIRED = ("path", "status")  # without them, a folder of Parquet files is not a verdicts folder
+# What the page's table shows, in order: a choice of the page (each a VERDICT_SCHEMA column).
 TABLE_COLUMNS = ("path", "status", "verdict", "p_fake", "error_class", "error_message", "codec", "width", "height",
                  "frame_count", "duration_s", "decoder", "model_name", "scanned_at", "archive")
-STATUSES = ("ok", "error")
-VERDICTS = ("real", "fake")
 DEFAULT_FRAME_SIZE = 224
 
 
@@ -38,7 +38,8 @@ class VerdictsError(ValueError):
 class Verdicts:
     folder: str
     rows: int  # every row, history included
-    newest: pd.DataFrame  # one row per (archive, path), sorted by path
+    newest: pd.DataFrame  # one row per (archive, path), sorted by (archive, path)
+    counts: verdict_rows.Counts  # of the newest rows
 
     @property
     def files(self) -> int:
@@ -70,45 +71,33 @@ def load(folder: str | Path) -> Verdicts:
     if not path.is_dir():
         raise VerdictsError(f"{path}: not a folder; give the --out folder of `dfscan run`.")
     try:
-        dataset = pads.dataset(str(path), format="parquet")
-        names = set(dataset.schema.names)
+        dataset = verdict_rows.open_dataset(path)
         if not dataset.files:
             raise VerdictsError(f"{path}: no verdicts yet (no Parquet files in this folder).")
-        missing = [c for c in REQUIRED if c not in names]
+        # The current schema reads every part; the first part's own columns tell whether this is a
+        # verdicts folder at all (a folder of other Parquet files would read as all-null rows).
+        first = next(iter(dataset.get_fragments())).physical_schema.names
+        missing = [c for c in REQUIRED if c not in first]
         if missing:
             raise VerdictsError(f"{path}: not a dfscan verdicts dataset (no {', '.join(missing)} column).")
-        table = dataset.to_table(columns=[c for c in COLUMNS if c in names])
+        table = dataset.to_table(columns=[c for c in dataset.schema.names if c not in READ_ON_DEMAND])
     except (pa.ArrowException, OSError) as exc:
         raise VerdictsError(f"{path}: cannot be read as a Parquet dataset: {' '.join(str(exc).split())[:300]}") \
             from None
-    frame = table.to_pandas()
-    for column in COLUMNS:
-        if column not in frame.columns:
-            frame[column] = None
-    return Verdicts(folder=str(path), rows=table.num_rows, newest=newest_rows(frame))
+    newest = verdict_rows.newest_rows(table)  # counted before pandas: the app converts only at its edge
+    return Verdicts(folder=str(path), rows=table.num_rows, newest=newest.to_pandas(),
+                    counts=verdict_rows.count(newest))
 
 
-def newest_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The newest row per (archive, path) by ``scanned_at``."""
-    if frame.empty:
-        return frame.reset_index(drop=True)
-    keyed = frame.assign(_archive=frame["archive"].fillna(""), _order=np.arange(len(frame)))
-    keyed = keyed.sort_values(["scanned_at", "_order"], na_position="first", kind="stable")
-    keyed = keyed.drop_duplicates(["_archive", "path"], keep="last")
-    return keyed.sort_values(["_archive", "path"]).drop(columns=["_archive", "_order"]).reset_index(drop=True)
-
-
-def counts(frame: pd.DataFrame) -> dict[str, int]:
+def counts(data: Verdicts) -> dict[str, int]:
     """Files by verdict: real, fake, and error for refused files."""
-    ok = frame["status"] == "ok"
-    return {"files": int(len(frame)), "real": int((ok & (frame["verdict"] == "real")).sum()),
-            "fake": int((ok & (frame["verdict"] == "fake")).sum()), "error": int((~ok).sum())}
+    return {"files": data.counts.files, **{outcome: data.counts.of(outcome) for outcome in (*VERDICTS, "error")}}
 
 
-def error_counts(frame: pd.DataFrame) -> pd.DataFrame:
+def error_counts(data: Verdicts) -> pd.DataFrame:
     """Refused files by error class, most frequent first."""
-    errors = frame.loc[frame["status"] != "ok", "error_class"].fillna("(none)")
-    table = errors.value_counts().rename_axis("error_class").reset_index(name="files")
+    table = pd.DataFrame({"error_class": ["(none)" if c is None else c for c in data.counts.error_classes],
+                          "files": list(data.counts.error_classes.values())}, columns=["error_class", "files"])
     return table.sort_values(["files", "error_class"], ascending=[False, True]).reset_index(drop=True)
 
 
@@ -135,28 +124,25 @@ def filter_rows(frame: pd.DataFrame, statuses: list[str], verdicts: list[str], p
     return frame[keep].reset_index(drop=True)
 
 
+def _text(value) -> str | None:
+    """A string cell of a pandas row, None when missing (pandas writes a missing string as NaN)."""
+    return value if isinstance(value, str) else None
+
+
 def row_file(row: dict) -> Path:
     """Where the row's file is: ARCHIVE/path (path alone when the row has no archive)."""
-    archive = row.get("archive")
+    archive = _text(row.get("archive"))
     return Path(archive) / row["path"] if archive else Path(row["path"])
 
 
 def recorded_indices(folder: str | Path, row: dict) -> list[int] | None:
     """The frame indices the row's scan recorded (its newest row in ``folder``), or None."""
-    dataset = pads.dataset(str(folder), format="parquet")
-    if "frame_indices" not in dataset.schema.names:
-        return None
+    archive = _text(row.get("archive"))
     match = pads.field("path") == row["path"]
-    if "archive" in dataset.schema.names:
-        archive = row.get("archive")
-        match &= pads.field("archive").is_null() if archive is None else pads.field("archive") == archive
-    columns = [c for c in ("frame_indices", "scanned_at") if c in dataset.schema.names]
-    found = dataset.to_table(columns=columns, filter=match).to_pylist()
-    if not found:
-        return None
-    if "scanned_at" in columns:
-        found.sort(key=lambda r: (r["scanned_at"] is not None, r["scanned_at"] or 0))
-    indices = found[-1]["frame_indices"]
+    match &= pads.field("archive").is_null() if archive is None else pads.field("archive") == archive
+    found = verdict_rows.newest_rows(verdict_rows.open_dataset(folder).to_table(
+        columns=["path", "archive", "scanned_at", "frame_indices"], filter=match))
+    indices = found["frame_indices"][0].as_py() if found.num_rows else None
     return None if indices is None else [int(i) for i in indices]
 
 

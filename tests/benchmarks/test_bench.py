@@ -69,3 +69,14 @@ def test_bench_refuses_an_unknown_decoder(tmp_path):
     result = CliRunner().invoke(app, ["bench", "--decoders", "nvdec,quantum", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "unknown decoder quantum" in result.stderr
+
+
+def test_bench_without_opencv_says_how_to_install_it(tmp_path, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cv2" else real_find_spec(name, *a))
+    result = CliRunner().invoke(app, ["bench", "--synthetic", "1", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "pip install 'dfscan[bench]'" in result.stderr
+    assert not (tmp_path / "r" / "report.json").exists()

@@ -29,12 +29,9 @@ def tiny_model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model")
     code = (
         "import sys\n"
-        "from training.artifact import save_model\n"
-        "from training.models import ModelConfig, build_model\n"
-        f"model = build_model(ModelConfig(arch='cnn-lstm', frames={FRAMES}, size={SIZE}, width=0.05, dropout=0.0))\n"
-        "save_model(model, sys.argv[1], {'name': 'tiny-cnn-lstm', 'arch': 'cnn-lstm', "
-        f"'frames': {FRAMES}, 'size': {SIZE}, 'sampling': 'uniform', 'threshold': 0.5, "
-        "'class_names': ['real', 'fake']})\n"
+        "from tests.models import save_tiny_model\n"
+        f"save_tiny_model(sys.argv[1], 'tiny-cnn-lstm', frames={FRAMES}, size={SIZE}, sampling='uniform', "
+        "threshold=0.5)\n"
     )
     subprocess.run([sys.executable, "-c", code, str(out)], check=True, cwd=REPO, env=child_env(), timeout=300,
                    capture_output=True)

@@ -1,6 +1,6 @@
 """Scans run in a child process, for what one test process cannot do itself.
 
-    python -m tests.scanner.subprocess_scan scan CONFIG_JSON      # a driver the test can SIGKILL
+    python -m tests.scanner.subprocess_scan scan CONFIG_JSON [--batch-delay S]  # a driver the test can SIGKILL
     python -m tests.scanner.subprocess_scan two-node CONFIG_JSON  # a two-node ray.cluster_utils.Cluster
 
 Each prints one JSON line: the summary plus rows per worker label.
@@ -31,7 +31,12 @@ def _print(summary) -> None:
 def main(argv: list[str]) -> None:
     mode, config = argv[0], _config(argv[1])
     if mode == "scan":
-        _print(run_scan(config))
+        worker_class = None
+        if argv[2:4] and argv[2] == "--batch-delay":  # slow enough for the test to kill this driver mid-scan
+            from tests.scanner.faults import faulty_worker
+
+            worker_class = faulty_worker(batch_delay_s=float(argv[3]))
+        _print(run_scan(config, worker_class=worker_class))
         return
     if mode == "two-node":
         from ray.cluster_utils import Cluster

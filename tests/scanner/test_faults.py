@@ -11,15 +11,15 @@ import time
 
 import pytest
 
-from scanner import sink
+from scanner import sink, verdicts
 from scanner.run import run_scan
-from scanner.workers import HOOK_BATCH_DELAY, HOOK_CRASH_ON, HOOK_HANG_ON
 from tests.scanner.conftest import REPO, child_env, config_json, make_videos, rows_by_path, scan_config
+from tests.scanner.faults import faulty_worker
 
 
 def _committed_rows(out) -> int:
     try:
-        return sink.open_dataset(out).count_rows()
+        return verdicts.open_dataset(out).count_rows()
     except Exception:  # noqa: BLE001 - a part may be renamed while we list: ask again later
         return -1
 
@@ -30,8 +30,8 @@ def test_driver_sigkilled_mid_scan_then_rerun(ray_cluster, tiny_model, tmp_path)
     names = make_videos(root, [f"v{i:02d}.mp4" for i in range(16)])
     config = scan_config(root, tiny_model, out, batch_size=2, commit_rows=2, workers=2, address=ray_cluster)
     driver = subprocess.Popen(
-        [sys.executable, "-m", "tests.scanner.subprocess_scan", "scan", config_json(config)], cwd=REPO,
-        env=child_env(**{HOOK_BATCH_DELAY: "1.0"}), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        [sys.executable, "-m", "tests.scanner.subprocess_scan", "scan", config_json(config), "--batch-delay", "1.0"],
+        cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 180
         while _committed_rows(out) < 4 and driver.poll() is None and time.monotonic() < deadline:
@@ -54,13 +54,12 @@ def test_driver_sigkilled_mid_scan_then_rerun(ray_cluster, tiny_model, tmp_path)
 
 
 @pytest.mark.timeout(300)
-def test_actor_killed_mid_scan(ray_cluster, tiny_model, tmp_path, monkeypatch):
+def test_actor_killed_mid_scan(ray_cluster, tiny_model, tmp_path):
     import ray
 
     root, out = tmp_path / "archive", tmp_path / "out"
     # Enough batches that the killed worker still has work in flight (each worker runs two at once).
     names = make_videos(root, [f"v{i:02d}.mp4" for i in range(20)])
-    monkeypatch.setenv(HOOK_BATCH_DELAY, "0.5")
     killed: list[str] = []
     earlier = set(ray.util.list_named_actors())  # workers of earlier tests may not be gone yet
 
@@ -79,7 +78,8 @@ def test_actor_killed_mid_scan(ray_cluster, tiny_model, tmp_path, monkeypatch):
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
-    summary = run_scan(scan_config(root, tiny_model, out, batch_size=2, commit_rows=2, workers=2))
+    summary = run_scan(scan_config(root, tiny_model, out, batch_size=2, commit_rows=2, workers=2),
+                       worker_class=faulty_worker(batch_delay_s=0.5))
     thread.join(5)
     assert killed, "the killer never found a worker to kill"
     assert summary.worker_failures >= 1
@@ -89,11 +89,11 @@ def test_actor_killed_mid_scan(ray_cluster, tiny_model, tmp_path, monkeypatch):
 
 
 @pytest.mark.timeout(300)
-def test_file_that_always_crashes_its_worker(ray_cluster, tiny_model, tmp_path, monkeypatch):
+def test_file_that_always_crashes_its_worker(ray_cluster, tiny_model, tmp_path):
     root, out = tmp_path / "archive", tmp_path / "out"
     names = make_videos(root, [f"v{i}.mp4" for i in range(5)] + ["v5_poison.mp4"])
-    monkeypatch.setenv(HOOK_CRASH_ON, "poison")  # the worker segfaults whenever it meets this file
-    summary = run_scan(scan_config(root, tiny_model, out, batch_size=4, workers=2, max_actor_restarts=1))
+    summary = run_scan(scan_config(root, tiny_model, out, batch_size=4, workers=2, max_actor_restarts=1),
+                       worker_class=faulty_worker(crash_on="poison"))  # segfaults whenever it meets this file
     rows = rows_by_path(out)
     assert sorted(rows) == names and all(len(v) == 1 for v in rows.values())
     (poison,) = rows["v5_poison.mp4"]
@@ -106,14 +106,13 @@ def test_file_that_always_crashes_its_worker(ray_cluster, tiny_model, tmp_path, 
 
 
 @pytest.mark.timeout(300)
-def test_file_that_hangs_its_worker_gets_timeout(ray_cluster, tiny_model, tmp_path, monkeypatch):
+def test_file_that_hangs_its_worker_gets_timeout(ray_cluster, tiny_model, tmp_path):
     """A decode that never returns: the driver kills the worker after batch_timeout_s, Ray restarts
     it, and the file is isolated like a crashing one, ending as one TIMEOUT row."""
     root, out = tmp_path / "archive", tmp_path / "out"
     names = make_videos(root, ["a.mp4", "b_stuck.mp4", "c.mp4"])
-    monkeypatch.setenv(HOOK_HANG_ON, "stuck")
     summary = run_scan(scan_config(root, tiny_model, out, batch_size=1, workers=2, batch_timeout_s=5.0,
-                                   max_actor_restarts=4))
+                                   max_actor_restarts=4), worker_class=faulty_worker(hang_on="stuck"))
     rows = rows_by_path(out)
     assert sorted(rows) == names and all(len(v) == 1 for v in rows.values())
     (stuck,) = rows["b_stuck.mp4"]

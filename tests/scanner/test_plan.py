@@ -8,7 +8,7 @@ from scanner.policy import needs_scan
 from scanner.sink import Committed
 from scanner.walk import FileEntry
 from kernels.errors import is_device_error
-from scanner.workers import WorkerPlan, hooks_from_env, plan_workers
+from scanner.workers import WorkerPlan, plan_workers
 
 SHA = "a" * 64
 ENTRY = FileEntry(path="x.mp4", size=10, mtime_ns=5, inode=7)
@@ -44,8 +44,3 @@ def test_cuda_errors_are_recognised():
     assert is_device_error(RuntimeError("CUDA_ERROR_ILLEGAL_ADDRESS: an illegal memory access"))
     assert is_device_error(RuntimeError("cudaErrorLaunchFailure"))
     assert not is_device_error(ValueError("bad shape"))
-
-
-def test_hooks_come_only_from_test_variables():
-    env = {"DFSCAN_TEST_CRASH_ON": "poison", "DFSCAN_TEST_BATCH_DELAY_S": "", "HOME": "/root"}
-    assert hooks_from_env(env) == {"DFSCAN_TEST_CRASH_ON": "poison"}

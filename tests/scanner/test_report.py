@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from scanner import sink
+from scanner import sink, verdicts
 from scanner.report import build_report, format_report, write_report
 from tests.scanner.test_sink import row
 
@@ -42,6 +42,11 @@ def test_report_csv(out_dir, tmp_path):
     dest = write_report(build_report(out_dir), tmp_path / "exports" / "report.csv")
     with open(dest, newline="") as fh:
         rows = list(csv.DictReader(fh))
+        fh.seek(0)
+        header = next(csv.reader(fh))
+    # Every column of the row, in the schema's order, but the host-local inode.
+    assert header == [c for c in verdicts.VERDICT_SCHEMA.names if c not in ("inode", "path_bytes")]
+    assert len(header) == 28 and header[-1] == "frames_replaced"
     assert [r["path"] for r in rows] == ["a.mp4", "b.mp4", "c.mp4", "d.mp4"]
     assert rows[0]["verdict"] == "fake" and float(rows[0]["p_fake"]) == 0.75
     assert rows[0]["frame_indices"] == "0 3 5"

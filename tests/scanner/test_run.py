@@ -8,7 +8,7 @@ import os
 import pyarrow.dataset as pads
 import pytest
 
-from scanner import sink
+from scanner import sink, verdicts
 from scanner.report import build_report
 from scanner.run import UsageError, run_scan
 from tests.scanner.conftest import rows_by_path, scan_config
@@ -23,7 +23,7 @@ def test_end_to_end_synth_archive(ray_cluster, tiny_model, tmp_path):
 
     table = pads.dataset(str(out)).to_table()
     assert sorted(table["path"].to_pylist()) == names  # one row per video; labels.csv is not a video
-    assert table.schema.remove_metadata() == sink.VERDICT_SCHEMA.remove_metadata()
+    assert table.schema.remove_metadata() == verdicts.VERDICT_SCHEMA.remove_metadata()
     assert set(table["status"].to_pylist()) == {"ok"}
     assert set(table["archive"].to_pylist()) == {str(root.resolve())}
     assert set(table["run_id"].to_pylist()) == {summary.run_id}
@@ -48,7 +48,7 @@ def test_end_to_end_synth_archive(ray_cluster, tiny_model, tmp_path):
     assert sum(summary.workers.values()) == 6
 
     manifest = json.loads((out / "_runs" / f"{summary.run_id}.json").read_text())
-    assert sum(manifest["row_counts"].values()) == 6 and manifest["schema_version"] == sink.SCHEMA_VERSION
+    assert sum(manifest["row_counts"].values()) == 6 and manifest["schema_version"] == verdicts.SCHEMA_VERSION
     assert sorted(manifest["files"]) == sink.committed_parts(out)
     assert (out / "_runs" / f"{summary.run_id}.SUCCESS").exists()
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -13,7 +15,8 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from scanner import sink
+from kernels import atomic
+from scanner import sink, verdicts
 from tests.scanner.conftest import REPO, child_env
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -64,7 +67,10 @@ def test_a_write_that_dies_leaves_no_visible_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         writer.flush()
     assert sink.committed_parts(tmp_path) == []
-    assert sink.open_dataset(tmp_path).count_rows() == 0  # the dataset still reads: the debris is hidden
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["_runs"]  # the half-written part was removed
+    # A driver killed mid-write leaves its temporary part behind instead: hidden, then cleared.
+    (tmp_path / ".part-run0-000000.parquet.k1ll3d.tmp").write_bytes(b"PAR1 half a file")
+    assert verdicts.open_dataset(tmp_path).count_rows() == 0  # the dataset still reads: the debris is hidden
     sink.prepare_out_dir(tmp_path)  # the next run (under the lock) clears the debris
     assert [p.name for p in tmp_path.iterdir()] == ["_runs"]
 
@@ -75,20 +81,46 @@ def test_commit_writes_manifest_then_success(tmp_path, monkeypatch):
     writer.add([row("a.mp4"), row("b.mp4")])  # reaches commit_rows: committed
     writer.add([row("c.mp4")])
     writer.flush()
-    order = []
+    order, options = [], []
     real = sink.atomic_write_bytes
-    monkeypatch.setattr(sink, "atomic_write_bytes", lambda path, data: (order.append(path.name), real(path, data)))
+    monkeypatch.setattr(sink, "atomic_write_bytes", lambda path, data, **kw: (
+        order.append(path.name), options.append(kw), real(path, data, **kw)))
     sink.commit_run(tmp_path, "run1", writer.parts, "a" * 64, "tiny", {"batch_size": 4}, {"scanned": 3}, [])
     assert order == ["run1.json", "run1.SUCCESS", "_SUCCESS"]
+    assert options == [{"fsync_dir": True}] * 3  # each rename is flushed before the next file says it happened
     manifest = json.loads((tmp_path / "_runs" / "run1.json").read_text())
     assert manifest["files"] == ["part-run1-000000.parquet", "part-run1-000001.parquet"]
     assert manifest["row_counts"] == {"part-run1-000000.parquet": 2, "part-run1-000001.parquet": 1}
-    assert manifest["schema_version"] == sink.SCHEMA_VERSION and manifest["model_sha256"] == "a" * 64
+    assert manifest["schema_version"] == verdicts.SCHEMA_VERSION == 2 and manifest["model_sha256"] == "a" * 64
     assert manifest["config"] == {"batch_size": 4}
     assert json.loads((tmp_path / "_SUCCESS").read_text()) == {"run_id": "run1"}
     assert sink.completed_runs(tmp_path) == {"run1"} and sink.orphan_parts(tmp_path) == []
     meta = pq.read_schema(tmp_path / "part-run1-000000.parquet").metadata
-    assert meta[b"dfscan.schema_version"] == str(sink.SCHEMA_VERSION).encode()
+    assert meta[b"dfscan.schema_version"] == str(verdicts.SCHEMA_VERSION).encode()
+
+
+def test_parts_and_markers_are_flushed_with_their_folder(tmp_path, monkeypatch):
+    """A rename is durable only once its folder is fsync'd: the sink asks for it on every file."""
+    flushed = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        flushed.append(("dir" if stat.S_ISDIR(info.st_mode) else "file", info.st_ino))
+        real_fsync(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    sink.prepare_out_dir(tmp_path)
+    writer = sink.PartWriter(tmp_path, "run1")
+    writer.add([row("a.mp4")])
+    writer.flush()
+    part = (tmp_path / "part-run1-000000.parquet").stat().st_ino
+    assert flushed == [("file", part), ("dir", tmp_path.stat().st_ino)]
+    flushed.clear()
+    sink.commit_run(tmp_path, "run1", writer.parts, "a" * 64, "tiny", {}, {}, [])
+    runs, top = (tmp_path / "_runs").stat().st_ino, tmp_path.stat().st_ino
+    assert [kind for kind, _ in flushed] == ["file", "dir"] * 3
+    assert [ino for kind, ino in flushed if kind == "dir"] == [runs, runs, top]
 
 
 def test_parts_of_a_killed_run_are_orphans_until_adopted(tmp_path):
@@ -145,11 +177,11 @@ def test_committed_index_takes_the_newest_row(tmp_path):
     assert set(index) == {"a.mp4", "b.mp4"}
     assert index["a.mp4"] == sink.Committed(size=99, mtime_ns=1, inode=7, model_sha256="a" * 64, is_error=False)
     assert index["b.mp4"].size == 10
-    newest = sink.newest_rows(sink.read_verdicts(tmp_path))
+    newest = verdicts.newest_rows(verdicts.read_table(tmp_path))
     assert newest["path"].to_pylist() == ["a.mp4", "b.mp4", "c.mp4"]
     assert newest["size"].to_pylist() == [99, 10, 10]
 
 
 def test_empty_out_dir_reads_as_no_rows(tmp_path):
     assert sink.committed_index(tmp_path, "/arch") == {}
-    assert sink.read_verdicts(tmp_path).num_rows == 0
+    assert verdicts.read_table(tmp_path).num_rows == 0

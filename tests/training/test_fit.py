@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from kernels.artifact import load_model, sha256_file
 from kernels.clips import ClipReader
-from training.artifact import load_model, sha256_file
-from training.data import load_split
+from training.splits import load_split
 from training.evaluate import EvalConfig, evaluate
 from training.fit import TrainConfig, train
 from training.synth import SynthConfig, synth
@@ -138,7 +138,7 @@ def test_celeb_df_layout_trains_without_its_test_videos(tmp_path, monkeypatch):
     only videos read with training-time augmentation are the others."""
     import shutil
 
-    from training.data import read_celeb_test_list
+    from training.layouts import read_celeb_test_list
 
     synth(tmp_path / "src", SynthConfig(videos=16, frames_per_video=6, width=32, height=32, seed=9))
     root = tmp_path / "celeb"

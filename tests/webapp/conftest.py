@@ -13,14 +13,11 @@ from tests.webapp.data import TINY_MODELS, TINY_SIZE
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> Path:
     """A folder with two untrained tiny cnn-lstm runs, ``<name>/model.keras`` + ``model.json`` each."""
-    from training.artifact import save_model
-    from training.models import ModelConfig, build_model
+    from tests.models import save_tiny_model
 
     root = tmp_path_factory.mktemp("models")
     for name, frames, sampling, threshold in TINY_MODELS:
-        model = build_model(ModelConfig(arch="cnn-lstm", frames=frames, size=TINY_SIZE, width=0.05, dropout=0.0))
-        save_model(model, root / name, {"name": name, "arch": "cnn-lstm", "frames": frames, "size": TINY_SIZE,
-                                        "sampling": sampling, "threshold": threshold, "class_names": ["real", "fake"]})
+        save_tiny_model(root / name, name, frames, TINY_SIZE, sampling, threshold)
     return root
 
 

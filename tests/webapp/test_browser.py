@@ -55,9 +55,9 @@ def page(browser):
 
 def _expected(models_dir: Path, clip: Path) -> list[dict]:
     """What each tiny model says about the clip outside the app: kernels' frames, the compiled predictor."""
+    from kernels.artifact import load_model
     from kernels.clips import ClipReader, ClipSpec
     from kernels.predict import CompiledPredictor
-    from training.artifact import load_model
 
     out = []
     for name, *_ in TINY_MODELS:  # (name, frames, sampling, threshold)

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from kernels.sampling import plan_indices
-from scanner.sink import rows_to_table
+from scanner.verdicts import VERDICT_SCHEMA, rows_to_table
 from tests.webapp.data import UNIFORM_4_OF_30, verdict_row, write_verdicts
 
 pytest.importorskip("pandas", reason="the web app needs the app extra (streamlit brings pandas)")
@@ -21,13 +21,17 @@ def test_verdicts_newest_row_per_file_counts_and_filters(tmp_path):
     expected = write_verdicts(out, tmp_path / "archive")
     data = vd.load(out)
     assert data.rows == expected["rows"] and data.files == expected["files"]
-    assert vd.counts(data.newest) == {"files": 6, "real": 1, "fake": 3, "error": 2}
-    assert vd.error_counts(data.newest).to_dict("records") == [
+    assert vd.counts(data) == {"files": 6, "real": 1, "fake": 3, "error": 2}
+    assert vd.error_counts(data).to_dict("records") == [
         {"error_class": "DECODE_ERROR", "files": 1}, {"error_class": "NOT_VIDEO", "files": 1}]
     hist = vd.histogram(data.newest)
     assert hist["files"].sum() == 4 and hist.loc[hist["start"].round(2) == 0.9, "files"].item() == 2
     newest = data.newest.set_index("path")
     assert newest.loc["keep/real.mp4", "verdict"] == "real"  # the older "fake" row lost
+    assert newest.loc["bad/decode.mkv", "status"] == "error"  # the older "ok" row lost
+    assert data.newest.path.tolist() == ["bad/decode.mkv", "bad/notvideo.mp4", "keep/fake.mp4", "keep/real.mp4",
+                                         "other/f2.mp4", "other/f3.mp4"]
+    assert set(vd.TABLE_COLUMNS) <= set(data.newest.columns) <= set(VERDICT_SCHEMA.names)
     f = vd.filter_rows
     assert len(f(data.newest, ["ok", "error"], ["real", "fake"], (0.0, 1.0))) == 6
     assert len(f(data.newest, ["error"], ["real", "fake"], (0.0, 1.0))) == 2

@@ -1,28 +1,13 @@
-"""Layouts, the Celeb-DF v2 test list (1 = real, 0 = fake), splits, balanced batches, augmentation,
-and that every video is read through kernels.clips.ClipReader."""
+"""Layouts and the Celeb-DF v2 test list (1 = real, 0 = fake), and that the official list becomes the
+test part without leaking into training."""
 
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from kernels.clips import ClipReader, ClipSpec
-from training.data import (
-    FAKE,
-    REAL,
-    AugmentConfig,
-    ClipBatches,
-    ClipSource,
-    balanced_indices,
-    detect_layout,
-    load_split,
-    make_split,
-    read_celeb_test_list,
-    save_split,
-    scan_dataset,
-)
-from training.synth import SynthConfig, synth
+from training.layouts import FAKE, REAL, detect_layout, read_celeb_test_list, scan_dataset
+from training.splits import make_split
 
 REPO = Path(__file__).resolve().parents[2]
 _LIST = Path("data") / "celeb-df-v2" / "List_of_testing_videos.txt"
@@ -127,84 +112,3 @@ def test_folders_layout_any_depth(tmp_path):
                                 "set1/fake/b/c/z.webm": FAKE, "set2/fake/w.mkv": FAKE}
     with pytest.raises(ValueError, match="cannot tell the layout"):
         detect_layout(tmp_path / "set1" / "real" / "a")
-
-
-def test_stratified_split_reproducible_and_saved(tmp_path):
-    for i in range(50):
-        _touch(tmp_path, f"real/r{i:02d}.mp4")
-    for i in range(200):
-        _touch(tmp_path, f"fake/f{i:03d}.mp4")
-    dataset = scan_dataset(tmp_path)
-    split = make_split(dataset, seed=5)
-    assert split == make_split(dataset, seed=5)
-    assert split != make_split(dataset, seed=6)
-    labels = dataset.labels()
-    test_real = sum(labels[p] == REAL for p in split.test)
-    assert (test_real, len(split.test) - test_real) == (10, 40)  # 20 % of each class
-    assert len(split.val) == 4 + 16  # 10 % of what is left, per class
-    assert len(set(split.train) | set(split.val) | set(split.test)) == 250
-    save_split(split, tmp_path / "split.json")
-    assert load_split(tmp_path / "split.json") == split
-
-
-def test_balanced_batches_with_ten_percent_real():
-    labels = np.array([REAL] * 10 + [FAKE] * 90)
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        rows = balanced_indices(labels, 16, rng)
-        assert (labels[rows] == REAL).sum() == 8
-
-
-@pytest.fixture(scope="module")
-def small_archive(tmp_path_factory):
-    root = tmp_path_factory.mktemp("small")
-    synth(root, SynthConfig(videos=6, frames_per_video=12, width=64, height=64, seed=4))
-    return root
-
-
-def test_batches_read_through_kernels_and_augment_only_training(small_archive, monkeypatch):
-    calls = []
-    original = ClipReader.read
-
-    def counting(self, paths, offsets=None):
-        calls.append((list(paths), None if offsets is None else [int(o) for o in offsets]))
-        return original(self, paths, offsets)
-
-    monkeypatch.setattr(ClipReader, "read", counting)
-    dataset = scan_dataset(small_archive)
-    source = ClipSource(ClipReader(ClipSpec(frames=4, size=32, decoder="pyav")), small_archive)
-    items = source.readable(list(dataset.items))
-    assert len(items) == 6 and len(calls) == 1 and calls[0][1] == [0] * 6
-
-    plain = np.stack(source.get([i.path for i in items]))  # (6, F, S, S, 3) uint8
-    x, y = ClipBatches(source, items, 6)[0]
-    assert x.dtype == np.uint8 and x.shape == (6, 4, 32, 32, 3)
-    np.testing.assert_array_equal(x, plain)  # evaluation batches are never augmented
-    np.testing.assert_array_equal(y.argmax(1), [i.label for i in items])
-    assert len(calls) == 1  # served from the cache
-
-    train = ClipBatches(source, items, 6, balanced=True, augment=AugmentConfig(max_offset=2), seed=1)
-    xs = [train[step][0] for step in range(4)]
-    assert any(len(c) and c[1] is not None and any(c[1]) for c in calls[1:])  # temporal jitter via kernels
-    assert all(all(abs(o) <= 2 for o in c[1]) for c in calls[1:] if c[1] is not None)
-    assert not any(np.array_equal(batch, plain) for batch in xs)
-    train.on_epoch_end()
-    np.testing.assert_array_equal(train[0][1].sum(0), [3, 3])  # balanced: 3 real, 3 fake
-    # seeded by (seed, epoch, step): the same batch comes back for the same coordinates
-    again = ClipBatches(source, items, 6, balanced=True, augment=AugmentConfig(max_offset=2), seed=1)
-    np.testing.assert_array_equal(again[2][0], xs[2])
-
-
-def test_augment_clip_flip_and_jitter_are_per_clip():
-    from training.data import augment_clip
-
-    rng = np.random.default_rng(0)
-    clip = np.tile(np.arange(32, dtype=np.uint8)[None, None, :, None] * 4, (3, 32, 1, 3))  # (3, 32, 32, 3)
-    flipped = augment_clip(clip, rng, AugmentConfig(flip=True, brightness=0, contrast=0))
-    while np.array_equal(flipped, clip):  # flips with probability 1/2
-        flipped = augment_clip(clip, rng, AugmentConfig(flip=True, brightness=0, contrast=0))
-    np.testing.assert_array_equal(flipped, clip[:, :, ::-1])
-    jittered = augment_clip(clip, rng, AugmentConfig(flip=False, brightness=0.1, contrast=0.1))
-    shift = jittered.astype(int) - clip.astype(int)
-    # one brightness/contrast change for the whole clip: every frame moves alike (no added flicker)
-    assert np.array_equal(shift[0], shift[1]) and np.array_equal(shift[1], shift[2])

@@ -1,4 +1,5 @@
-"""Saving and safe loading: round trip, sha256 check, and refusal of .h5, Lambda and tampered files."""
+"""Saving and safe loading: round trip, sha256 check, and refusal of .h5, Lambda and tampered files;
+the one loader from a model file to a compiled predictor, and what it takes from the card."""
 
 import json
 import os
@@ -6,15 +7,19 @@ import os
 import numpy as np
 import pytest
 
-from training.artifact import (
+from kernels.artifact import (
     CARD_FILE,
     MODEL_FILE,
     ArtifactError,
+    ArtifactProblem,
+    load_card,
     load_model,
     save_keras_atomic,
     save_model,
     sha256_file,
+    verify_model,
 )
+from kernels.predict import load_predictor
 from training.models import ModelConfig, build_model
 
 F, S = 4, 32
@@ -124,3 +129,76 @@ def test_resnet_round_trip_in_safe_mode(tmp_path):
         return [layer.name for layer in m.get_layer("resnet50").layer.layers if layer.weights and not layer.trainable]
 
     assert frozen(loaded.model) == frozen(model) and len(frozen(model)) > 50  # the freeze survives the file
+
+
+def _rewrite_card(run_dir, **changes):
+    """Edit the card beside a saved model; ``None`` removes a key. The sha256 stays the file's."""
+    card = json.loads((run_dir / CARD_FILE).read_text())
+    card.update(changes)
+    card = {k: v for k, v in card.items() if v is not None}
+    (run_dir / CARD_FILE).write_text(json.dumps(card))
+
+
+def test_load_predictor_takes_everything_from_the_card(tiny_model, tmp_path, clips):
+    """F, S, sampling, threshold and the fake index all come from the card; here "fake" is output 0."""
+    card = save_model(tiny_model, tmp_path, {**CARD, "sampling": "keyframe", "threshold": 0.3,
+                                             "class_names": ["fake", "real"]})
+    predictor = load_predictor(tmp_path, batch_size=2)
+    assert (predictor.card.frames, predictor.card.size, predictor.sampling, predictor.threshold) == (F, S, "keyframe", 0.3)
+    assert predictor.card.fake_index == 0 and predictor.step.fake_index == 0
+    assert predictor.card.crop == "frame"  # cards written before crops existed mean whole frames
+    assert predictor.card.sha256 == card["sha256"] and predictor.card["name"] == "tiny"  # typed, and the card as written
+    assert predictor.batch_size == 2 and predictor.step.shape == (2, F, S, S, 3)
+    probabilities = np.asarray(tiny_model(clips[:2], training=False))  # (2, 2)
+    np.testing.assert_allclose(predictor.predict(clips[:2]), probabilities[:, 0], rtol=1e-4, atol=1e-5)
+
+    told = load_predictor(tmp_path / MODEL_FILE, batch_size=1, sampling="uniform", threshold=0.7)
+    assert (told.sampling, told.threshold) == ("uniform", 0.7)  # a consumer's own choice wins ...
+    assert (told.card.sampling, told.card.threshold) == ("keyframe", 0.3)  # ... and the card still says its own
+    with pytest.raises(ValueError, match="unknown sampling 'random'"):
+        load_predictor(tmp_path, batch_size=1, sampling="random")
+
+
+def test_load_predictor_refuses_a_tampered_model(saved):
+    run_dir, _ = saved
+    with open(run_dir / MODEL_FILE, "ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(ArtifactError, match="sha256 .* does not match") as refused:
+        load_predictor(run_dir, batch_size=1)
+    assert refused.value.problem is ArtifactProblem.SHA256_MISMATCH
+
+
+def test_a_card_without_a_fake_class_is_refused(tiny_model, saved, tmp_path):
+    run_dir, _ = saved
+    _rewrite_card(run_dir, class_names=["real", "deepfake"])
+    for read in (load_card, verify_model, load_model, lambda path: load_predictor(path, batch_size=1)):
+        with pytest.raises(ArtifactError, match=r"model.json: class_names \['real', 'deepfake'\] have no 'fake' class") \
+                as refused:
+            read(run_dir / MODEL_FILE)
+        assert refused.value.problem is ArtifactProblem.NO_FAKE_CLASS
+    with pytest.raises(ArtifactError, match="no 'fake' class"):  # nor is such a card ever written
+        save_model(tiny_model, tmp_path / "new", {**CARD, "class_names": ["a", "b"]})
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("changes, problem, message", [
+    ({"fake_index": 0}, ArtifactProblem.BAD_CARD, "fake_index 0 is not the position of 'fake'"),
+    ({"crop": "face"}, ArtifactProblem.UNSUPPORTED_CROP, "crop 'face' is not one this dfscan makes"),
+    ({"sampling": "random"}, ArtifactProblem.BAD_CARD, "unknown sampling 'random'"),
+    ({"frames": "four"}, ArtifactProblem.BAD_CARD, "invalid literal"),
+    ({"threshold": None}, ArtifactProblem.BAD_CARD, "model.json lacks threshold"),
+])
+def test_cards_that_cannot_be_honoured_are_refused(saved, changes, problem, message):
+    run_dir, _ = saved
+    _rewrite_card(run_dir, **changes)
+    with pytest.raises(ArtifactError, match=message) as refused:
+        load_card(run_dir / MODEL_FILE)
+    assert refused.value.problem is problem
+
+
+def test_a_card_that_agrees_with_itself_is_read(saved):
+    run_dir, card = saved
+    _rewrite_card(run_dir, fake_index=1, crop="frame")  # what training writes, and what crops default to
+    read = load_card(run_dir / MODEL_FILE)
+    assert (read.fake_index, read.crop, read.class_names) == (1, "frame", ("real", "fake"))
+    assert dict(read) == {**card, "fake_index": 1, "crop": "frame"}

@@ -1,0 +1,297 @@
+"""The model file format: ``model.keras`` plus its model card ``model.json``, saved atomically, read safely.
+
+Training writes artifacts here; scanning, the web app, evaluation and the benchmarks read them here
+(``kernels.predict.load_predictor`` turns one into a compiled predictor). Reading refuses anything it
+cannot vouch for, each with a one-line reason and an ``ArtifactProblem``:
+- a file that is not a Keras 3 ``.keras`` zip archive (legacy ``.h5``/HDF5, SavedModel, pickles);
+- a file whose sha256 differs from the one recorded in the card beside it (tampered or swapped);
+- a model with ``Lambda`` layers (arbitrary Python code);
+- a card that does not say which output is p(fake), or asks for a crop this version cannot make;
+and it always deserialises with ``safe_mode=True`` and no custom objects. Everything but the final
+deserialisation needs no deep-learning library, so the scanner's driver never imports one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import os
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from kernels.atomic import atomic_path
+from kernels.sampling import SAMPLING_MODES
+
+MODEL_FILE = "model.keras"
+CARD_FILE = "model.json"
+CARD_KEYS = ("name", "arch", "frames", "size", "sampling", "threshold", "class_names", "sha256")
+FAKE_CLASS = "fake"
+# What a clip's frames are cut from before they are resized to S x S. Cards written before crops
+# existed say nothing, and their models saw whole frames.
+DEFAULT_CROP = "frame"
+CROP_MODES: tuple[str, ...] = (DEFAULT_CROP,)
+
+
+class ArtifactProblem(str, enum.Enum):
+    NOT_FOUND = "NOT_FOUND"
+    LEGACY_HDF5 = "LEGACY_HDF5"
+    NOT_KERAS = "NOT_KERAS"
+    NO_CARD = "NO_CARD"
+    BAD_CARD = "BAD_CARD"
+    SHA256_MISMATCH = "SHA256_MISMATCH"
+    LAMBDA_LAYER = "LAMBDA_LAYER"
+    NO_FAKE_CLASS = "NO_FAKE_CLASS"
+    UNSUPPORTED_CROP = "UNSUPPORTED_CROP"
+    UNLOADABLE = "UNLOADABLE"
+
+
+class ArtifactError(ValueError):
+    """A model file that must not be loaded: one ``ArtifactProblem`` plus a one-line message."""
+
+    def __init__(self, problem: ArtifactProblem, message: str):
+        message = " ".join(str(message).split())  # always one line
+        super().__init__(message)
+        self.problem = problem
+        self.message = message
+
+
+def fake_index(class_names: Sequence[str]) -> int:
+    """The output column holding p(fake): where ``"fake"`` is in the card's class names. Every
+    consumer of a model gets it from here, so none can guess it."""
+    names = list(class_names)
+    if FAKE_CLASS not in names:
+        raise ArtifactError(ArtifactProblem.NO_FAKE_CLASS,
+                            f"class_names {names} have no {FAKE_CLASS!r} class, so no output is known to be p(fake)")
+    return names.index(FAKE_CLASS)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCard(Mapping):
+    """A checked model card: typed fields for what consumers read, and, as a read-only mapping, the
+    whole card as written (metrics, dataset, versions: whatever training recorded)."""
+
+    name: str
+    arch: str
+    frames: int  # F
+    size: int  # S
+    sampling: str  # the plan the model was trained with
+    threshold: float
+    class_names: tuple[str, ...]
+    fake_index: int
+    crop: str
+    sha256: str  # of the model file, as recorded when it was saved
+    raw: Mapping = dataclasses.field(repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, raw: Mapping, source: str = CARD_FILE) -> ModelCard:
+        """Check and type a card; raises ``ArtifactError`` naming ``source``."""
+        missing = [k for k in CARD_KEYS if k not in raw]
+        if missing:
+            raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source} lacks {', '.join(missing)}")
+        try:
+            class_names = tuple(str(c) for c in raw["class_names"])
+            card = cls(name=str(raw["name"]), arch=str(raw["arch"]), frames=int(raw["frames"]),
+                       size=int(raw["size"]), sampling=str(raw["sampling"]), threshold=float(raw["threshold"]),
+                       class_names=class_names, fake_index=fake_index(class_names),
+                       crop=str(raw.get("crop", DEFAULT_CROP)), sha256=str(raw["sha256"]), raw=dict(raw))
+        except ArtifactError as exc:
+            raise ArtifactError(exc.problem, f"{source}: {exc.message}") from None
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source}: {exc}") from None
+        # Training also records the index it used: a card whose two answers differ is not trusted.
+        if "fake_index" in raw and raw["fake_index"] != card.fake_index:
+            raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source}: fake_index {raw['fake_index']} is not the "
+                                f"position of {FAKE_CLASS!r} in class_names {list(class_names)}")
+        if card.sampling not in SAMPLING_MODES:
+            raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source}: unknown sampling {card.sampling!r}; "
+                                f"expected one of {', '.join(SAMPLING_MODES)}")
+        if card.crop not in CROP_MODES:
+            # A model trained on crops this version cannot make would score the wrong pixels silently.
+            raise ArtifactError(ArtifactProblem.UNSUPPORTED_CROP, f"{source}: crop {card.crop!r} is not one this "
+                                f"dfscan makes (it makes {', '.join(CROP_MODES)})")
+        return card
+
+    def __getitem__(self, key: str):
+        return self.raw[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    model: object  # keras.Model, uint8 (B, F, S, S, 3) -> (B, len(class_names)) probabilities
+    card: ModelCard
+    path: str  # the .keras file
+
+    @property
+    def sha256(self) -> str:  # checked against the file's bytes when it was loaded
+        return self.card.sha256
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def frames(self) -> int:
+        return self.card.frames
+
+    @property
+    def size(self) -> int:
+        return self.card.size
+
+    @property
+    def sampling(self) -> str:
+        return self.card.sampling
+
+    @property
+    def threshold(self) -> float:
+        return self.card.threshold
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.card.class_names
+
+    @property
+    def fake_index(self) -> int:
+        return self.card.fake_index
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json_atomic(path: str | os.PathLike, data) -> None:
+    """Write JSON under a temporary name in the same folder, then rename it into place."""
+    path = Path(path)
+    with atomic_path(path) as temporary, open(temporary, "w") as handle:
+        json.dump(data, handle, indent=1, sort_keys=False, default=str)
+        handle.write("\n")
+
+
+def save_keras_atomic(model, path: str | os.PathLike) -> None:
+    """``model.save`` to a temporary ``.keras`` file beside ``path``, then ``os.replace``: a crash or a
+    kill mid-save leaves the previous file intact, never a truncated archive."""
+    path = Path(path)
+    with atomic_path(path, suffix=".keras") as temporary:
+        model.save(temporary)
+
+
+def card_path(model_path: str | os.PathLike) -> Path:
+    """The card beside a model: ``RUN_DIR/model.keras`` -> ``RUN_DIR/model.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def save_model(model, out_dir: str | os.PathLike, card: dict) -> dict:
+    """Write ``out_dir/model.keras`` and then its card ``out_dir/model.json`` with the file's sha256.
+
+    ``card`` must hold every key of ``CARD_KEYS`` except ``sha256``, and a ``"fake"`` class; the
+    written card is returned.
+    """
+    out_dir = Path(out_dir)
+    missing = [k for k in CARD_KEYS if k != "sha256" and k not in card]
+    if missing:
+        raise ValueError(f"model card lacks {', '.join(missing)}")
+    fake_index(card["class_names"])  # a card that every reader would refuse is never written
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = out_dir / MODEL_FILE
+    save_keras_atomic(model, model_path)
+    card = {**card, "file": MODEL_FILE, "sha256": sha256_file(model_path)}
+    write_json_atomic(card_path(model_path), card)
+    return card
+
+
+def _layer_classes(config) -> set[str]:
+    """Every ``class_name`` anywhere in a serialized Keras config (nested models included)."""
+    found: set[str] = set()
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("class_name"), str):
+                found.add(node["class_name"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _resolve(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.is_file():
+        raise ArtifactError(ArtifactProblem.NOT_FOUND, f"model file not found: {path}")
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        raise ArtifactError(ArtifactProblem.LEGACY_HDF5,
+                            f"{path.name}: legacy HDF5 (.h5) models are refused; only Keras 3 .keras archives "
+                            f"with a model card are loaded (re-save with model.save('model.keras'))")
+    if path.suffix.lower() != ".keras":
+        raise ArtifactError(ArtifactProblem.NOT_KERAS,
+                            f"{path.name}: not a .keras model file; only Keras 3 .keras archives are loaded")
+    if not zipfile.is_zipfile(path):
+        raise ArtifactError(ArtifactProblem.NOT_KERAS,
+                            f"{path.name}: not a Keras 3 archive (not a zip file; an .h5 renamed .keras?)")
+    return path
+
+
+def load_card(model_path: str | os.PathLike) -> ModelCard:
+    """The checked card beside ``model_path`` (the model file itself is not read)."""
+    path = card_path(model_path)
+    if not path.is_file():
+        raise ArtifactError(ArtifactProblem.NO_CARD, f"no model card {path.name} beside {Path(model_path).name}; "
+                            f"refusing to load a model whose sha256 cannot be checked")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(ArtifactProblem.BAD_CARD, f"{path.name} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ArtifactError(ArtifactProblem.BAD_CARD, f"{path.name} is not a JSON object")
+    return ModelCard.parse(raw, path.name)
+
+
+def verify_model(path: str | os.PathLike) -> tuple[Path, ModelCard, str]:
+    """Every check of ``load_model`` that needs no deep-learning library: file type, card, sha256,
+    no Lambda layers. Returns ``(model path, card, sha256)``; raises ``ArtifactError``."""
+    path = _resolve(path)
+    card = load_card(path)
+    digest = sha256_file(path)
+    if digest != card.sha256:
+        raise ArtifactError(ArtifactProblem.SHA256_MISMATCH,
+                            f"{path.name}: sha256 {digest[:16]}... does not match {card.sha256[:16]}... "
+                            f"recorded in {card_path(path).name}; the file was modified or replaced")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise ArtifactError(ArtifactProblem.NOT_KERAS, f"{path.name}: not a Keras 3 archive ({exc})") from None
+    if "Lambda" in _layer_classes(config):
+        raise ArtifactError(ArtifactProblem.LAMBDA_LAYER,
+                            f"{path.name}: the model contains a Lambda layer (arbitrary Python code); "
+                            f"models must use built-in layers only")
+    return path, card, digest
+
+
+def load_model(path: str | os.PathLike) -> LoadedModel:
+    """Load ``RUN_DIR`` or ``RUN_DIR/model.keras`` after checking its card; raises ``ArtifactError``."""
+    path, card, _ = verify_model(path)
+
+    import keras
+
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # noqa: BLE001 - every deserialisation failure is a refusal
+        raise ArtifactError(ArtifactProblem.UNLOADABLE,
+                            f"{path.name}: cannot be loaded in safe mode: {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:300]}") from None
+    return LoadedModel(model=model, card=card, path=str(path))

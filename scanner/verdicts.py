@@ -1,0 +1,242 @@
+"""The verdict row: one row per file scanned in a run, defined here once.
+
+This module owns everything that knows the row's columns: the schema and its version, how a row is
+made (a worker's row from a clip and a probability, the driver's row for a file no worker could
+finish, the driver's stamp of file identity and provenance), the verdict rule, how a folder of parts
+of several schema versions is read, the newest row per file, and the counts that `dfscan report` and
+the web app show. The sink writes rows, the report and the app read them; none of them lists columns.
+
+Schema evolution. A verdicts folder that a nightly cron fills for months holds parts of every release
+that wrote to it. So a new version only ever *appends* nullable columns: a column is never renamed,
+retyped or dropped (a new meaning is a new column), and positional readers (DuckDB without
+``union_by_name``) keep lining up the columns that both versions have. Every read goes through
+``open_dataset``, which hands pyarrow the current schema explicitly: pyarrow's dataset discovery would
+otherwise take the first file's schema, and the columns of every other version would vanish. With the
+schema given, a column that an older part lacks reads as null, and a column that a newer release added
+is dropped, so an older release still reads a folder that a newer one has written to.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+
+if TYPE_CHECKING:  # only attributes are read: the driver, which builds no clip, never imports decoders
+    from kernels.clips import Clip
+    from kernels.errors import ErrorClass
+
+# Bumped with every change of VERDICT_SCHEMA; kept in each part's Parquet metadata and in each run's
+# manifest, so a reader can tell which release wrote a part.
+SCHEMA_VERSION = 2  # 2: path_bytes, rotation, display_width, display_height, frames_replaced
+VERSION_KEY = "dfscan.schema_version"
+
+# The row. New columns go at the end (see the module docstring).
+VERDICT_SCHEMA = pa.schema(
+    [
+        # the file
+        ("path", pa.string()),  # relative to archive
+        ("archive", pa.string()),
+        ("size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("inode", pa.int64()),
+        # the outcome
+        ("status", pa.string()),  # "ok" | "error"
+        ("error_class", pa.string()),  # kernels.errors.ErrorClass value, null when ok
+        ("error_message", pa.string()),
+        ("p_fake", pa.float32()),  # null on error
+        ("verdict", pa.string()),  # "real" | "fake", null on error
+        ("threshold", pa.float32()),
+        # what was read
+        ("frame_indices", pa.list_(pa.int32())),
+        ("codec", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("frame_count", pa.int64()),
+        ("fps", pa.float64()),
+        ("duration_s", pa.float64()),
+        ("decoder", pa.string()),
+        ("sampling", pa.string()),
+        # provenance
+        ("model_name", pa.string()),
+        ("model_sha256", pa.string()),
+        ("run_id", pa.string()),
+        ("scanned_at", pa.timestamp("us", tz="UTC")),
+        ("worker", pa.string()),  # host:node/gpuN or host:node/cpu, or "driver" (DRIVER_WORKER)
+        # version 2
+        ("path_bytes", pa.binary()),  # the name as the file system has it; `path` escapes bytes that are not UTF-8
+        ("rotation", pa.int16()),  # display rotation, degrees counter-clockwise; frames were read upright
+        ("display_width", pa.int32()),
+        ("display_height", pa.int32()),
+        ("frames_replaced", pa.int16()),  # of the sampled frames, those a damaged file never gave
+    ],
+    metadata={VERSION_KEY: str(SCHEMA_VERSION)},
+)
+
+STATUSES = ("ok", "error")
+VERDICTS = ("real", "fake")
+DRIVER_WORKER = "driver"  # the worker column of a row that the driver wrote itself
+DRIVER_MESSAGE_CHARS = 500  # a driver row quotes a worker's last error, which may be a long traceback
+
+
+# --- the verdict rule ------------------------------------------------------------------------------
+def verdict_for(p_fake: float, threshold: float) -> str:
+    """"fake" at or above the threshold, "real" below it."""
+    return "fake" if p_fake >= threshold else "real"
+
+
+def ok_outcome(p_fake: float, threshold: float) -> dict:
+    """The outcome columns of a file a model gave a probability."""
+    p_fake = float(p_fake)
+    return {"status": "ok", "error_class": None, "error_message": None, "p_fake": p_fake,
+            "verdict": verdict_for(p_fake, threshold)}
+
+
+def error_outcome(error_class: ErrorClass | str, message: str) -> dict:
+    """The outcome columns of a refused file: no probability, no verdict."""
+    return {"status": "error", "error_class": getattr(error_class, "value", error_class), "error_message": message,
+            "p_fake": None, "verdict": None}
+
+
+# --- making rows -----------------------------------------------------------------------------------
+def clip_row(path: str, clip: Clip, p_fake: float | None, *, threshold: float, sampling: str,
+             worker: str) -> dict:
+    """A worker's row for one clip: what was read, and the outcome (``p_fake`` is read only when the
+    clip is ok). The driver adds the file's identity and provenance with ``stamp``."""
+    probe = clip.probe
+    row = {
+        "path": path,
+        "threshold": threshold,
+        "frame_indices": None if clip.indices is None else [int(x) for x in clip.indices],
+        "codec": probe.codec if probe else None,
+        "width": probe.width if probe else None,
+        "height": probe.height if probe else None,
+        "frame_count": probe.frame_count if probe else None,
+        "fps": probe.fps if probe else None,
+        "duration_s": probe.duration_s if probe else None,
+        "decoder": clip.decoder,
+        "sampling": sampling,
+        "worker": worker,
+        "rotation": probe.rotation if probe else None,
+        "display_width": probe.display_width if probe else None,
+        "display_height": probe.display_height if probe else None,
+        "frames_replaced": clip.frames_replaced if clip.ok else None,
+    }
+    if clip.ok:
+        row.update(ok_outcome(p_fake, threshold))
+    else:
+        row.update(error_outcome(clip.error.error_class, clip.error.message))
+    return row
+
+
+def driver_row(path: str, error_class: ErrorClass | str, message: str, *, sampling: str) -> dict:
+    """The row the driver writes for a file that no worker could finish (DECODER_CRASH, TIMEOUT):
+    nothing was read and no model ran, so only the outcome."""
+    return {"path": path, **error_outcome(error_class, message[:DRIVER_MESSAGE_CHARS]), "threshold": None,
+            "sampling": sampling, "worker": DRIVER_WORKER}
+
+
+def stamp(row: dict, *, archive: str, size: int, mtime_ns: int, inode: int, model_name: str, model_sha256: str,
+          run_id: str, scanned_at: dt.datetime) -> dict:
+    """Complete a worker's (or the driver's) row in place: the file as the walk saw it, and the run and
+    model that produced the row. Returns the row."""
+    row.update(archive=archive, size=size, mtime_ns=mtime_ns, inode=inode, model_name=model_name,
+               model_sha256=model_sha256, run_id=run_id, scanned_at=scanned_at)
+    row["path_bytes"] = os.fsencode(row["path"])
+    row["path"] = display_path(row["path"])
+    return row
+
+
+def display_path(path: str) -> str:
+    """A walk's path as text a person, Parquet and a browser can hold. Linux names are bytes: a name that
+    is not UTF-8 reaches Python with surrogate escapes, which no UTF-8 writer takes; its stray bytes
+    are shown as \\xNN here, and ``path_bytes`` keeps the name exactly."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def walk_path(row_path: str, path_bytes: bytes | None) -> str:
+    """The walk's own path of a row (what ``needs_scan`` compares): from ``path_bytes`` where the row
+    has it (version 2), else the path itself."""
+    return os.fsdecode(path_bytes) if path_bytes is not None else row_path
+
+
+def rows_to_table(rows: list[dict]) -> pa.Table:
+    """Rows (dicts keyed by column name; missing keys are null) to a table of the current schema."""
+    schema = VERDICT_SCHEMA  # read at call time: tests stand in the next release's schema
+    columns = {name: [row.get(name) for row in rows] for name in schema.names}
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+# --- reading ---------------------------------------------------------------------------------------
+def open_dataset(folder: str | Path) -> pads.Dataset:
+    """Every committed part in ``folder``, whichever schema version wrote it, read as the current
+    schema (see the module docstring). Hidden names ('.', '_') are skipped by pyarrow, so half-written
+    parts, manifests and locks are never read; an empty folder reads as zero rows."""
+    return pads.dataset(str(folder), format="parquet", schema=VERDICT_SCHEMA)
+
+
+def read_table(folder: str | Path, columns: list[str] | None = None, archive: str | None = None) -> pa.Table:
+    """The rows in ``folder`` (all of them, history included), optionally of one archive only."""
+    flt = (pads.field("archive") == archive) if archive is not None else None
+    return open_dataset(folder).to_table(columns=columns, filter=flt)
+
+
+def newest_rows(table: pa.Table) -> pa.Table:
+    """The newest row of each file, the file's current verdict, sorted by (archive, path).
+
+    A file is its (archive, path); a null archive counts as "". Newest is the latest ``scanned_at``; a
+    row without one is older than any row with one, and of rows scanned at the same instant the last
+    read wins (parts are named by run id, which sorts by start time). ``table`` needs the archive, path
+    and scanned_at columns (read them as null where they are absent)."""
+    if table.num_rows == 0:
+        return table
+    archive = pc.fill_null(table["archive"], "")
+    when = pc.fill_null(table["scanned_at"].cast(pa.int64()), pa.scalar(-(2 ** 63), pa.int64()))
+    # Rows from oldest to newest; the read position breaks ties, so no sort stability is assumed.
+    read = pa.array(range(table.num_rows), pa.int64())
+    by_age = pc.sort_indices(pa.table({"when": when, "read": read}),
+                             sort_keys=[("when", "ascending"), ("read", "ascending")])
+    aged = pa.table({"archive": archive.take(by_age), "path": table["path"].take(by_age),
+                     "age": pa.array(range(table.num_rows), pa.int64())})
+    newest_age = aged.group_by(["archive", "path"]).aggregate([("age", "max")])["age_max"]
+    rows = by_age.take(newest_age.combine_chunks())
+    order = pc.sort_indices(pa.table({"archive": archive.take(rows), "path": table["path"].take(rows)}),
+                            sort_keys=[("archive", "ascending"), ("path", "ascending")])
+    return table.take(rows.take(order))
+
+
+# --- counting --------------------------------------------------------------------------------------
+def _sorted_counts(counts: collections.Counter) -> dict:
+    return dict(sorted(counts.items(), key=lambda item: (item[0] is None, item[0] or "")))
+
+
+@dataclasses.dataclass(frozen=True)
+class Counts:
+    """What the newest rows say, file by file (each file counts once)."""
+
+    files: int
+    outcomes: dict[str | None, int]  # "real" / "fake" (the verdict of an ok row) or "error"; those present
+    error_classes: dict[str | None, int]  # refused files by error class; None where a row names none
+
+    def of(self, outcome: str) -> int:
+        return self.outcomes.get(outcome, 0)
+
+
+def count(newest: pa.Table) -> Counts:
+    """Count the rows of ``newest_rows`` (needs status, verdict and error_class). A row whose status
+    is not "ok" is an error, whatever else it says."""
+    if newest.num_rows == 0:
+        return Counts(files=0, outcomes={}, error_classes={})
+    ok = pc.fill_null(pc.equal(newest["status"], "ok"), False)
+    outcome = pc.if_else(ok, newest["verdict"], pa.scalar("error"))
+    outcomes = collections.Counter({v["values"]: v["counts"] for v in pc.value_counts(outcome).to_pylist()})
+    classes = pc.value_counts(newest["error_class"].filter(pc.invert(ok))).to_pylist()
+    error_classes = collections.Counter({v["values"]: v["counts"] for v in classes})
+    return Counts(files=newest.num_rows, outcomes=_sorted_counts(outcomes), error_classes=_sorted_counts(error_classes))

@@ -1,0 +1,257 @@
+"""The verdict row: the rule, rows as the worker and the driver made them, newest row per file, counts,
+and a folder holding parts of two schema versions."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import random
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+
+from kernels.clips import Clip
+from kernels.errors import ErrorClass, VideoError
+from kernels.probe import Probe
+from scanner import sink, verdicts
+from scanner.policy import CrashVerdict
+from scanner.report import build_report, write_report
+from tests.scanner.test_sink import T0, row
+
+PROBE = Probe(path="/arch/a.mp4", size_bytes=3000, container="mp4", codec="h264", profile="High", width=128,
+              height=96, pix_fmt="yuv420p", bit_depth=8, chroma="420", frame_count=30, frame_count_source="packets",
+              fps=25.0, duration_s=1.2, has_audio=False, keyframes=(0, 12, 24))
+
+
+# --- the rows workers.py and run.py built before scanner.verdicts, kept verbatim as references ------
+def _worker_row_before(rel: str, clip: Clip, p_fake: np.ndarray | None, i: int, threshold: float, sampling: str,
+                       label: str) -> dict:
+    probe = clip.probe
+    row = {
+        "path": rel,
+        "threshold": threshold,
+        "frame_indices": None if clip.indices is None else [int(x) for x in clip.indices],
+        "codec": probe.codec if probe else None,
+        "width": probe.width if probe else None,
+        "height": probe.height if probe else None,
+        "frame_count": probe.frame_count if probe else None,
+        "fps": probe.fps if probe else None,
+        "duration_s": probe.duration_s if probe else None,
+        "decoder": clip.decoder,
+        "sampling": sampling,
+        "worker": label,
+    }
+    if clip.ok:
+        p = float(p_fake[i])
+        row.update(status="ok", error_class=None, error_message=None, p_fake=p,
+                   verdict="fake" if p >= threshold else "real")
+    else:
+        row.update(status="error", error_class=clip.error.error_class.value,
+                   error_message=clip.error.message, p_fake=None, verdict=None)
+    return row
+
+
+def _driver_row_before(verdict: CrashVerdict, sampling: str) -> dict:
+    return {"path": verdict.path, "status": "error", "error_class": verdict.error_class.value,
+            "error_message": verdict.message,
+            "threshold": None, "sampling": sampling, "worker": "driver"}
+
+
+def _stamp_before(row: dict, archive: str, size: int, mtime_ns: int, inode: int, result: dict, run_id: str,
+                  scanned_at: dt.datetime) -> dict:
+    row.update(archive=archive, size=size, mtime_ns=mtime_ns, inode=inode, model_name=result["model_name"],
+               model_sha256=result["model_sha256"], run_id=run_id, scanned_at=scanned_at)
+    return row
+
+
+def test_the_verdict_rule_is_fake_at_or_above_the_threshold():
+    assert verdicts.verdict_for(0.5, 0.5) == "fake"
+    assert verdicts.verdict_for(0.4999, 0.5) == "real"
+    assert verdicts.verdict_for(0.0, 0.0) == "fake" and verdicts.verdict_for(1.0, 1.0) == "fake"
+    assert verdicts.ok_outcome(np.float32(0.75), 0.8) == {"status": "ok", "error_class": None, "error_message": None,
+                                                         "p_fake": 0.75, "verdict": "real"}
+    assert verdicts.error_outcome(ErrorClass.NOT_VIDEO, "x: not a video") == {
+        "status": "error", "error_class": "NOT_VIDEO", "error_message": "x: not a video", "p_fake": None,
+        "verdict": None}
+    assert type(verdicts.error_outcome(ErrorClass.NOT_VIDEO, "m")["error_class"]) is str  # the value, not the enum
+
+
+def test_clip_rows_are_the_rows_the_worker_built():
+    p_fake = np.array([0.5, 0.25, 0.0, 0.875], dtype=np.float32)
+    threshold = float(np.float32(0.5))
+    clips = [
+        Clip("/arch/a.mp4", probe=PROBE, indices=np.array([0, 10, 19, 29]), decoder="pyav"),  # p == threshold
+        Clip("/arch/b.mp4", probe=PROBE, indices=np.array([0, 12, 24, 29]), decoder="dali-cpu"),
+        Clip("/arch/c.mp4", error=VideoError(ErrorClass.NOT_VIDEO, "c.mp4: no video stream")),  # no probe
+        Clip("/arch/d.mp4", probe=PROBE, decoder="pyav", error=VideoError(ErrorClass.DECODE_ERROR, "frame 12: bad")),
+    ]
+    for i, clip in enumerate(clips):
+        rel = clip.path.rsplit("/", 1)[1]
+        made = verdicts.clip_row(rel, clip, float(p_fake[i]) if clip.ok else None, threshold=threshold,
+                                 sampling="keyframe", worker="host:1234/gpu0")
+        before = _worker_row_before(rel, clip, p_fake, i, threshold, "keyframe", "host:1234/gpu0")
+        v2 = {"rotation", "display_width", "display_height", "frames_replaced"}  # version 2 added these
+        assert {k: v for k, v in made.items() if k not in v2} == before
+        assert [k for k in made if k not in v2] == list(before)
+        assert (made["rotation"], made["display_width"], made["frames_replaced"]) == (
+            (0, 128, 0) if clip.ok else (None if clip.probe is None else 0,
+                                         None if clip.probe is None else 128, None))
+    assert verdicts.clip_row("a.mp4", clips[0], 0.5, threshold=0.5, sampling="uniform", worker="w")["verdict"] == "fake"
+    assert verdicts.clip_row("c.mp4", clips[2], None, threshold=0.5, sampling="uniform", worker="w")["codec"] is None
+
+
+def test_driver_rows_and_the_stamp_are_the_rows_the_driver_built():
+    result = {"model_name": "tiny", "model_sha256": "ab" * 32}
+    file = dict(archive="/arch", size=3000, mtime_ns=17, inode=99)
+    crashes = (CrashVerdict("bad.mkv", ErrorClass.DECODER_CRASH, "the file killed its worker 2 times: boom"),
+               CrashVerdict("bad.mkv", ErrorClass.TIMEOUT, "scanning the file alone took longer than 60 s, 2 times"))
+    for verdict in crashes:
+        driver = verdicts.driver_row(verdict.path, verdict.error_class, verdict.message, sampling="uniform")
+        made = verdicts.stamp(driver, model_name=result["model_name"], model_sha256=result["model_sha256"], run_id="run1",
+                              scanned_at=T0, **file)
+        before = _stamp_before(_driver_row_before(verdict, "uniform"), result=result, run_id="run1", scanned_at=T0,
+                               **file)
+        # The same row in the dataset; the new dict also names the null p_fake and verdict, and the
+        # file name's bytes (version 2).
+        assert made.pop("path_bytes") == b"bad.mkv"
+        assert verdicts.rows_to_table([made]).equals(verdicts.rows_to_table([before]))
+        assert made == {**before, "p_fake": None, "verdict": None}
+        assert made["worker"] == verdicts.DRIVER_WORKER == "driver"
+    long = verdicts.driver_row("bad.mkv", ErrorClass.DECODER_CRASH, "x" * 900, sampling="uniform")
+    assert long["error_message"] == "x" * 500  # a worker's last error may be a whole traceback
+
+
+def test_newest_row_per_file():
+    table = verdicts.rows_to_table([
+        row("b.mp4", minutes=5), row("a.mp4", minutes=1, status="error"), row("a.mp4", minutes=9, size=2),
+        row("a.mp4", minutes=3, size=3),
+        row("a.mp4", minutes=1, archive="/other", size=4),  # another archive: another file
+        row("t.mp4", minutes=7, size=5), row("t.mp4", minutes=7, size=6),  # a tie: the later read wins
+        row("n.mp4", minutes=0, size=7), row("n.mp4", scanned_at=None, size=8),  # no time: the oldest
+        row("z.mp4", archive=None, size=9), row("z.mp4", archive=None, minutes=-1, size=10),  # null archive as ""
+    ])
+    newest = verdicts.newest_rows(table)
+    assert list(zip(newest["archive"].to_pylist(), newest["path"].to_pylist(), newest["size"].to_pylist())) == [
+        (None, "z.mp4", 9), ("/arch", "a.mp4", 2), ("/arch", "b.mp4", 10), ("/arch", "n.mp4", 7),
+        ("/arch", "t.mp4", 6), ("/other", "a.mp4", 4)]
+    assert newest.schema == table.schema
+    empty = verdicts.rows_to_table([])
+    assert verdicts.newest_rows(empty).num_rows == 0
+
+
+def test_newest_rows_agree_with_the_apps_former_pandas_rule():
+    """The web app kept its own pandas version; the one definition gives the same rows on random data."""
+    pd = pytest.importorskip("pandas")
+    rng = random.Random(7)
+    rows = [row(f"{rng.randrange(40)}.mp4", minutes=rng.randrange(30), archive=rng.choice(["/a", "/b", None]),
+                size=i, scanned_at=None if rng.random() < 0.05 else T0 + dt.timedelta(minutes=rng.randrange(30)))
+            for i in range(2000)]
+    table = verdicts.rows_to_table(rows)
+    frame = table.to_pandas()
+    keyed = frame.assign(_archive=frame["archive"].fillna(""), _order=np.arange(len(frame)))
+    keyed = keyed.sort_values(["scanned_at", "_order"], na_position="first", kind="stable")
+    keyed = keyed.drop_duplicates(["_archive", "path"], keep="last")
+    expected = keyed.sort_values(["_archive", "path"])["size"].tolist()
+    assert verdicts.newest_rows(table)["size"].to_pylist() == expected
+    assert len(expected) == len({(r["archive"] or "", r["path"]) for r in rows})
+
+
+def test_counts_of_the_newest_rows():
+    newest = verdicts.rows_to_table([
+        row("a.mp4"), row("b.mp4", p_fake=0.9, verdict="fake"), row("c.mp4", p_fake=0.7, verdict="fake"),
+        row("d.mp4", status="error"), row("e.mp4", status="error", error_class="NOT_VIDEO"),
+        row("f.mp4", status="error", error_class=None), row("g.mp4", status=None),  # no status: an error
+    ])
+    counts = verdicts.count(newest)
+    assert counts == verdicts.Counts(files=7, outcomes={"error": 4, "fake": 2, "real": 1},
+                                     error_classes={"DECODE_ERROR": 2, "NOT_VIDEO": 1, None: 1})
+    assert list(counts.error_classes) == ["DECODE_ERROR", "NOT_VIDEO", None]
+    assert (counts.of("fake"), counts.of("error"), counts.of("real")) == (2, 4, 1)
+    assert verdicts.count(verdicts.rows_to_table([])) == verdicts.Counts(files=0, outcomes={}, error_classes={})
+
+
+def test_the_schema_only_grows_nullable_columns():
+    assert verdicts.VERDICT_SCHEMA.metadata == {b"dfscan.schema_version": str(verdicts.SCHEMA_VERSION).encode()}
+    assert all(field.nullable for field in verdicts.VERDICT_SCHEMA)  # an older part reads its new columns as null
+    assert len(set(verdicts.VERDICT_SCHEMA.names)) == len(verdicts.VERDICT_SCHEMA) == 30
+    assert verdicts.VERDICT_SCHEMA.names[:2] == ["path", "archive"] and verdicts.VERDICT_SCHEMA.names[24] == "worker"
+
+
+# The previous release (version 1), as the folders a nightly cron filled with it hold it: the schema is
+# only ever appended to, so version 1 is this schema's first 25 columns.
+V1_SCHEMA = pa.schema(list(verdicts.VERDICT_SCHEMA)[:25], metadata={verdicts.VERSION_KEY: "1"})
+
+
+def _write_two_versions(out, monkeypatch):
+    """Version 1 (the previous release) scans a, b, c; then this release (version 2) rescans a and scans d."""
+    sink.prepare_out_dir(out)
+    with monkeypatch.context() as previous_release:
+        previous_release.setattr(verdicts, "VERDICT_SCHEMA", V1_SCHEMA)
+        previous_release.setattr(verdicts, "SCHEMA_VERSION", 1)
+        old = sink.PartWriter(out, "20240101T000000Z-0ld0")
+        old.add([row("a.mp4", minutes=0), row("b.mp4", minutes=0, status="error"), row("c.mp4", minutes=0)])
+        old.flush()
+        sink.commit_run(out, old.run_id, old.parts, "a" * 64, "tiny", {}, {}, [])
+    new = sink.PartWriter(out, "20240201T000000Z-9e90")
+    new.add([row("a.mp4", minutes=60, p_fake=0.9, verdict="fake", rotation=90), row("d.mp4", minutes=60, rotation=0)])
+    new.flush()
+    sink.commit_run(out, new.run_id, new.parts, "a" * 64, "tiny", {}, {}, [])
+
+
+def test_a_folder_with_parts_of_two_schema_versions_reads_as_one(tmp_path, monkeypatch):
+    out = tmp_path / "verdicts"
+    this_release = verdicts.VERDICT_SCHEMA
+    _write_two_versions(out, monkeypatch)
+    v1_part, v2_part = sorted(out.glob("part-*.parquet"))
+    assert pq.read_schema(v1_part).names == V1_SCHEMA.names
+    assert pq.read_schema(v2_part).names == this_release.names and "rotation" in this_release.names
+    assert pq.read_schema(v2_part).metadata[b"dfscan.schema_version"] == b"2"
+    # The trap: pyarrow's discovery alone takes the first (oldest) part's schema, and the new column vanishes.
+    assert "rotation" not in pads.dataset(str(out), format="parquet").schema.names
+
+    # The next release reads both parts: the old rows' new column is null.
+    table = verdicts.read_table(out)
+    assert table.num_rows == 5 and table.schema.names == this_release.names
+    newest = verdicts.newest_rows(table)
+    assert newest["path"].to_pylist() == ["a.mp4", "b.mp4", "c.mp4", "d.mp4"]
+    assert newest["rotation"].to_pylist() == [90, None, None, 0]
+    assert newest["verdict"].to_pylist() == ["fake", None, "real", "real"]
+    assert set(sink.committed_index(out, "/arch")) == {"a.mp4", "b.mp4", "c.mp4", "d.mp4"}
+    assert sink.committed_index(out, "/arch")["b.mp4"].is_error
+    # `dfscan report` is unchanged, and exports the new column (empty for the old rows).
+    report = build_report(out)
+    assert (report.files, report.rows, report.schema_version) == (4, 5, 2)
+    assert report.verdicts == {"error": 1, "fake": 1, "real": 2} and report.runs == sorted(report.runs)
+    with open(write_report(report, tmp_path / "report.csv"), newline="") as fh:
+        exported = list(csv.DictReader(fh))
+    assert [r["rotation"] for r in exported] == ["90", "", "", "0"]
+
+    # The previous release reads this one's folder too: every row, without the columns it does not know.
+    monkeypatch.setattr(verdicts, "VERDICT_SCHEMA", V1_SCHEMA)
+    monkeypatch.setattr(verdicts, "SCHEMA_VERSION", 1)
+    table = verdicts.read_table(out)
+    assert table.num_rows == 5 and table.schema.names == V1_SCHEMA.names
+    report = build_report(out)
+    assert (report.files, report.rows, report.schema_version) == (4, 5, 1)
+    assert report.verdicts == {"error": 1, "fake": 1, "real": 2}
+
+
+def test_the_app_reads_a_folder_with_parts_of_two_schema_versions(tmp_path, monkeypatch):
+    pd = pytest.importorskip("pandas", reason="the web app needs the app extra (streamlit brings pandas)")
+    from scanner.webapp import verdicts as vd
+
+    out = tmp_path / "verdicts"
+    _write_two_versions(out, monkeypatch)
+    data = vd.load(out)
+    assert data.rows == 5 and vd.counts(data) == {"files": 4, "real": 2, "fake": 1, "error": 1}
+    newest = data.newest.set_index("path")
+    assert newest.loc["a.mp4", "rotation"] == 90 and pd.isna(newest.loc["b.mp4", "rotation"])
+    assert vd.recorded_indices(out, data.newest.iloc[0].to_dict()) == [0, 3, 5]
+    monkeypatch.setattr(verdicts, "VERDICT_SCHEMA", V1_SCHEMA)  # the previous release's app
+    data = vd.load(out)
+    assert data.rows == 5 and vd.counts(data) == {"files": 4, "real": 2, "fake": 1, "error": 1}
+    assert "rotation" not in data.newest.columns
+
