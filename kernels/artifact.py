@@ -68,6 +68,15 @@ def fake_index(class_names: Sequence[str]) -> int:
     return names.index(FAKE_CLASS)
 
 
+def called_fake(p_fake, threshold: float):
+    """The verdict rule, the one definition of it: fake at or above the card's threshold, real below.
+    A scalar gives a bool, an array an array of bools (training's metrics score whole test sets)."""
+    import numpy as np
+
+    called = np.asarray(p_fake) >= threshold
+    return bool(called) if called.ndim == 0 else called
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelCard(Mapping):
     """A checked model card: typed fields for what consumers read, and, as a read-only mapping, the

@@ -29,6 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from kernels.artifact import called_fake
+
 if TYPE_CHECKING:  # only attributes are read: the driver, which builds no clip, never imports decoders
     from kernels.clips import Clip
     from kernels.errors import ErrorClass
@@ -89,7 +91,7 @@ DRIVER_MESSAGE_CHARS = 500  # a driver row quotes a worker's last error, which m
 # --- the verdict rule ------------------------------------------------------------------------------
 def verdict_for(p_fake: float, threshold: float) -> str:
     """"fake" at or above the threshold, "real" below it."""
-    return "fake" if p_fake >= threshold else "real"
+    return "fake" if called_fake(p_fake, threshold) else "real"
 
 
 def ok_outcome(p_fake: float, threshold: float) -> dict:

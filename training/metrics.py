@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from kernels.artifact import called_fake
+
 _EPS = 1e-7  # probabilities are clipped to [eps, 1 - eps] for log-loss, as Keras does
 
 
@@ -28,7 +30,7 @@ def _check(y_true, p_fake) -> tuple[np.ndarray, np.ndarray]:
 def confusion(y_true, p_fake, threshold: float = 0.5) -> list[list[int]]:
     """2x2 counts, rows = truth [real, fake], columns = prediction [real, fake]; fake iff p >= threshold."""
     y, p = _check(y_true, p_fake)
-    pred = (p >= threshold).astype(np.int64)
+    pred = called_fake(p, threshold).astype(np.int64)
     return [[int(np.sum((y == t) & (pred == q))) for q in (0, 1)] for t in (0, 1)]
 
 
