@@ -138,7 +138,7 @@ def prepare_out_dir(out_dir: Path) -> None:
 
 
 def committed_parts(out_dir: Path) -> list[str]:
-    return sorted(p.name for p in Path(out_dir).glob("part-*.parquet"))
+    return [path.name for path in verdicts.part_files(out_dir)]
 
 
 def completed_runs(out_dir: Path) -> set[str]:

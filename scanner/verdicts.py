@@ -177,11 +177,23 @@ def rows_to_table(rows: list[dict]) -> pa.Table:
 
 
 # --- reading ---------------------------------------------------------------------------------------
+def part_files(folder: str | Path) -> list[Path]:
+    """dfscan's own committed parts in ``folder``: regular files named ``part-*.parquet`` at its top
+    level. Nothing else there is ever read: a cron's ``>> /verdicts/dfscan.log``, a user's files, a
+    subfolder, a link planted to point elsewhere, half-written parts (hidden names), manifests, locks."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.glob("part-*.parquet") if path.is_file() and not path.is_symlink())
+
+
 def open_dataset(folder: str | Path) -> pads.Dataset:
     """Every committed part in ``folder``, whichever schema version wrote it, read as the current
-    schema (see the module docstring). Hidden names ('.', '_') are skipped by pyarrow, so half-written
-    parts, manifests and locks are never read; an empty folder reads as zero rows."""
-    return pads.dataset(str(folder), format="parquet", schema=VERDICT_SCHEMA)
+    schema (see the module docstring); an empty folder reads as zero rows."""
+    parts = part_files(folder)
+    if not parts:
+        return pads.dataset(VERDICT_SCHEMA.empty_table())
+    return pads.dataset([str(path) for path in parts], format="parquet", schema=VERDICT_SCHEMA)
 
 
 def read_table(folder: str | Path, columns: list[str] | None = None, archive: str | None = None) -> pa.Table:

@@ -71,9 +71,11 @@ def load(folder: str | Path) -> Verdicts:
     if not path.is_dir():
         raise VerdictsError(f"{path}: not a folder; give the --out folder of `dfscan run`.")
     try:
-        dataset = verdict_rows.open_dataset(path)
-        if not dataset.files:
+        if not verdict_rows.part_files(path):
+            if any(path.glob("*.parquet")):
+                raise VerdictsError(f"{path}: not a dfscan verdicts dataset (no part-*.parquet files of dfscan's).")
             raise VerdictsError(f"{path}: no verdicts yet (no Parquet files in this folder).")
+        dataset = verdict_rows.open_dataset(path)
         # The current schema reads every part; the first part's own columns tell whether this is a
         # verdicts folder at all (a folder of other Parquet files would read as all-null rows).
         first = next(iter(dataset.get_fragments())).physical_schema.names

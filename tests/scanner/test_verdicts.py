@@ -255,3 +255,24 @@ def test_the_app_reads_a_folder_with_parts_of_two_schema_versions(tmp_path, monk
     assert data.rows == 5 and vd.counts(data) == {"files": 4, "real": 2, "fake": 1, "error": 1}
     assert "rotation" not in data.newest.columns
 
+
+
+def test_only_dfscans_own_parts_are_read(tmp_path):
+    """A cron's `>> /verdicts/dfscan.log`, a user's file, a subfolder and a planted link in OUT_DIR
+    used to break every read with `Parquet magic bytes not found` (hostile-archives issue, item 6)."""
+    out = tmp_path / "verdicts"
+    sink.prepare_out_dir(out)
+    writer = sink.PartWriter(out, "20240101T000000Z-aaaa")
+    writer.add([row("a.mp4", minutes=0), row("b.mp4", minutes=1)])
+    writer.flush()
+    (out / "dfscan.log").write_text("2024-01-01 dfscan run: 2 scanned\n")
+    (out / "notes.parquet").write_bytes(b"not parquet at all")
+    (out / "sub").mkdir()
+    (out / "sub" / "part-x-000000.parquet").write_bytes(b"junk")
+    elsewhere = tmp_path / "elsewhere.parquet"
+    pq.write_table(verdicts.rows_to_table([row("planted.mp4", minutes=2)]), elsewhere)
+    (out / "part-planted-000000.parquet").symlink_to(elsewhere)
+    assert [p.name for p in verdicts.part_files(out)] == ["part-20240101T000000Z-aaaa-000000.parquet"]
+    assert sorted(verdicts.read_table(out)["path"].to_pylist()) == ["a.mp4", "b.mp4"]
+    assert build_report(out).files == 2
+    assert verdicts.read_table(tmp_path / "empty").num_rows == 0

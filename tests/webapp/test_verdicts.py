@@ -3,6 +3,8 @@ one-line refusals, and re-reading a row's frames."""
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -44,12 +46,15 @@ def test_verdicts_folder_problems_are_one_line_messages(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "file").write_text("x")
     (tmp_path / "other").mkdir()
-    pq.write_table(pa.table({"name": ["a"]}), tmp_path / "other" / "x.parquet")
+    pq.write_table(pa.table({"name": ["a"]}), tmp_path / "other" / "part-x-000000.parquet")
+    (tmp_path / "foreign").mkdir()
+    pq.write_table(pa.table({"name": ["a"]}), tmp_path / "foreign" / "x.parquet")
     cases = {"": "type the path of a verdicts folder", str(tmp_path / "nope"): "no such folder",
              str(tmp_path / "file"): "not a folder", str(tmp_path / "empty"): "no verdicts yet",
-             str(tmp_path / "other"): "not a dfscan verdicts dataset (no path, status column)"}
+             str(tmp_path / "other"): "not a dfscan verdicts dataset (no path, status column)",
+             str(tmp_path / "foreign"): "not a dfscan verdicts dataset (no part-*.parquet files of dfscan's)"}
     for folder, message in cases.items():
-        with pytest.raises(vd.VerdictsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(vd.VerdictsError, match=re.escape(message)):
             vd.load(folder)
 
 
