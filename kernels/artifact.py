@@ -133,14 +133,14 @@ class ModelCard(Mapping):
         return len(self.raw)
 
 
-@dataclasses.dataclass(frozen=True)
-class LoadedModel:
-    model: object  # keras.Model, uint8 (B, F, S, S, 3) -> (B, len(class_names)) probabilities
+class CardFacts:
+    """The card's facts read off anything that holds a ``card`` (a loaded model, a model the web app
+    lists), so each holder need not forward them one by one."""
+
     card: ModelCard
-    path: str  # the .keras file
 
     @property
-    def sha256(self) -> str:  # checked against the file's bytes when it was loaded
+    def sha256(self) -> str:  # for a loaded model: checked against the file's bytes when it was loaded
         return self.card.sha256
 
     @property
@@ -170,6 +170,13 @@ class LoadedModel:
     @property
     def fake_index(self) -> int:
         return self.card.fake_index
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel(CardFacts):
+    model: object  # keras.Model, uint8 (B, F, S, S, 3) -> (B, len(class_names)) probabilities
+    card: ModelCard
+    path: str  # the .keras file
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -10,40 +10,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from kernels.artifact import MODEL_FILE, ArtifactError, ModelCard, load_card
+from kernels.artifact import MODEL_FILE, ArtifactError, CardFacts, ModelCard, load_card
 from kernels.predict import Predictor, load_predictor
 
 MAX_MODELS = 200  # a folder with more model files than this is probably the wrong folder
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelEntry:
+class ModelEntry(CardFacts):
     path: str  # the .keras file
     card: ModelCard
-
-    @property
-    def name(self) -> str:
-        return self.card.name
-
-    @property
-    def sha256(self) -> str:
-        return self.card.sha256
-
-    @property
-    def frames(self) -> int:
-        return self.card.frames
-
-    @property
-    def size(self) -> int:
-        return self.card.size
-
-    @property
-    def sampling(self) -> str:
-        return self.card.sampling
-
-    @property
-    def threshold(self) -> float:
-        return self.card.threshold
 
     def label(self) -> str:
         return (f"{self.name} · {self.card.arch} · {self.frames}×{self.size}px · {self.sampling} · "
