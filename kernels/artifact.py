@@ -33,6 +33,10 @@ FAKE_CLASS = "fake"
 # existed say nothing, and their models saw whole frames.
 DEFAULT_CROP = "frame"
 CROP_MODES: tuple[str, ...] = (DEFAULT_CROP,)
+# Half-width of the band around the threshold where a verdict reads "inconclusive": a p_fake of 0.47
+# against a threshold of 0.5 is a coin toss, not a "real". A card may set its own; older cards get this.
+INCONCLUSIVE_BAND = 0.1
+CONCLUSIONS = ("real", "fake", "inconclusive")
 
 
 class ArtifactProblem(str, enum.Enum):
@@ -77,6 +81,14 @@ def called_fake(p_fake, threshold: float):
     return bool(called) if called.ndim == 0 else called
 
 
+def conclusion(p_fake: float, threshold: float, band: float) -> str:
+    """What a person should read from one p_fake: "inconclusive" when it lies strictly within ``band``
+    of the threshold, else the verdict rule's "fake" or "real". ``band=0`` never says inconclusive."""
+    if threshold - band < float(p_fake) < threshold + band:
+        return "inconclusive"
+    return "fake" if called_fake(p_fake, threshold) else "real"
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelCard(Mapping):
     """A checked model card: typed fields for what consumers read, and, as a read-only mapping, the
@@ -92,6 +104,7 @@ class ModelCard(Mapping):
     fake_index: int
     crop: str
     sha256: str  # of the model file, as recorded when it was saved
+    inconclusive_band: float  # see INCONCLUSIVE_BAND
     raw: Mapping = dataclasses.field(repr=False, compare=False)
 
     @classmethod
@@ -105,7 +118,8 @@ class ModelCard(Mapping):
             card = cls(name=str(raw["name"]), arch=str(raw["arch"]), frames=int(raw["frames"]),
                        size=int(raw["size"]), sampling=str(raw["sampling"]), threshold=float(raw["threshold"]),
                        class_names=class_names, fake_index=fake_index(class_names),
-                       crop=str(raw.get("crop", DEFAULT_CROP)), sha256=str(raw["sha256"]), raw=dict(raw))
+                       crop=str(raw.get("crop", DEFAULT_CROP)), sha256=str(raw["sha256"]),
+                       inconclusive_band=float(raw.get("inconclusive_band", INCONCLUSIVE_BAND)), raw=dict(raw))
         except ArtifactError as exc:
             raise ArtifactError(exc.problem, f"{source}: {exc.message}") from None
         except (TypeError, ValueError) as exc:
@@ -117,6 +131,9 @@ class ModelCard(Mapping):
         if card.sampling not in SAMPLING_MODES:
             raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source}: unknown sampling {card.sampling!r}; "
                                 f"expected one of {', '.join(SAMPLING_MODES)}")
+        if not (0.0 <= card.threshold <= 1.0 and 0.0 <= card.inconclusive_band < 0.5):
+            raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source}: threshold {card.threshold} must lie in [0, 1] "
+                                f"and inconclusive_band {card.inconclusive_band} in [0, 0.5)")
         if card.crop not in CROP_MODES:
             # A model trained on crops this version cannot make would score the wrong pixels silently.
             raise ArtifactError(ArtifactProblem.UNSUPPORTED_CROP, f"{source}: crop {card.crop!r} is not one this "
@@ -162,6 +179,10 @@ class CardFacts:
     @property
     def threshold(self) -> float:
         return self.card.threshold
+
+    @property
+    def inconclusive_band(self) -> float:
+        return self.card.inconclusive_band
 
     @property
     def class_names(self) -> tuple[str, ...]:

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from kernels.artifact import called_fake
+from kernels.artifact import conclusion
 
 if TYPE_CHECKING:  # only attributes are read: the driver, which builds no clip, never imports decoders
     from kernels.clips import Clip
@@ -37,7 +37,8 @@ if TYPE_CHECKING:  # only attributes are read: the driver, which builds no clip,
 
 # Bumped with every change of VERDICT_SCHEMA; kept in each part's Parquet metadata and in each run's
 # manifest, so a reader can tell which release wrote a part.
-SCHEMA_VERSION = 2  # 2: path_bytes, rotation, display_width, display_height, frames_replaced
+SCHEMA_VERSION = 3  # 2: path_bytes, rotation, display_width, display_height, frames_replaced
+#                    3: conclusion, inconclusive_band
 VERSION_KEY = "dfscan.schema_version"
 
 # The row. New columns go at the end (see the module docstring).
@@ -78,37 +79,37 @@ VERDICT_SCHEMA = pa.schema(
         ("display_width", pa.int32()),
         ("display_height", pa.int32()),
         ("frames_replaced", pa.int16()),  # of the sampled frames, those a damaged file never gave
+        # version 3
+        ("conclusion", pa.string()),  # "real" | "fake" | "inconclusive" (p_fake within the band): what to read
+        ("inconclusive_band", pa.float32()),  # the card's band around the threshold
     ],
     metadata={VERSION_KEY: str(SCHEMA_VERSION)},
 )
 
 STATUSES = ("ok", "error")
-VERDICTS = ("real", "fake")
+VERDICTS = ("real", "fake")  # the `verdict` column: the threshold's call, kept for readers of version 1
 DRIVER_WORKER = "driver"  # the worker column of a row that the driver wrote itself
 DRIVER_MESSAGE_CHARS = 500  # a driver row quotes a worker's last error, which may be a long traceback
 
 
-# --- the verdict rule ------------------------------------------------------------------------------
-def verdict_for(p_fake: float, threshold: float) -> str:
-    """"fake" at or above the threshold, "real" below it."""
-    return "fake" if called_fake(p_fake, threshold) else "real"
-
-
-def ok_outcome(p_fake: float, threshold: float) -> dict:
-    """The outcome columns of a file a model gave a probability."""
+# --- the outcome -----------------------------------------------------------------------------------
+def ok_outcome(p_fake: float, threshold: float, band: float) -> dict:
+    """The outcome columns of a file a model gave a probability: the threshold's call (``verdict``)
+    and what a person should read (``conclusion``: inconclusive within ``band`` of the threshold)."""
     p_fake = float(p_fake)
     return {"status": "ok", "error_class": None, "error_message": None, "p_fake": p_fake,
-            "verdict": verdict_for(p_fake, threshold)}
+            "verdict": conclusion(p_fake, threshold, 0.0), "conclusion": conclusion(p_fake, threshold, band),
+            "inconclusive_band": band}
 
 
 def error_outcome(error_class: ErrorClass | str, message: str) -> dict:
     """The outcome columns of a refused file: no probability, no verdict."""
     return {"status": "error", "error_class": getattr(error_class, "value", error_class), "error_message": message,
-            "p_fake": None, "verdict": None}
+            "p_fake": None, "verdict": None, "conclusion": None}
 
 
 # --- making rows -----------------------------------------------------------------------------------
-def clip_row(path: str, clip: Clip, p_fake: float | None, *, threshold: float, sampling: str,
+def clip_row(path: str, clip: Clip, p_fake: float | None, *, threshold: float, band: float, sampling: str,
              worker: str) -> dict:
     """A worker's row for one clip: what was read, and the outcome (``p_fake`` is read only when the
     clip is ok). The driver adds the file's identity and provenance with ``stamp``."""
@@ -132,7 +133,7 @@ def clip_row(path: str, clip: Clip, p_fake: float | None, *, threshold: float, s
         "frames_replaced": clip.frames_replaced if clip.ok else None,
     }
     if clip.ok:
-        row.update(ok_outcome(p_fake, threshold))
+        row.update(ok_outcome(p_fake, threshold, band))
     else:
         row.update(error_outcome(clip.error.error_class, clip.error.message))
     return row
@@ -236,7 +237,9 @@ class Counts:
     """What the newest rows say, file by file (each file counts once)."""
 
     files: int
-    outcomes: dict[str | None, int]  # "real" / "fake" (the verdict of an ok row) or "error"; those present
+    # "real" / "fake" / "inconclusive" (the conclusion of an ok row; the verdict of a row older than
+    # version 3) or "error"; those present
+    outcomes: dict[str | None, int]
     error_classes: dict[str | None, int]  # refused files by error class; None where a row names none
 
     def of(self, outcome: str) -> int:
@@ -244,12 +247,15 @@ class Counts:
 
 
 def count(newest: pa.Table) -> Counts:
-    """Count the rows of ``newest_rows`` (needs status, verdict and error_class). A row whose status
-    is not "ok" is an error, whatever else it says."""
+    """Count the rows of ``newest_rows`` (needs status, verdict, conclusion and error_class). A row
+    whose status is not "ok" is an error, whatever else it says."""
     if newest.num_rows == 0:
         return Counts(files=0, outcomes={}, error_classes={})
     ok = pc.fill_null(pc.equal(newest["status"], "ok"), False)
-    outcome = pc.if_else(ok, newest["verdict"], pa.scalar("error"))
+    said = newest["verdict"]
+    if "conclusion" in newest.column_names:
+        said = pc.coalesce(newest["conclusion"], said)
+    outcome = pc.if_else(ok, said, pa.scalar("error"))
     outcomes = collections.Counter({v["values"]: v["counts"] for v in pc.value_counts(outcome).to_pylist()})
     classes = pc.value_counts(newest["error_class"].filter(pc.invert(ok))).to_pylist()
     error_classes = collections.Counter({v["values"]: v["counts"] for v in classes})

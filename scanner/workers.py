@@ -63,7 +63,7 @@ class ScanWorker:
         self.predictor = load_predictor(model_path, self.batch_size, sampling=sampling, threshold=threshold)
         card = self.predictor.card
         self.model_name, self.model_sha256 = card.name, card.sha256
-        self.threshold = self.predictor.threshold
+        self.threshold, self.inconclusive_band = self.predictor.threshold, card.inconclusive_band
         # Rows record self.spec.sampling: what this worker really sampled, the card's unless overridden.
         self.spec = ClipSpec(frames=card.frames, size=card.size, sampling=self.predictor.sampling, decoder=decoder)
         # Several batches run at once (max_concurrency=batches_in_flight_per_worker): one decodes while
@@ -107,6 +107,7 @@ class ScanWorker:
             p_fake = self.predictor.predict(batch.frames) if ok_rows else None  # (batch_size,) float32
             inference_s = time.perf_counter() - started
         rows = [verdicts.clip_row(rel, clip, float(p_fake[i]) if clip.ok else None, threshold=self.threshold,
+                                  band=self.inconclusive_band,
                                   sampling=self.spec.sampling, worker=self.label)
                 for i, (rel, clip) in enumerate(zip(paths, batch.clips))]
         stages = {"probe": reader.times.probe - probe_before,

@@ -37,6 +37,7 @@ class Dataset:
     items: tuple[VideoItem, ...]
     official_test: tuple[str, ...] | None = None  # celeb-df-v2: the test list entries found on disk
     missing_test: tuple[str, ...] = ()  # test list entries with no file under root
+    synthetic: bool = False  # written by `dfscan synth` (SYNTHETIC_MARKER at its root)
 
     def labels(self) -> dict[str, int]:
         return {item.path: item.label for item in self.items}
@@ -87,6 +88,11 @@ def _scan_folders(root: Path) -> list[VideoItem]:
     return list(items.values())
 
 
+# `dfscan synth` leaves this file at the root of what it writes, so a model card can say that its model
+# never saw a real deepfake.
+SYNTHETIC_MARKER = "dfscan-synth.json"
+
+
 def scan_dataset(root: str | os.PathLike, layout: str = "auto") -> Dataset:
     """Every labelled video under ``root`` (sorted by path, so splits do not depend on listing order)."""
     root = Path(root)
@@ -112,4 +118,4 @@ def scan_dataset(root: str | os.PathLike, layout: str = "auto") -> Dataset:
     if not items:
         raise ValueError(f"no labelled videos found under {root} (layout {layout})")
     return Dataset(root=str(root), layout=layout, items=tuple(sorted(items, key=lambda i: i.path)),
-                   official_test=official, missing_test=missing)
+                   official_test=official, missing_test=missing, synthetic=(root / SYNTHETIC_MARKER).is_file())

@@ -83,4 +83,4 @@ def summarise(dataset: Dataset, split: Split) -> dict:
     return {"root": dataset.root, "layout": dataset.layout, "split_method": split.method, "seed": split.seed,
             "all": counts([i.path for i in dataset.items]), "train": counts(split.train),
             "val": counts(split.val), "test": counts(split.test),
-            "official_test_missing": len(dataset.missing_test)}
+            "official_test_missing": len(dataset.missing_test), "synthetic": dataset.synthetic}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from kernels.atomic import atomic_write_bytes
+from training.layouts import SYNTHETIC_MARKER
 
 CODECS: dict[str, tuple[str, str]] = {"h264": ("libx264", ".mp4"), "vp9": ("libvpx-vp9", ".webm")}
 
@@ -247,4 +249,6 @@ def synth(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig()) -> li
     writer.writerow(["path", "label"])
     writer.writerows([v.path, v.label] for v in videos)
     atomic_write_bytes(root / "labels.csv", table.getvalue().encode())
+    marker = {"generator": "dfscan synth", **dataclasses.asdict(config)}
+    atomic_write_bytes(root / SYNTHETIC_MARKER, (json.dumps(marker, indent=1) + "\n").encode())
     return videos

@@ -54,7 +54,9 @@ class ModelResult:
     error_class: str | None = None  # an ErrorClass value
     error_message: str | None = None
     p_fake: float | None = None
-    verdict: str | None = None  # "real" | "fake"
+    verdict: str | None = None  # "real" | "fake": the threshold's call
+    conclusion: str | None = None  # "real" | "fake" | "inconclusive": what to read
+    inconclusive_band: float | None = None
     threshold: float | None = None
     frame_indices: list[int] | None = None
     frames: int = 0
@@ -189,7 +191,7 @@ def run_check(path: Path, models: list[ModelEntry], load: Callable[[str], tuple]
         p_fake = float(predictor.predict(np.asarray(view.clip.frames)[None])[0])  # (1, F, S, S, 3) -> (1,)
         results.append(ModelResult(
             model_name=loaded.name, model_sha256=loaded.sha256, model_path=entry.path,
-            **verdicts.ok_outcome(p_fake, loaded.threshold), threshold=loaded.threshold,
+            **verdicts.ok_outcome(p_fake, loaded.threshold, loaded.inconclusive_band), threshold=loaded.threshold,
             frame_indices=[int(i) for i in view.clip.indices], frames=loaded.frames, size=loaded.size,
             sampling=view.sampling, decoder=view.clip.decoder))
     progress(1.0, "Done.")

@@ -187,6 +187,9 @@ def test_a_card_without_a_fake_class_is_refused(tiny_model, saved, tmp_path):
     ({"sampling": "random"}, ArtifactProblem.BAD_CARD, "unknown sampling 'random'"),
     ({"frames": "four"}, ArtifactProblem.BAD_CARD, "invalid literal"),
     ({"threshold": None}, ArtifactProblem.BAD_CARD, "model.json lacks threshold"),
+    ({"threshold": 1.5}, ArtifactProblem.BAD_CARD, "threshold 1.5 must lie in"),
+    ({"inconclusive_band": 0.5}, ArtifactProblem.BAD_CARD, "inconclusive_band 0.5 in"),
+    ({"inconclusive_band": -0.1}, ArtifactProblem.BAD_CARD, "inconclusive_band -0.1 in"),
 ])
 def test_cards_that_cannot_be_honoured_are_refused(saved, changes, problem, message):
     run_dir, _ = saved
@@ -202,3 +205,6 @@ def test_a_card_that_agrees_with_itself_is_read(saved):
     read = load_card(run_dir / MODEL_FILE)
     assert (read.fake_index, read.crop, read.class_names) == (1, "frame", ("real", "fake"))
     assert dict(read) == {**card, "fake_index": 1, "crop": "frame"}
+    assert read.inconclusive_band == 0.1  # a card that names no band gets the default
+    _rewrite_card(run_dir, inconclusive_band=0.0)
+    assert load_card(run_dir / MODEL_FILE).inconclusive_band == 0.0

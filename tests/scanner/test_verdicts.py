@@ -67,15 +67,24 @@ def _stamp_before(row: dict, archive: str, size: int, mtime_ns: int, inode: int,
     return row
 
 
-def test_the_verdict_rule_is_fake_at_or_above_the_threshold():
-    assert verdicts.verdict_for(0.5, 0.5) == "fake"
-    assert verdicts.verdict_for(0.4999, 0.5) == "real"
-    assert verdicts.verdict_for(0.0, 0.0) == "fake" and verdicts.verdict_for(1.0, 1.0) == "fake"
-    assert verdicts.ok_outcome(np.float32(0.75), 0.8) == {"status": "ok", "error_class": None, "error_message": None,
-                                                         "p_fake": 0.75, "verdict": "real"}
+def test_the_verdict_rule_is_fake_at_or_above_the_threshold_and_inconclusive_near_it():
+    def outcome(p, threshold, band):
+        made = verdicts.ok_outcome(p, threshold, band)
+        return made["verdict"], made["conclusion"]
+
+    assert outcome(0.5, 0.5, 0.0) == ("fake", "fake")
+    assert outcome(0.4999, 0.5, 0.0) == ("real", "real")
+    assert outcome(0.0, 0.0, 0.0) == ("fake", "fake") and outcome(1.0, 1.0, 0.0) == ("fake", "fake")
+    # The band is open: 0.4 and 0.6 are outside a band of 0.1 around 0.5; the verdict column keeps the call.
+    assert [outcome(p, 0.5, 0.1) for p in (0.39, 0.4, 0.41, 0.5, 0.59, 0.6)] == [
+        ("real", "real"), ("real", "real"), ("real", "inconclusive"), ("fake", "inconclusive"),
+        ("fake", "inconclusive"), ("fake", "fake")]
+    assert verdicts.ok_outcome(np.float32(0.75), 0.8, 0.1) == {
+        "status": "ok", "error_class": None, "error_message": None, "p_fake": 0.75, "verdict": "real",
+        "conclusion": "inconclusive", "inconclusive_band": 0.1}
     assert verdicts.error_outcome(ErrorClass.NOT_VIDEO, "x: not a video") == {
         "status": "error", "error_class": "NOT_VIDEO", "error_message": "x: not a video", "p_fake": None,
-        "verdict": None}
+        "verdict": None, "conclusion": None}
     assert type(verdicts.error_outcome(ErrorClass.NOT_VIDEO, "m")["error_class"]) is str  # the value, not the enum
 
 
@@ -91,16 +100,17 @@ def test_clip_rows_are_the_rows_the_worker_built():
     for i, clip in enumerate(clips):
         rel = clip.path.rsplit("/", 1)[1]
         made = verdicts.clip_row(rel, clip, float(p_fake[i]) if clip.ok else None, threshold=threshold,
-                                 sampling="keyframe", worker="host:1234/gpu0")
+                                 band=0.0, sampling="keyframe", worker="host:1234/gpu0")
         before = _worker_row_before(rel, clip, p_fake, i, threshold, "keyframe", "host:1234/gpu0")
-        v2 = {"rotation", "display_width", "display_height", "frames_replaced"}  # version 2 added these
+        v2 = {"rotation", "display_width", "display_height", "frames_replaced",  # version 2 added these
+              "conclusion", "inconclusive_band"}  # and version 3 these
         assert {k: v for k, v in made.items() if k not in v2} == before
         assert [k for k in made if k not in v2] == list(before)
         assert (made["rotation"], made["display_width"], made["frames_replaced"]) == (
             (0, 128, 0) if clip.ok else (None if clip.probe is None else 0,
                                          None if clip.probe is None else 128, None))
-    assert verdicts.clip_row("a.mp4", clips[0], 0.5, threshold=0.5, sampling="uniform", worker="w")["verdict"] == "fake"
-    assert verdicts.clip_row("c.mp4", clips[2], None, threshold=0.5, sampling="uniform", worker="w")["codec"] is None
+    assert verdicts.clip_row("a.mp4", clips[0], 0.5, threshold=0.5, band=0.1, sampling="uniform", worker="w")["verdict"] == "fake"
+    assert verdicts.clip_row("c.mp4", clips[2], None, threshold=0.5, band=0.1, sampling="uniform", worker="w")["codec"] is None
 
 
 def test_driver_rows_and_the_stamp_are_the_rows_the_driver_built():
@@ -118,7 +128,7 @@ def test_driver_rows_and_the_stamp_are_the_rows_the_driver_built():
         # file name's bytes (version 2).
         assert made.pop("path_bytes") == b"bad.mkv"
         assert verdicts.rows_to_table([made]).equals(verdicts.rows_to_table([before]))
-        assert made == {**before, "p_fake": None, "verdict": None}
+        assert made == {**before, "p_fake": None, "verdict": None, "conclusion": None}
         assert made["worker"] == verdicts.DRIVER_WORKER == "driver"
     long = verdicts.driver_row("bad.mkv", ErrorClass.DECODER_CRASH, "x" * 900, sampling="uniform")
     assert long["error_message"] == "x" * 500  # a worker's last error may be a whole traceback
@@ -164,9 +174,11 @@ def test_counts_of_the_newest_rows():
         row("a.mp4"), row("b.mp4", p_fake=0.9, verdict="fake"), row("c.mp4", p_fake=0.7, verdict="fake"),
         row("d.mp4", status="error"), row("e.mp4", status="error", error_class="NOT_VIDEO"),
         row("f.mp4", status="error", error_class=None), row("g.mp4", status=None),  # no status: an error
+        row("h.mp4", p_fake=0.55, verdict="fake", conclusion="inconclusive"),  # version 3: the conclusion counts
+        row("i.mp4", p_fake=0.45, verdict="real", conclusion="inconclusive"),
     ])
     counts = verdicts.count(newest)
-    assert counts == verdicts.Counts(files=7, outcomes={"error": 4, "fake": 2, "real": 1},
+    assert counts == verdicts.Counts(files=9, outcomes={"error": 4, "fake": 2, "inconclusive": 2, "real": 1},
                                      error_classes={"DECODE_ERROR": 2, "NOT_VIDEO": 1, None: 1})
     assert list(counts.error_classes) == ["DECODE_ERROR", "NOT_VIDEO", None]
     assert (counts.of("fake"), counts.of("error"), counts.of("real")) == (2, 4, 1)
@@ -176,7 +188,7 @@ def test_counts_of_the_newest_rows():
 def test_the_schema_only_grows_nullable_columns():
     assert verdicts.VERDICT_SCHEMA.metadata == {b"dfscan.schema_version": str(verdicts.SCHEMA_VERSION).encode()}
     assert all(field.nullable for field in verdicts.VERDICT_SCHEMA)  # an older part reads its new columns as null
-    assert len(set(verdicts.VERDICT_SCHEMA.names)) == len(verdicts.VERDICT_SCHEMA) == 30
+    assert len(set(verdicts.VERDICT_SCHEMA.names)) == len(verdicts.VERDICT_SCHEMA) == 32
     assert verdicts.VERDICT_SCHEMA.names[:2] == ["path", "archive"] and verdicts.VERDICT_SCHEMA.names[24] == "worker"
 
 
@@ -186,7 +198,7 @@ V1_SCHEMA = pa.schema(list(verdicts.VERDICT_SCHEMA)[:25], metadata={verdicts.VER
 
 
 def _write_two_versions(out, monkeypatch):
-    """Version 1 (the previous release) scans a, b, c; then this release (version 2) rescans a and scans d."""
+    """Version 1 (an earlier release) scans a, b, c; then this release rescans a and scans d."""
     sink.prepare_out_dir(out)
     with monkeypatch.context() as previous_release:
         previous_release.setattr(verdicts, "VERDICT_SCHEMA", V1_SCHEMA)
@@ -208,7 +220,7 @@ def test_a_folder_with_parts_of_two_schema_versions_reads_as_one(tmp_path, monke
     v1_part, v2_part = sorted(out.glob("part-*.parquet"))
     assert pq.read_schema(v1_part).names == V1_SCHEMA.names
     assert pq.read_schema(v2_part).names == this_release.names and "rotation" in this_release.names
-    assert pq.read_schema(v2_part).metadata[b"dfscan.schema_version"] == b"2"
+    assert pq.read_schema(v2_part).metadata[b"dfscan.schema_version"] == str(verdicts.SCHEMA_VERSION).encode()
     # The trap: pyarrow's discovery alone takes the first (oldest) part's schema, and the new column vanishes.
     assert "rotation" not in pads.dataset(str(out), format="parquet").schema.names
 
@@ -223,7 +235,7 @@ def test_a_folder_with_parts_of_two_schema_versions_reads_as_one(tmp_path, monke
     assert sink.committed_index(out, "/arch")["b.mp4"].is_error
     # `dfscan report` is unchanged, and exports the new column (empty for the old rows).
     report = build_report(out)
-    assert (report.files, report.rows, report.schema_version) == (4, 5, 2)
+    assert (report.files, report.rows, report.schema_version) == (4, 5, verdicts.SCHEMA_VERSION)
     assert report.verdicts == {"error": 1, "fake": 1, "real": 2} and report.runs == sorted(report.runs)
     with open(write_report(report, tmp_path / "report.csv"), newline="") as fh:
         exported = list(csv.DictReader(fh))

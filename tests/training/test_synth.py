@@ -3,12 +3,15 @@
 import csv
 import dataclasses
 import hashlib
+import json
 
 import numpy as np
 import pytest
 
 from kernels.probe import probe
+from training.layouts import SYNTHETIC_MARKER, scan_dataset
 from training.metrics import roc_auc
+from training.splits import make_split, summarise
 from training.synth import SynthConfig, parse_size, render_video, synth
 
 
@@ -25,6 +28,12 @@ def test_layout_labels_and_codec(tmp_path, codec, extension, codec_name):
     with open(tmp_path / "labels.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["path"], r["label"]) for r in rows] == [(v.path, v.label) for v in videos]
+    # Marked synthetic, so a model card trained on it says its model never saw a real deepfake.
+    assert json.loads((tmp_path / SYNTHETIC_MARKER).read_text())["generator"] == "dfscan synth"
+    dataset = scan_dataset(tmp_path)
+    assert dataset.synthetic and summarise(dataset, make_split(dataset, seed=0))["synthetic"] is True
+    (tmp_path / SYNTHETIC_MARKER).unlink()
+    assert not scan_dataset(tmp_path).synthetic
     for row in rows:
         assert row["path"].startswith(row["label"] + "/") and row["path"].endswith(extension)
         info = probe(tmp_path / row["path"])

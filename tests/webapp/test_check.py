@@ -81,7 +81,7 @@ def test_models_are_listed_from_their_cards_and_refusals_explained(tmp_path):
 
 class _StubLoaded:
     def __init__(self, name: str, card: dict):
-        self.name, self.sha256, self.threshold = name, "f" * 64, 0.5
+        self.name, self.sha256, self.threshold, self.inconclusive_band = name, "f" * 64, 0.5, 0.1
         self.frames, self.size = card["frames"], card["size"]
 
 
