@@ -18,23 +18,24 @@ CLASS_WORDS = ("real", "fake")  # confusion rows/columns, in training.metrics' o
 
 def _problems(metrics: Mapping | None, part: str) -> list[tuple[bool, str]]:
     """(grave, words) for each problem with one part's metrics; a grave one makes the model untrusted."""
+    of = "" if part == "all" else f"{part} "  # `dfscan evaluate --split all` measures every video
     if not metrics:
-        return [(True, f"no {part} metrics recorded")]
+        return [(True, f"no {of}metrics recorded")]
     problems = []
     auc, n_videos = metrics.get("roc_auc"), int(metrics.get("n_videos") or 0)
     if auc is None:
-        problems.append((True, f"no {part} AUC (the {part} set lacks real or fake videos)"))
+        problems.append((True, f"no {of}AUC (the {of}videos lack a real or a fake one)"))
     elif abs(auc - 0.5) < NEAR_CHANCE:
-        problems.append((True, f"{part} AUC {auc:.2f} is near chance (0.5): the model does not tell real from fake"))
+        problems.append((True, f"{of}AUC {auc:.2f} is near chance (0.5): the model does not tell real from fake"))
     elif auc < 0.5:
-        problems.append((True, f"{part} AUC {auc:.2f} is below chance: it ranks fakes as real (swapped labels?)"))
+        problems.append((True, f"{of}AUC {auc:.2f} is below chance: it ranks fakes as real (swapped labels?)"))
     confusion = metrics.get("confusion")
     if confusion and n_videos:
         called = [confusion[0][c] + confusion[1][c] for c in (0, 1)]  # videos called real, called fake
-        problems += [(True, f"it calls every {part} video {word}")
+        problems += [(True, f"it calls every {of}video {word}")
                      for column, word in enumerate(CLASS_WORDS) if called[column] == n_videos]
     if 0 < n_videos < FEW_VIDEOS:
-        problems.append((False, f"measured on only {n_videos} {part} videos"))
+        problems.append((False, f"measured on only {n_videos} {of}videos"))
     return problems
 
 
@@ -44,9 +45,14 @@ def metric_warnings(metrics: Mapping | None, part: str = "test") -> list[str]:
     return [words for _, words in _problems(metrics, part)]
 
 
+def grave_warnings(metrics: Mapping | None, part: str = "test") -> list[str]:
+    """Only the problems that make a model untrusted: no metrics or no AUC, an AUC near or below
+    chance, one class called for every video."""
+    return [words for grave, words in _problems(metrics, part) if grave]
+
+
 def untrusted(metrics: Mapping | None, part: str = "test") -> bool:
-    """No metrics or no AUC, an AUC near chance, or one class called for every video."""
-    return any(grave for grave, _ in _problems(metrics, part))
+    return bool(grave_warnings(metrics, part))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,16 +11,39 @@ from typing import List, Optional
 
 import typer
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="dfscan: decide at scale whether videos are real or deepfakes.")
+_verbose = False  # --verbose, set once per process by the callback below
+
+
+@app.callback()
+def options(verbose: bool = typer.Option(False, "--verbose", help="Also show TensorFlow's and Keras's own "
+                                         "logging (start-up notices, CUDA probing).")):
+    global _verbose
+    _verbose = verbose
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"  # inherited by Ray workers and the app
+
+
+def _start_keras() -> None:
+    """Before a command that runs a model: start Keras without the libraries' chatter (see kernels.quiet)."""
+    if not _verbose:
+        from kernels.quiet import quiet_deep_learning_start
+
+        quiet_deep_learning_start()
 
 
 def fail_usage(message: str) -> None:
     """Bad usage: one clear line on stderr, exit code 2."""
     typer.echo(f"dfscan: error: {message}", err=True)
     raise typer.Exit(code=2)
+
+
+def _warn(warnings, advice: str | None = None) -> None:
+    """A model's quality problems, in plain words on stderr (stdout keeps its one JSON object)."""
+    for warning in warnings:
+        typer.echo(f"dfscan: warning: {warning}", err=True)
+    if warnings and advice:
+        typer.echo(f"dfscan: to do better: {advice}", err=True)
 
 
 @app.command()
@@ -106,9 +129,11 @@ def train(data: Path = typer.Option(..., "--data", help="Dataset root (folders o
           backbone_weights: str = typer.Option("imagenet", "--backbone-weights", help="imagenet | none | PATH"),
           layout: str = typer.Option("auto", "--layout", help="auto | folders | celeb-df-v2"),
           width: float = typer.Option(1.0, "--width", help="cnn-lstm channel multiplier."),
-          seed: int = typer.Option(0, "--seed")):
+          seed: int = typer.Option(0, "--seed"),
+          fail_below: Optional[float] = typer.Option(None, "--fail-below", help="Exit 1 when the test AUC is "
+                                                     "below this (or cannot be measured); the run is kept.")):
     """Train a model on videos read through the scanner's own input pipeline."""
-    from training.fit import TrainConfig, train as fit
+    from training.fit import SMALL_DATA_ADVICE, TrainConfig, train as fit
     from training.models import architectures
 
     if arch not in architectures():
@@ -121,6 +146,9 @@ def train(data: Path = typer.Option(..., "--data", help="Dataset root (folders o
         fail_usage(f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLING_MODES)}")
     if epochs < 1 or batch_size < 1 or n_frames < 1 or lr <= 0:
         fail_usage("epochs, batch size and frames must be positive, and the learning rate above 0")
+    if fail_below is not None and not 0.0 <= fail_below <= 1.0:
+        fail_usage(f"--fail-below is an AUC between 0 and 1, got {fail_below}")
+    _start_keras()
     config = TrainConfig(data=str(data), out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
                          frames=n_frames, size=size, sampling=sampling, backbone_weights=backbone_weights,
                          layout=layout, width=width, seed=seed)
@@ -128,7 +156,14 @@ def train(data: Path = typer.Option(..., "--data", help="Dataset root (folders o
         result = fit(config)
     except ValueError as exc:  # bad dataset, layout or weights: a message, not a traceback
         fail_usage(str(exc))
-    typer.echo(json.dumps({"run_dir": result.run_dir, **result.metrics}, default=str))
+    typer.echo(json.dumps({"run_dir": result.run_dir, **result.metrics, "warnings": list(result.warnings)},
+                          default=str))
+    _warn(result.warnings, advice=SMALL_DATA_ADVICE)
+    if fail_below is not None and (result.test_auc is None or result.test_auc < fail_below):
+        measured = "could not be measured" if result.test_auc is None else f"{result.test_auc:.3f}"
+        typer.echo(f"dfscan: error: test AUC {measured} is below --fail-below {fail_below:g}; "
+                   f"the run is kept in {result.run_dir}", err=True)
+        raise typer.Exit(code=1)
 
 
 @app.command()
@@ -145,12 +180,14 @@ def evaluate(data: Path = typer.Option(..., "--data", help="Dataset root."),
         fail_usage(f"unknown split {split!r}; expected test or all")
     if not data.is_dir():
         fail_usage(f"dataset not found: {data}")
+    _start_keras()
     try:
         metrics = score(EvalConfig(data=str(data), model=str(model), split=split, layout=layout,
                                    plot=str(plot) if plot else None))
     except (ArtifactError, ValueError, FileNotFoundError) as exc:
         fail_usage(str(exc))
     typer.echo(json.dumps(metrics, default=str))
+    _warn(metrics["warnings"])
 
 
 @app.command()
@@ -227,6 +264,7 @@ def demo(out: Path = typer.Option(Path("dfscan-demo"), "--out", help="Where the 
     """The embedded default: synth an archive, train a small cnn-lstm, evaluate it, scan the archive."""
     from scanner.demo import DemoConfig, run_demo
 
+    _start_keras()
     run_demo(DemoConfig(out=out, workers=workers), say=typer.echo)
 
 
@@ -259,6 +297,7 @@ def bench(archive: Optional[Path] = typer.Option(None, "--archive", help="Measur
                              decoders=tuple(d.strip() for d in decoders.split(",") if d.strip()))
     except ValueError as exc:
         fail_usage(str(exc))
+    _start_keras()
     try:
         run_bench(config, say=typer.echo)
     except ImportError as exc:

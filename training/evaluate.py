@@ -12,6 +12,7 @@ import numpy as np
 from kernels.atomic import atomic_path
 from kernels.clips import ClipReader, ClipSpec
 from kernels.predict import load_predictor
+from kernels.trust import metric_warnings
 from training.clip_cache import ClipSource
 from training.layouts import Dataset, VideoItem, scan_dataset
 from training.metrics import binary_metrics, roc_curve
@@ -127,4 +128,4 @@ def evaluate(config: EvalConfig) -> dict:
     metrics = score_items(predictor, source, items, threshold=predictor.threshold, plot=config.plot,
                           title=f"{card.name} on {Path(dataset.root).name} ({config.split})")
     return {**metrics, "split": config.split, "layout": dataset.layout, "model": card.name,
-            "model_sha256": card.sha256}
+            "model_sha256": card.sha256, "warnings": metric_warnings(metrics, config.split)}

@@ -23,6 +23,7 @@ from kernels.atomic import atomic_path, atomic_write_bytes
 from kernels.clips import ClipReader, ClipSpec
 from kernels.decode import gpu_count
 from kernels.predict import CompiledPredictor
+from kernels.trust import grave_warnings, metric_warnings
 from training.augment import AugmentConfig
 from training.batches import ClipBatches
 from training.clip_cache import ClipSource
@@ -73,6 +74,16 @@ class TrainResult:
     card: dict
     metrics: dict
     history: dict[str, list[float]]
+    warnings: tuple[str, ...] = ()  # plain words: why this model should not be trusted (kernels.trust)
+
+    @property
+    def test_auc(self) -> float | None:
+        return self.metrics["test"].get("roc_auc")
+
+
+# What to try when a run learned nothing: the settings `dfscan demo` learns 240 small videos with.
+SMALL_DATA_ADVICE = ("train on more videos (hundreds per class), or try the small-data settings of `dfscan demo`: "
+                     "--frames 8 --size 32 --width 0.25 --lr 1e-3")
 
 
 def library_versions() -> dict[str, str]:
@@ -296,4 +307,5 @@ def train(config: TrainConfig) -> TrainResult:
 
     card = save_model(model, run_dir, model_card(config, run_dir, summarise(dataset, split), metrics))
     (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # model.keras now holds the best weights
-    return TrainResult(run_dir=str(run_dir), card=card, metrics=metrics, history=history)
+    warnings = metric_warnings(metrics["test"], "test") + grave_warnings(metrics.get("val"), "val")
+    return TrainResult(run_dir=str(run_dir), card=card, metrics=metrics, history=history, warnings=tuple(warnings))

@@ -24,12 +24,18 @@ def test_a_good_model_has_nothing_to_warn_about():
     (metrics(0.35, [[20, 5], [22, 3]]), ["test AUC 0.35 is below chance: it ranks fakes as real (swapped labels?)"]),
     (metrics(0.45, [[20, 5], [22, 3]]), ["test AUC 0.45 is near chance (0.5): the model does not tell real from fake"]),
     (metrics(0.9, [[0, 25], [0, 25]]), ["it calls every test video fake"]),
-    (metrics(None, [[0, 0], [3, 30]]), ["no test AUC (the test set lacks real or fake videos)"]),
+    (metrics(None, [[0, 0], [3, 30]]), ["no test AUC (the test videos lack a real or a fake one)"]),
     (None, ["no test metrics recorded"]),
 ])
 def test_warnings(measured, warnings):
     assert metric_warnings(measured) == warnings
     assert untrusted(measured) == any("only" not in w for w in warnings)  # too few videos alone is a caveat
+
+
+def test_the_words_fit_an_evaluation_of_every_video():
+    assert metric_warnings(metrics(0.5, [[2, 0], [2, 0]]), "all") == [
+        "AUC 0.50 is near chance (0.5): the model does not tell real from fake", "it calls every video real",
+        "measured on only 4 videos"]
 
 
 def test_card_trust_reads_the_test_part_and_the_dataset():
