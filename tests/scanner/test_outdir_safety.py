@@ -6,6 +6,7 @@ lands outside OUT_DIR; each refusal or failure is one line; committed parts are 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 
@@ -325,3 +326,58 @@ def test_a_report_export_replaces_a_planted_link_and_a_failed_write_is_one_line(
     monkeypatch.setattr(report_module, "atomic_write_bytes", full)
     with pytest.raises(ValueError, match=rf"^cannot write {dest}: No space left on device$"):
         write_report(report, dest)
+
+
+def test_a_full_disk_then_a_read_only_runs_fail_in_one_line_and_the_next_runs_carry_on(ray_cluster, tiny_model,
+                                                                                       tmp_path, monkeypatch):
+    """The scan end to end: the faults land in the driver's sink, the library raises one line (the CLI's
+    exit 1), committed parts stay byte for byte, and the next run completes with no temporary left."""
+    archive, out = tmp_path / "archive", tmp_path / "out"
+    names = make_videos(archive, [f"v{i}.mp4" for i in range(6)])
+    config = scan_config(archive, tiny_model, out, batch_size=2, commit_rows=2, commit_seconds=3600, address=ray_cluster)
+    real_write_table, real_atomic_write = sink.pq.write_table, sink.atomic_write_bytes
+
+    def disk_full_after_one_part(table, where, **kwargs):
+        if not sink.committed_parts(out):
+            return real_write_table(table, where, **kwargs)
+        where.write(b"PAR1 half a part")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sink.pq, "write_table", disk_full_after_one_part)
+    with pytest.raises(ScanError, match=r"^cannot commit 2 verdict rows to .*: No space left on device; the parts"):
+        run_scan(config)
+    (first,) = sink.committed_parts(out)
+    committed = (out / first).read_bytes()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    monkeypatch.setattr(sink.pq, "write_table", real_write_table)
+
+    second = run_scan(config)
+    assert (second.scanned, second.skipped) == (4, 2)
+    assert sorted(verdicts.read_table(out)["path"].to_pylist()) == names  # one row per file, none twice
+    assert (out / first).read_bytes() == committed
+    manifest = json.loads((out / "_runs" / f"{second.run_id}.json").read_text())
+    assert manifest["adopted_parts"] == [first]
+
+    touched = archive / names[0]
+    st = touched.stat()
+    os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+    def runs_read_only(path, data, **kwargs):
+        if path.parent.name == sink.RUNS_DIR:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        real_atomic_write(path, data, **kwargs)
+
+    monkeypatch.setattr(sink, "atomic_write_bytes", runs_read_only)
+    before = {name: (out / name).read_bytes() for name in sink.committed_parts(out)}
+    with pytest.raises(ScanError, match=r"^cannot record run .* Permission denied; its 1 parts are committed"):
+        run_scan(config)
+    (kept,) = set(sink.committed_parts(out)) - set(before)  # the touched file's row, committed before the fault
+    assert all((out / name).read_bytes() == data for name, data in before.items())
+    monkeypatch.setattr(sink, "atomic_write_bytes", real_atomic_write)
+
+    last = run_scan(config)
+    assert (last.scanned, last.skipped) == (0, 6)
+    assert json.loads((out / "_runs" / f"{last.run_id}.json").read_text())["adopted_parts"] == sorted([first, kept])
+    assert json.loads((out / "_SUCCESS").read_text()) == {"run_id": last.run_id}
+    assert sorted(verdicts.read_table(out)["path"].to_pylist()) == sorted(names + [names[0]])
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
