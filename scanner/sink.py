@@ -230,12 +230,15 @@ class PartWriter:
 
 
 def prepare_out_dir(out_dir: Path) -> None:
-    """Create _runs (a real folder, never a link) and delete the temporaries a killed run left
-    behind: regular files named exactly as kernels.atomic names this module's files, nothing else.
-    Called under the lock, so no other run is writing them."""
+    """Create OUT_DIR and _runs (real folders, never links) and delete the temporaries a killed run
+    left behind: regular files named exactly as kernels.atomic names this module's files, nothing
+    else. Called under the lock, so no other run is writing them."""
     out_dir = Path(out_dir)
     runs = out_dir / RUNS_DIR
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not stat.S_ISDIR(os.lstat(out_dir).st_mode):
+            raise OutDirRefused(f"out dir is a symbolic link: {out_dir}; give the folder itself")
         try:
             info = os.lstat(runs)
         except FileNotFoundError:

@@ -103,6 +103,8 @@ def test_an_out_dir_that_is_a_link_is_refused(tmp_path, out):
     (tmp_path / "link").symlink_to(out)
     with pytest.raises(sink.OutDirRefused, match=rf"^out dir is a symbolic link: {tmp_path / 'link'}; give the"):
         sink.check_out_dir(tmp_path / "link", archive)
+    with pytest.raises(sink.OutDirRefused, match="out dir is a symbolic link"):
+        sink.prepare_out_dir(tmp_path / "link")
     writer = sink.PartWriter(tmp_path / "link", RUN)  # swapped in after the checks: no part lands there
     writer.add([row("a.mp4")])
     with pytest.raises(sink.OutDirFailed, match="cannot commit 1 verdict rows"):
