@@ -3,15 +3,24 @@ folder, then ``os.replace`` it into place, so a reader never sees a half-written
 
 The rename itself is durable only once the folder is flushed too: ``fsync_dir=True`` does that, for
 writers whose file must survive a power cut once written (the scanner's committed parts and run
-markers, which a rerun trusts to skip files)."""
+markers, which a rerun trusts to skip files).
+
+No write follows a link. The temporary is always a new file (``O_CREAT | O_EXCL | O_NOFOLLOW``, so a
+link planted at its name is refused, never written through), its name carries 64 random bits, and
+``atomic_file`` writes it through the descriptor that created it, so nobody can swap the name for a
+link between the creation and the write. The rename replaces whatever sits at the final name, a
+planted link included, without ever writing to the link's target. With ``follow_folder_link=False``
+the folder itself must not be a link either (the scanner's OUT_DIR and its ``_runs``)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import re
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
+
+_TOKEN_HEX_DIGITS = 16  # 64 random bits: a temporary name nobody can guess ahead
 
 
 def _read_umask() -> int:
@@ -23,45 +32,96 @@ def _read_umask() -> int:
 _FILE_MODE = 0o666 & ~_read_umask()
 
 
-def fsync_folder(folder: str | os.PathLike) -> None:
-    """Flush a folder's entries (a rename into it, say) to disk."""
-    handle = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
+def temporary_name_pattern(final: str, suffix: str = ".tmp") -> str:
+    """The regular expression of every temporary name this module gives a file whose final name
+    matches the regular expression ``final``: ``.<final>.<16 hex digits><suffix>``. A writer that
+    clears what a killed run left behind deletes these names and no look-alike."""
+    return rf"\.{final}\.[0-9a-f]{{{_TOKEN_HEX_DIGITS}}}{re.escape(suffix)}"
 
 
-def publish(temporary: str | os.PathLike, path: str | os.PathLike, fsync_dir: bool = False) -> None:
-    """Give a finished temporary file the usual permissions (mkstemp makes it 0600), flush it to disk,
-    then rename it over ``path`` in one step (and flush the folder, with ``fsync_dir``)."""
-    os.chmod(temporary, _FILE_MODE)
-    handle = os.open(temporary, os.O_RDONLY)
+def _open_folder(folder: str | os.PathLike, follow_link: bool) -> int:
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (0 if follow_link else os.O_NOFOLLOW)
+    return os.open(folder, flags)
+
+
+def _create_temporary(folder_fd: int, name: str, suffix: str) -> tuple[int, str]:
+    """A new, empty, private (0600) file beside ``name``; its descriptor and its name in the folder."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        temporary = f".{name}.{os.urandom(_TOKEN_HEX_DIGITS // 2).hex()}{suffix}"
+        try:
+            return os.open(temporary, flags, 0o600, dir_fd=folder_fd), temporary
+        except FileExistsError:  # someone holds that name (a link, a file): never touch it, pick another
+            continue
+    raise FileExistsError(f"no free temporary name beside {name}")
+
+
+def _remove_temporary(folder_fd: int, temporary: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary, dir_fd=folder_fd)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, fsync_dir: bool = False,
+                follow_folder_link: bool = True) -> Iterator[BinaryIO]:
+    """A binary stream to write ``path``'s new content to; published on success, removed on failure.
+    The stream writes the temporary through the descriptor that created it (see the module docstring)."""
+    path = Path(path)
+    folder_fd = _open_folder(path.parent, follow_folder_link)
     try:
-        os.fsync(handle)
+        fd, temporary = _create_temporary(folder_fd, path.name, ".tmp")
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as stream:
+                yield stream
+            os.fchmod(fd, _FILE_MODE)  # mkstemp-style 0600 until now: give it the usual permissions
+            os.fsync(fd)
+            mine, there = os.fstat(fd), os.stat(temporary, dir_fd=folder_fd, follow_symlinks=False)
+            if (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino):  # renamed away, something else put there
+                raise FileExistsError(f"temporary {temporary} beside {path} was replaced while being written")
+            os.replace(temporary, path.name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+            if fsync_dir:
+                os.fsync(folder_fd)
+        except BaseException:
+            _remove_temporary(folder_fd, temporary)
+            raise
+        finally:
+            os.close(fd)
     finally:
-        os.close(handle)
-    os.replace(temporary, path)
-    if fsync_dir:
-        fsync_folder(Path(path).parent)
+        os.close(folder_fd)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", fsync_dir: bool = False) -> Iterator[str]:
-    """A temporary path beside ``path`` to write to; published on success, removed on failure.
-    ``suffix`` matters to writers that pick a format from the extension (``.keras``, ``.png``).
-    The temporary name is ``.<name>.<random><suffix>``: hidden from dataset readers."""
+    """A temporary path beside ``path`` for writers that need a name, not a stream (Keras, PNG
+    encoders); published on success, removed on failure. ``suffix`` matters to writers that pick a
+    format from the extension (``.keras``, ``.png``). The temporary is created new, hidden from
+    dataset readers (``.<name>.<random><suffix>``); the writer reopens it by name, so keep these
+    files out of folders other users can write (the scanner uses ``atomic_file``)."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
+    folder_fd = _open_folder(path.parent, follow_link=True)
     try:
-        yield temporary
-        publish(temporary, path, fsync_dir=fsync_dir)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        fd, name = _create_temporary(folder_fd, path.name, suffix)
+        os.close(fd)
+        temporary = str(path.parent / name)
+        try:
+            yield temporary
+            os.chmod(temporary, _FILE_MODE)
+            handle = os.open(temporary, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.fsync(handle)
+            finally:
+                os.close(handle)
+            os.replace(name, path.name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+            if fsync_dir:
+                os.fsync(folder_fd)
+        except BaseException:
+            _remove_temporary(folder_fd, name)
+            raise
+    finally:
+        os.close(folder_fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync_dir: bool = False) -> None:
-    with atomic_path(path, fsync_dir=fsync_dir) as temporary, open(temporary, "wb") as stream:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync_dir: bool = False,
+                       follow_folder_link: bool = True) -> None:
+    with atomic_file(path, fsync_dir=fsync_dir, follow_folder_link=follow_folder_link) as stream:
         stream.write(data)

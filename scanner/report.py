@@ -70,7 +70,8 @@ def _export_rows(newest: pa.Table) -> list[dict]:
 
 def write_report(report: Report, dest: str | Path, fmt: str | None = None) -> Path:
     """The newest verdict per file as CSV (one row per file) or JSON (summary plus files).
-    ``fmt`` defaults to the destination's extension. Written atomically."""
+    ``fmt`` defaults to the destination's extension. Written atomically; a failed write is a ValueError
+    of one line (the CLI's usage error: choose another destination)."""
     dest = Path(dest)
     if dest.resolve().is_relative_to(Path(report.out).resolve()):  # the dataset would read it as Parquet
         raise ValueError(f"write the report outside the verdict dataset {report.out}")
@@ -86,8 +87,11 @@ def write_report(report: Report, dest: str | Path, fmt: str | None = None) -> Pa
         data = buffer.getvalue().encode()
     else:
         raise ValueError(f"unknown report format {fmt!r}; expected csv or json")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(dest, data)
+    try:  # a new file renamed into place: a link planted at ``dest`` is replaced, its target never written
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(dest, data)
+    except OSError as exc:
+        raise ValueError(f"cannot write {dest}: {exc.strerror or exc}") from None
     return dest
 
 

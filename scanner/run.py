@@ -86,11 +86,9 @@ def _validate(config: ScanConfig) -> tuple[str, str, str]:
     except (ArtifactError, OSError) as exc:
         raise UsageError(f"refused model {config.model}: {exc}") from None
     try:
-        Path(config.out).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create out dir {config.out}: {exc.strerror or exc}") from None
-    if not os.access(config.out, os.W_OK | os.X_OK):
-        raise UsageError(f"out dir is not writable: {config.out}")
+        sink.check_out_dir(config.out, config.archive)
+    except sink.OutDirRefused as exc:
+        raise UsageError(str(exc)) from None
     return digest, str(card["name"]), config.sampling or str(card["sampling"])
 
 
@@ -273,7 +271,8 @@ class _Scan:
 
 
 def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummary:
-    """Scan ``config.archive`` into ``config.out``. Raises UsageError, sink.OutDirLocked or ScanError.
+    """Scan ``config.archive`` into ``config.out``. Raises UsageError, sink.OutDirLocked or ScanError
+    (a write to OUT_DIR that fails, no permission or a full disk, is a ScanError of one line).
     ``worker_class``: a ScanWorker subclass to run instead (the chaos tests inject faults with one)."""
     import ray
 
@@ -282,7 +281,12 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
     archive = resolve_archive(config.archive)
     out = Path(config.out)
     run_id = sink.new_run_id()
-    lock = sink.OutDirLock(out, run_id).acquire()  # raises OutDirLocked: a second run never writes
+    try:
+        lock = sink.OutDirLock(out, run_id).acquire()  # raises OutDirLocked: a second run never writes
+    except sink.OutDirRefused as exc:
+        raise UsageError(str(exc)) from None
+    except sink.OutDirFailed as exc:
+        raise ScanError(str(exc)) from None
     we_started_ray = False
     scan = writer = None
     try:
@@ -332,6 +336,10 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
         sink.commit_run(out, run_id, writer.parts, scan.model_sha256, scan.model_name, config.as_dict(),
                         summary.as_dict(), adopted)
         return summary
+    except sink.OutDirRefused as exc:
+        raise UsageError(str(exc)) from None
+    except sink.OutDirFailed as exc:
+        raise ScanError(str(exc)) from None
     finally:
         if writer is not None:  # a failed or interrupted run still commits the rows it has
             with contextlib.suppress(Exception):

@@ -12,6 +12,17 @@ hive readers, so only finished parts are data):
 
 Every file is written by kernels.atomic with the folder fsync'd after the rename.
 
+A nightly run is often root's, over folders other people fill, so no write of the sink follows a link:
+OUT_DIR and _runs must be real folders (a link there is refused), temporaries are created new and
+written through their own descriptor, a link planted at a final name is replaced by the rename (its
+target is never written), and the lock file is opened without following links and must be a regular
+file with one name. Run as root, OUT_DIR and _runs must not be writable by other users (unless sticky).
+A killed run's temporaries are cleared by the next run: exactly the names kernels.atomic gives this
+module's files, regular files only, never a user's look-alike.
+
+Failures are one line: ``OutDirRefused`` (a usage error: nothing was written) and ``OutDirFailed`` (a
+write failed: no permission, disk full; committed parts are never touched, so a rerun carries on).
+
 Every renamed part is committed: a driver killed mid-run leaves its finished parts in place and the
 next run (same command) skips the files they hold, so nothing is lost or written twice.
 """
@@ -20,26 +31,85 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
+import re
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Iterable
 
 import pyarrow.parquet as pq
 
-from kernels.atomic import atomic_path, atomic_write_bytes
+from kernels.atomic import atomic_file, atomic_write_bytes, temporary_name_pattern
 from scanner import verdicts
 
 RUNS_DIR = "_runs"
 LOCK_NAME = "_lock"
 SUCCESS_NAME = "_SUCCESS"
+RUN_ID_PATTERN = r"\d{8}T\d{6}Z-[0-9a-f]{8}"  # what new_run_id makes
+# The temporaries of dfscan's own files, the only names a run ever deletes.
+_LEFTOVERS = {"": re.compile(temporary_name_pattern(rf"(?:part-{RUN_ID_PATTERN}-\d{{6}}\.parquet|{SUCCESS_NAME})")),
+              RUNS_DIR: re.compile(temporary_name_pattern(rf"{RUN_ID_PATTERN}\.(?:json|SUCCESS)"))}
 
 
 class OutDirLocked(RuntimeError):
     """Another run holds OUT_DIR's lock."""
+
+
+class OutDirRefused(ValueError):
+    """OUT_DIR, or a name in it where dfscan keeps its own files, is not safe to write (a link, a folder
+    others can write while running as root, the archive itself). Nothing was written: a usage error."""
+
+
+class OutDirFailed(RuntimeError):
+    """A write to OUT_DIR failed (no permission, disk full). Committed parts are untouched."""
+
+
+def _failed(what: str, exc: OSError, then: str = "") -> OutDirFailed:
+    return OutDirFailed(f"{what}: {exc.strerror or exc}" + (f"; {then}" if then else ""))
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+
+
+def shared_writable(mode: int) -> bool:
+    """Whether users other than the owner can create or rename entries in a folder of this mode (group
+    or others may write, and no sticky bit keeps them to their own entries)."""
+    return bool(mode & (stat.S_IWGRP | stat.S_IWOTH)) and not mode & stat.S_ISVTX
+
+
+def _refuse_shared_as_root(folder: Path, info: os.stat_result) -> None:
+    if os.geteuid() == 0 and shared_writable(info.st_mode):
+        raise OutDirRefused(f"{folder} is writable by other users (mode {stat.S_IMODE(info.st_mode):o}) and dfscan "
+                            f"runs as root, so they could plant links in it; run chmod go-w {folder} "
+                            f"(or chmod +t {folder})")
+
+
+def check_out_dir(out_dir: Path, archive: Path) -> None:
+    """The usage checks of OUT_DIR, done before anything is written; creates it when missing. OUT_DIR
+    inside the archive is fine (the walk finds no video in it); the archive inside OUT_DIR is not."""
+    out_dir = Path(out_dir)
+    if out_dir.is_symlink():
+        raise OutDirRefused(f"out dir is a symbolic link: {out_dir}; give the folder itself "
+                            f"({os.path.realpath(out_dir)})")
+    real_out, real_archive = Path(os.path.realpath(out_dir)), Path(os.path.realpath(archive))
+    if real_archive.is_relative_to(real_out):
+        raise OutDirRefused(f"out dir {out_dir} is the archive or contains it; write the verdicts to a folder "
+                            f"outside the archive")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutDirRefused(f"cannot create out dir {out_dir}: {exc.strerror or exc}") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise OutDirRefused(f"out dir is not writable: {out_dir}")
+    _refuse_shared_as_root(out_dir, os.lstat(out_dir))
 
 
 def new_run_id() -> str:
@@ -59,16 +129,42 @@ class OutDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> "OutDirLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Raises OutDirLocked, OutDirRefused (the lock's name holds a link, a folder, a device or a file
+        with a second name: truncating it would write elsewhere) or OutDirFailed."""
+        refused = f"{self.path} is {{}}, not dfscan's lock file; remove it"
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown holder"
+            planted = os.lstat(self.path)
+        except FileNotFoundError:
+            planted = None
+        except OSError as exc:
+            raise _failed(f"cannot open the lock file {self.path}", exc) from None
+        if planted is not None and not stat.S_ISREG(planted.st_mode):  # never open a device or a FIFO
+            raise OutDirRefused(refused.format(_kind(planted.st_mode)))
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a link planted since the lstat
+                raise OutDirRefused(refused.format("a symbolic link")) from None
+            raise _failed(f"cannot open the lock file {self.path}", exc) from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+                raise OutDirRefused(refused.format(_kind(info.st_mode) if not stat.S_ISREG(info.st_mode)
+                                                   else "a file with another name too (a hard link)"))
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown holder"
+                raise OutDirLocked(f"another dfscan run is writing to {self.path.parent} ({holder}); "
+                                   f"wait for it to finish") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"run {self.run_id}, pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        except OSError as exc:
             os.close(fd)
-            raise OutDirLocked(f"another dfscan run is writing to {self.path.parent} ({holder}); "
-                               f"wait for it to finish") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"run {self.run_id}, pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+            raise _failed(f"cannot write the lock file {self.path}", exc) from None
+        except BaseException:
+            os.close(fd)
+            raise
         self._fd = fd
         return self
 
@@ -122,19 +218,48 @@ class PartWriter:
         table = verdicts.rows_to_table(self._buffer)
         # Written under a hidden name (readers skip it even if we die mid-write), renamed into place,
         # and the folder flushed: a rerun trusts a committed part to skip its files.
-        with atomic_path(self.out_dir / name, fsync_dir=True) as tmp, open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
+        try:
+            with atomic_file(self.out_dir / name, fsync_dir=True, follow_folder_link=False) as stream:
+                pq.write_table(table, stream, compression="zstd")
+        except OSError as exc:
+            raise _failed(f"cannot commit {table.num_rows} verdict rows to {self.out_dir}", exc,
+                          "the parts committed so far stay, and the next run scans the other files again") from None
         self.parts.append(PartInfo(name=name, rows=table.num_rows))
         self._buffer = []
         self.write_seconds += time.perf_counter() - start
 
 
 def prepare_out_dir(out_dir: Path) -> None:
-    """Create OUT_DIR and _runs, and drop temp files that a killed run left behind."""
+    """Create OUT_DIR and _runs (real folders, never links) and delete the temporaries a killed run
+    left behind: regular files named exactly as kernels.atomic names this module's files, nothing
+    else. Called under the lock, so no other run is writing them."""
     out_dir = Path(out_dir)
-    (out_dir / RUNS_DIR).mkdir(parents=True, exist_ok=True)
-    for leftover in out_dir.glob(".part-*.tmp"):  # only called under the lock: nobody writes them
-        leftover.unlink(missing_ok=True)
+    runs = out_dir / RUNS_DIR
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not stat.S_ISDIR(os.lstat(out_dir).st_mode):
+            raise OutDirRefused(f"out dir is a symbolic link: {out_dir}; give the folder itself")
+        try:
+            info = os.lstat(runs)
+        except FileNotFoundError:
+            runs.mkdir()
+            info = os.lstat(runs)
+    except OSError as exc:
+        raise _failed(f"cannot create {runs}", exc) from None
+    if not stat.S_ISDIR(info.st_mode):  # lstat: a link to a folder is no folder of ours
+        raise OutDirRefused(f"{runs} is {_kind(info.st_mode)}; dfscan keeps its run records in a folder there "
+                            f"and never writes through links: remove it")
+    _refuse_shared_as_root(runs, info)
+    if not os.access(runs, os.W_OK | os.X_OK):  # refused before any part is written, not after
+        raise OutDirFailed(f"cannot record runs in {runs}: it is not writable")
+    for folder, pattern in _LEFTOVERS.items():
+        try:
+            with os.scandir(out_dir / folder) as entries:
+                leftovers = [e.path for e in entries if pattern.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
+            for leftover in leftovers:
+                os.unlink(leftover)
+        except OSError as exc:
+            raise _failed(f"cannot clear a killed run's temporary files in {out_dir / folder}", exc) from None
 
 
 def committed_parts(out_dir: Path) -> list[str]:
@@ -175,9 +300,15 @@ def commit_run(out_dir: Path, run_id: str, parts: list[PartInfo], model_sha256: 
         "committed_at": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
     path = out_dir / RUNS_DIR / f"{run_id}.json"
-    atomic_write_bytes(path, (json.dumps(manifest, indent=2, default=str) + "\n").encode(), fsync_dir=True)
-    atomic_write_bytes(out_dir / RUNS_DIR / f"{run_id}.SUCCESS", b"", fsync_dir=True)
-    atomic_write_bytes(out_dir / SUCCESS_NAME, (json.dumps({"run_id": run_id}) + "\n").encode(), fsync_dir=True)
+    files = ((path, (json.dumps(manifest, indent=2, default=str) + "\n").encode()),
+             (out_dir / RUNS_DIR / f"{run_id}.SUCCESS", b""),
+             (out_dir / SUCCESS_NAME, (json.dumps({"run_id": run_id}) + "\n").encode()))
+    for target, data in files:
+        try:
+            atomic_write_bytes(target, data, fsync_dir=True, follow_folder_link=False)
+        except OSError as exc:
+            raise _failed(f"cannot record run {run_id} as complete ({target.name})", exc,
+                          f"its {len(parts)} parts are committed, and the next run adopts them") from None
     return path
 
 

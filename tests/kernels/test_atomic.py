@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +56,58 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
             raise OSError("disk full")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["part.parquet"]
+
+
+def test_a_link_planted_at_the_final_name_is_replaced_never_written_through(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "_SUCCESS").symlink_to(victim)
+    atomic.atomic_write_bytes(folder / "_SUCCESS", b"mine")
+    assert victim.read_bytes() == b"precious"
+    assert not (folder / "_SUCCESS").is_symlink() and (folder / "_SUCCESS").read_bytes() == b"mine"
+
+
+def test_the_temporary_is_written_through_its_own_descriptor(tmp_path):
+    """Someone who can write the folder swaps the temporary for a link to a victim mid-write: the bytes
+    still go to dfscan's own file, the victim is untouched, and nothing is published."""
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(FileExistsError, match="replaced while being written"):
+        with atomic.atomic_file(folder / "manifest.json") as stream:
+            (temporary,) = [p for p in folder.iterdir()]
+            temporary.unlink()
+            temporary.symlink_to(victim)
+            stream.write(b"mine")
+    assert victim.read_bytes() == b"precious"
+    assert list(folder.iterdir()) == []  # nothing published, the planted link cleared with the temporary
+
+
+def test_a_folder_that_is_a_link_is_refused_on_request(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "runs").symlink_to(elsewhere)
+    with pytest.raises(OSError) as refused:
+        atomic.atomic_write_bytes(tmp_path / "runs" / "r.json", b"{}", follow_folder_link=False)
+    assert refused.value.errno in (errno.ELOOP, errno.ENOTDIR)  # O_NOFOLLOW | O_DIRECTORY on a link
+    assert list(elsewhere.iterdir()) == []
+    atomic.atomic_write_bytes(tmp_path / "runs" / "r.json", b"{}")  # by default a linked folder is the caller's choice
+    assert (elsewhere / "r.json").read_bytes() == b"{}"
+
+
+def test_temporary_names_are_new_unguessable_and_matched_exactly(tmp_path):
+    with atomic.atomic_path(tmp_path / "part.parquet") as first, atomic.atomic_path(tmp_path / "part.parquet") as second:
+        assert first != second
+        pattern = re.compile(atomic.temporary_name_pattern(r"part\.parquet"))
+        assert pattern.fullmatch(os.path.basename(first)) and pattern.fullmatch(os.path.basename(second))
+        Path(first).write_bytes(b"1")
+        Path(second).write_bytes(b"2")
+    assert (tmp_path / "part.parquet").read_bytes() == b"1"  # the outer writer publishes last
+    assert [p.name for p in tmp_path.iterdir()] == ["part.parquet"]
+    assert not pattern.fullmatch(".part.parquet.k1ll3d.tmp") and not pattern.fullmatch(".part.parquet.tmp")
 
 
 def _umask() -> int:

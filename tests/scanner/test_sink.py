@@ -64,12 +64,12 @@ def test_a_write_that_dies_leaves_no_visible_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(sink.pq, "write_table", die)
-    with pytest.raises(OSError):
+    with pytest.raises(sink.OutDirFailed, match=r"^cannot commit 1 verdict rows to .*: disk full; the parts"):
         writer.flush()
     assert sink.committed_parts(tmp_path) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["_runs"]  # the half-written part was removed
     # A driver killed mid-write leaves its temporary part behind instead: hidden, then cleared.
-    (tmp_path / ".part-run0-000000.parquet.k1ll3d.tmp").write_bytes(b"PAR1 half a file")
+    (tmp_path / ".part-20240101T000000Z-0badc0de-000000.parquet.0123456789abcdef.tmp").write_bytes(b"PAR1 half")
     assert verdicts.open_dataset(tmp_path).count_rows() == 0  # the dataset still reads: the debris is hidden
     sink.prepare_out_dir(tmp_path)  # the next run (under the lock) clears the debris
     assert [p.name for p in tmp_path.iterdir()] == ["_runs"]
@@ -87,7 +87,8 @@ def test_commit_writes_manifest_then_success(tmp_path, monkeypatch):
         order.append(path.name), options.append(kw), real(path, data, **kw)))
     sink.commit_run(tmp_path, "run1", writer.parts, "a" * 64, "tiny", {"batch_size": 4}, {"scanned": 3}, [])
     assert order == ["run1.json", "run1.SUCCESS", "_SUCCESS"]
-    assert options == [{"fsync_dir": True}] * 3  # each rename is flushed before the next file says it happened
+    # each rename is flushed before the next file says it happened; no folder of OUT_DIR may be a link
+    assert options == [{"fsync_dir": True, "follow_folder_link": False}] * 3
     manifest = json.loads((tmp_path / "_runs" / "run1.json").read_text())
     assert manifest["files"] == ["part-run1-000000.parquet", "part-run1-000001.parquet"]
     assert manifest["row_counts"] == {"part-run1-000000.parquet": 2, "part-run1-000001.parquet": 1}
