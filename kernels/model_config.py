@@ -114,8 +114,8 @@ def read_entry(archive: zipfile.ZipFile, name: str, source: str) -> bytes:
 
 
 def parse_json(data: bytes, what: str):
-    """JSON from UTF-8 bytes; anything else (bad bytes, bad JSON, nesting Python cannot parse) is
-    ``ArtifactError`` NOT_KERAS naming ``what``."""
+    """JSON from UTF-8 bytes; anything else is ``ArtifactError`` naming ``what``: NOT_KERAS for bad
+    bytes or bad JSON, UNSAFE_CONFIG for nesting deeper than Python's parser recurses."""
     try:
         return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
