@@ -5,7 +5,8 @@ Training writes artifacts here; scanning, the web app, evaluation and the benchm
 cannot vouch for, each with a one-line reason and an ``ArtifactProblem``:
 - a file that is not a Keras 3 ``.keras`` zip archive (legacy ``.h5``/HDF5, SavedModel, pickles);
 - a file whose sha256 differs from the one recorded in the card beside it (tampered or swapped);
-- a model with ``Lambda`` layers (arbitrary Python code);
+- an archive that could inflate past its limits, or whose config names anything but the Keras classes
+  dfscan's own models use (Lambda layers, functions, bytecode: ``kernels.model_config``);
 - a card that does not say which output is p(fake), or asks for a crop this version cannot make;
 and it always deserialises with ``safe_mode=True`` and no custom objects. Everything but the final
 deserialisation needs no deep-learning library, so the scanner's driver never imports one.
@@ -37,6 +38,8 @@ CROP_MODES: tuple[str, ...] = (DEFAULT_CROP,)
 # against a threshold of 0.5 is a coin toss, not a "real". A card may set its own; older cards get this.
 INCONCLUSIVE_BAND = 0.1
 CONCLUSIONS = ("real", "fake", "inconclusive")
+# A card is a few hundred bytes of JSON; one far larger is not a card, and is not read into memory.
+MAX_CARD_BYTES = 1 << 20
 
 
 class ArtifactProblem(str, enum.Enum):
@@ -50,6 +53,9 @@ class ArtifactProblem(str, enum.Enum):
     NO_FAKE_CLASS = "NO_FAKE_CLASS"
     UNSUPPORTED_CROP = "UNSUPPORTED_CROP"
     UNLOADABLE = "UNLOADABLE"
+    UNSAFE_CONFIG = "UNSAFE_CONFIG"  # names a class, function or module outside the allowlist, or nests too deeply
+    OVERSIZED_ENTRY = "OVERSIZED_ENTRY"  # an archive entry larger, or more compressed, than its limit
+    UNSUPPORTED_COMPRESSION = "UNSUPPORTED_COMPRESSION"  # neither stored nor deflated (bzip2, lzma)
 
 
 class ArtifactError(ValueError):
@@ -113,6 +119,11 @@ class ModelCard(Mapping):
         missing = [k for k in CARD_KEYS if k not in raw]
         if missing:
             raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source} lacks {', '.join(missing)}")
+        names = raw["class_names"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            # a string would be read as its letters, a number not at all
+            raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source}: class_names must be a list of strings, "
+                                f"not {json.dumps(names)[:80]}")
         try:
             class_names = tuple(str(c) for c in raw["class_names"])
             card = cls(name=str(raw["name"]), arch=str(raw["arch"]), frames=int(raw["frames"]),
@@ -122,12 +133,15 @@ class ModelCard(Mapping):
                        inconclusive_band=float(raw.get("inconclusive_band", INCONCLUSIVE_BAND)), raw=dict(raw))
         except ArtifactError as exc:
             raise ArtifactError(exc.problem, f"{source}: {exc.message}") from None
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # a list for a number, 1e400 for frames
             raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source}: {exc}") from None
         # Training also records the index it used: a card whose two answers differ is not trusted.
         if "fake_index" in raw and raw["fake_index"] != card.fake_index:
             raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source}: fake_index {raw['fake_index']} is not the "
                                 f"position of {FAKE_CLASS!r} in class_names {list(class_names)}")
+        if card.frames < 1 or card.size < 1:
+            raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source}: frames {card.frames} and size {card.size} "
+                                f"must be positive")
         if card.sampling not in SAMPLING_MODES:
             raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source}: unknown sampling {card.sampling!r}; "
                                 f"expected one of {', '.join(SAMPLING_MODES)}")
@@ -248,21 +262,6 @@ def save_model(model, out_dir: str | os.PathLike, card: dict) -> dict:
     return card
 
 
-def _layer_classes(config) -> set[str]:
-    """Every ``class_name`` anywhere in a serialized Keras config (nested models included)."""
-    found: set[str] = set()
-    stack = [config]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("class_name"), str):
-                found.add(node["class_name"])
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return found
-
-
 def _resolve(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
@@ -288,10 +287,20 @@ def load_card(model_path: str | os.PathLike) -> ModelCard:
     if not path.is_file():
         raise ArtifactError(ArtifactProblem.NO_CARD, f"no model card {path.name} beside {Path(model_path).name}; "
                             f"refusing to load a model whose sha256 cannot be checked")
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_CARD_BYTES + 1)  # bounded even if the file grows after a stat
+    if len(data) > MAX_CARD_BYTES:
+        raise ArtifactError(ArtifactProblem.BAD_CARD, f"{path.name} is larger than {MAX_CARD_BYTES} bytes; "
+                            f"not a model card")
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(ArtifactProblem.BAD_CARD, f"{path.name} is not UTF-8 ({exc.reason} at byte "
+                            f"{exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ArtifactError(ArtifactProblem.BAD_CARD, f"{path.name} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ArtifactError(ArtifactProblem.BAD_CARD, f"{path.name} is nested too deeply to be a card") from None
     if not isinstance(raw, dict):
         raise ArtifactError(ArtifactProblem.BAD_CARD, f"{path.name} is not a JSON object")
     return ModelCard.parse(raw, path.name)
@@ -299,7 +308,10 @@ def load_card(model_path: str | os.PathLike) -> ModelCard:
 
 def verify_model(path: str | os.PathLike) -> tuple[Path, ModelCard, str]:
     """Every check of ``load_model`` that needs no deep-learning library: file type, card, sha256,
-    no Lambda layers. Returns ``(model path, card, sha256)``; raises ``ArtifactError``."""
+    bounded archive entries and a config inside the allowlist (``kernels.model_config``). Returns
+    ``(model path, card, sha256)``; raises ``ArtifactError``."""
+    from kernels.model_config import read_model_config  # it imports ArtifactError from here
+
     path = _resolve(path)
     card = load_card(path)
     digest = sha256_file(path)
@@ -307,15 +319,7 @@ def verify_model(path: str | os.PathLike) -> tuple[Path, ModelCard, str]:
         raise ArtifactError(ArtifactProblem.SHA256_MISMATCH,
                             f"{path.name}: sha256 {digest[:16]}... does not match {card.sha256[:16]}... "
                             f"recorded in {card_path(path).name}; the file was modified or replaced")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise ArtifactError(ArtifactProblem.NOT_KERAS, f"{path.name}: not a Keras 3 archive ({exc})") from None
-    if "Lambda" in _layer_classes(config):
-        raise ArtifactError(ArtifactProblem.LAMBDA_LAYER,
-                            f"{path.name}: the model contains a Lambda layer (arbitrary Python code); "
-                            f"models must use built-in layers only")
+    read_model_config(path)
     return path, card, digest
 
 

@@ -97,8 +97,9 @@ def test_lambda_layer_refused(tmp_path):
     x = keras.layers.GlobalAveragePooling3D()(x)
     outputs = keras.layers.Dense(2, activation="softmax")(x)
     save_model(keras.Model(inputs, outputs), tmp_path, CARD)  # a genuine card: the sha256 matches
-    with pytest.raises(ArtifactError, match="Lambda"):
+    with pytest.raises(ArtifactError, match="holds a Lambda layer") as refused:
         load_model(tmp_path)
+    assert refused.value.problem is ArtifactProblem.LAMBDA_LAYER
 
 
 def test_atomic_save_keeps_the_previous_file(tiny_model, saved, monkeypatch):
@@ -190,6 +191,10 @@ def test_a_card_without_a_fake_class_is_refused(tiny_model, saved, tmp_path):
     ({"threshold": 1.5}, ArtifactProblem.BAD_CARD, "threshold 1.5 must lie in"),
     ({"inconclusive_band": 0.5}, ArtifactProblem.BAD_CARD, "inconclusive_band 0.5 in"),
     ({"inconclusive_band": -0.1}, ArtifactProblem.BAD_CARD, "inconclusive_band -0.1 in"),
+    ({"class_names": 5}, ArtifactProblem.BAD_CARD, "class_names must be a list of strings, not 5"),
+    ({"class_names": "fake"}, ArtifactProblem.BAD_CARD, "class_names must be a list of strings, not \"fake\""),
+    ({"frames": float("inf")}, ArtifactProblem.BAD_CARD, "cannot convert float infinity to integer"),
+    ({"size": 0}, ArtifactProblem.BAD_CARD, "frames 4 and size 0 must be positive"),
 ])
 def test_cards_that_cannot_be_honoured_are_refused(saved, changes, problem, message):
     run_dir, _ = saved
@@ -208,3 +213,20 @@ def test_a_card_that_agrees_with_itself_is_read(saved):
     assert read.inconclusive_band == 0.1  # a card that names no band gets the default
     _rewrite_card(run_dir, inconclusive_band=0.0)
     assert load_card(run_dir / MODEL_FILE).inconclusive_band == 0.0
+
+
+@pytest.mark.parametrize("text, message", [
+    (b"[1, 2]", "model.json is not a JSON object"),
+    (b'{"name": "caf\xe9"}', "model.json is not UTF-8 (invalid continuation byte at byte 13)"),
+    (b"[" * 10_000 + b"]" * 10_000, "model.json is nested too deeply to be a card"),
+    (b"{}" + b" " * (1 << 20), "model.json is larger than 1048576 bytes; not a model card"),
+], ids=["a list", "not UTF-8", "10000 deep", "over 1 MiB"])
+def test_cards_of_the_wrong_shape_are_refused_in_one_line(saved, text, message):
+    """Whatever the card holds, reading it is a BAD_CARD refusal, never a traceback; and a card is
+    never read past a size no card reaches."""
+    run_dir, _ = saved
+    (run_dir / CARD_FILE).write_bytes(text)
+    for read in (load_card, verify_model):
+        with pytest.raises(ArtifactError) as refused:
+            read(run_dir / MODEL_FILE)
+        assert refused.value.problem is ArtifactProblem.BAD_CARD and refused.value.message == message
