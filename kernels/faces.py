@@ -23,7 +23,7 @@ import numpy as np
 
 MIN_CONFIDENCE = 0.9  # below this MTCNN's O-net answers are mostly ears, hands and textures
 MIN_LINK_IOU = 0.1  # a detection overlapping the track's last box at least this much continues it
-LINK_DISTANCE = 1.5  # ... or, overlapping less, whose centre lies within this many box sides of it
+LINK_SIZE_RATIO = 1.5  # ... or, none overlapping, the largest face if its side is within this factor
 MIN_FACE_SHARE = 0.5  # a face in fewer than this share of the frames detected on: whole frames instead
 
 
@@ -161,23 +161,26 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def _link(previous: np.ndarray, candidates: Detections) -> int | None:
-    """The candidate that continues a track whose last box is ``previous``, or None."""
+    """The candidate that continues a track whose last box is ``previous``: the one overlapping it
+    most, if it overlaps enough; else the frame's largest face, if it is about the track's size (the
+    frames detected on may be seconds apart, time enough to cross the frame). Else None."""
     if len(candidates.scores) == 0:
         return None
     overlaps = iou(previous, candidates.boxes)
     best = int(np.argmax(overlaps))
     if overlaps[best] >= MIN_LINK_IOU:
         return best
-    centres = candidates.boxes[:, :2] + candidates.boxes[:, 2:] / 2
-    distances = np.hypot(*(centres - (previous[:2] + previous[2:] / 2)).T)
-    nearest = int(np.argmin(distances))
-    return nearest if distances[nearest] <= LINK_DISTANCE * max(previous[2], previous[3]) else None
+    sides = np.sqrt(candidates.boxes[:, 2] * candidates.boxes[:, 3])
+    largest = int(np.argmax(sides))
+    ratio = sides[largest] / math.sqrt(previous[2] * previous[3])
+    return largest if 1 / LINK_SIZE_RATIO <= ratio <= LINK_SIZE_RATIO else None
 
 
 def link_track(detections: dict[int, Detections]) -> dict[int, tuple[np.ndarray, float]]:
     """One face through the frames detected on: it starts from the largest confident face of any
     frame and continues forward and backward from there, each frame taking the face that overlaps
-    the track's nearest linked box. A frame with no such face is left out (interpolated later).
+    the track's nearest linked box (or, none overlapping, its largest face if about the same size).
+    A frame with no such face is left out (interpolated later).
     ``detections`` maps a frame position to its faces; returns position -> (box (4,), score)."""
     confident = {p: Detections(d.boxes[d.scores >= MIN_CONFIDENCE], d.scores[d.scores >= MIN_CONFIDENCE])
                  for p, d in detections.items()}
@@ -198,17 +201,21 @@ def link_track(detections: dict[int, Detections]) -> dict[int, tuple[np.ndarray,
     return dict(sorted(track.items()))
 
 
-def smooth(values: np.ndarray) -> np.ndarray:
-    """Along time (axis 0): a running median of 3 (drops a single wrong box), then a running mean of 3
-    (damps alternating jitter). Windows stay centred, so they shrink to one value at the ends, and
-    steady motion passes unchanged.  (K, C) -> (K, C)"""
-
-    def running(reduce, series: np.ndarray) -> np.ndarray:
-        count = len(series)
-        radii = [min(1, i, count - 1 - i) for i in range(count)]
-        return np.stack([reduce(series[i - r: i + r + 1], axis=0) for i, r in enumerate(radii)])
-
-    return running(np.mean, running(np.median, values))
+def smooth(values: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Along time (axis 0, at ``times``, increasing): a running median of 3 (drops a single wrong
+    box), then each value averaged with what its two neighbours, drawn as a line, say at its time
+    (halves alternating jitter). The ends stay as they are, and motion steady in time passes
+    unchanged however unevenly the frames are spaced.  (K, C), (K,) -> (K, C)"""
+    count = len(values)
+    median = values.astype(np.float64).copy()
+    for i in range(1, count - 1):
+        median[i] = np.median(values[i - 1: i + 2], axis=0)
+    smoothed = median.copy()
+    for i in range(1, count - 1):
+        before, after = float(times[i - 1]), float(times[i + 1])
+        share = 0.5 if after == before else (float(times[i]) - before) / (after - before)
+        smoothed[i] = (median[i] + (1 - share) * median[i - 1] + share * median[i + 1]) / 2
+    return smoothed
 
 
 def square_crop(box: np.ndarray, margin: float, width: int, height: int) -> np.ndarray:
@@ -220,10 +227,13 @@ def square_crop(box: np.ndarray, margin: float, width: int, height: int) -> np.n
     return np.array([x, y, side, side], dtype=np.float64)
 
 
-def build_track(detections: dict[int, Detections], frames: int, display_size: tuple[int, int],
+def build_track(detections: dict[int, Detections], times: np.ndarray, display_size: tuple[int, int],
                 margin: float) -> FaceTrack:
     """The clip's track over its F frames from the faces found at the positions detected on (boxes in
-    display pixels). Where no face is found often enough, every crop box is the whole frame."""
+    display pixels). ``times`` (F,) places the frames in time (their source frame indices): motion is
+    smoothed and interpolated in time, not in sample order. Where no face is found often enough,
+    every crop box is the whole frame."""
+    frames = len(times)
     width, height = display_size
     whole = np.tile(np.array([0.0, 0.0, width, height]), (frames, 1))  # (F, 4)
     linked = link_track(detections)
@@ -235,13 +245,13 @@ def build_track(detections: dict[int, Detections], frames: int, display_size: tu
                          margin)
     for position, (box, score) in linked.items():
         detector_boxes[position], confidences[position], detected[position] = box, score, True
-    positions = np.array(list(linked), dtype=np.float64)  # (L,)
+    every = np.asarray(times, dtype=np.float64)  # (F,)
+    linked_times = every[list(linked)]  # (L,) increasing: positions are in order, and so are their frames
     linked_boxes = np.stack([box for box, _ in linked.values()])  # (L, 4)
     centre_size = np.concatenate([linked_boxes[:, :2] + linked_boxes[:, 2:] / 2, linked_boxes[:, 2:]], axis=1)
-    smoothed = smooth(centre_size)  # (L, 4) cx, cy, w, h
-    every = np.arange(frames, dtype=np.float64)
+    smoothed = smooth(centre_size, linked_times)  # (L, 4) cx, cy, w, h
     # Linear between the frames detected on, held flat before the first and after the last.
-    interpolated = np.stack([np.interp(every, positions, smoothed[:, c]) for c in range(4)], axis=1)  # (F, 4)
+    interpolated = np.stack([np.interp(every, linked_times, smoothed[:, c]) for c in range(4)], axis=1)  # (F, 4)
     boxes = np.concatenate([interpolated[:, :2] - interpolated[:, 2:] / 2, interpolated[:, 2:]], axis=1)
     crops = np.stack([square_crop(box, margin, width, height) for box in boxes])
     if not face_found(int(detected.sum()), len(detections)):

@@ -48,16 +48,23 @@ def moving_lefts(frames: int, start: int = 60, end: int = 440) -> list[int]:
 
 
 def write_face_video(path: Path, frames: int = 30, codec: str = "vp9", top: int = 100,
-                     frame_size=(640, 360), portrait_size=(128, 150)) -> Path:
-    """A video whose frame i shows the portrait at (moving_lefts(frames)[i], top)."""
+                     frame_size=(640, 360), portrait_size=(128, 150), lefts: tuple[int, int] = (60, 440),
+                     rotation: int = 0, extension: str | None = None) -> Path:
+    """A video whose displayed frame i (``frame_size`` w x h) shows the portrait at
+    (moving_lefts(frames, *lefts)[i], top). With a display ``rotation`` (degrees counter-clockwise)
+    the frames are coded turned the other way, so a player shows them upright."""
     spec = CODECS[codec]
-    path = Path(path).with_suffix("." + spec.extension)
+    path = Path(path).with_suffix("." + (extension or spec.extension))
+    turns = (rotation // 90) % 4
+    coded_width, coded_height = frame_size[::-1] if turns % 2 else frame_size
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(spec.encoder, rate=25)
-        stream.width, stream.height, stream.pix_fmt = frame_size[0], frame_size[1], spec.pix_fmt
+        stream.width, stream.height, stream.pix_fmt = coded_width, coded_height, spec.pix_fmt
         stream.options = dict(spec.options)
-        for i, left in enumerate(moving_lefts(frames)):
-            image = frame_with_portrait(left, top, frame_size, portrait_size)
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i, left in enumerate(moving_lefts(frames, *lefts)):
+            image = np.ascontiguousarray(np.rot90(frame_with_portrait(left, top, frame_size, portrait_size), -turns))
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, 25)
             for packet in stream.encode(frame):

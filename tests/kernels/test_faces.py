@@ -43,7 +43,7 @@ def test_iou_exact():
 def test_steady_motion_is_interpolated_exactly_between_detections():
     """A face moving 10 px a frame, seen at 4 of 10 frames: every frame's box is where the face is."""
     detections = {p: faces([80.0 + 10 * p, 60, 40, 40]) for p in (0, 3, 6, 9)}
-    track = build_track(detections, 10, (640, 360), margin=1.5)
+    track = build_track(detections, np.arange(10), (640, 360), margin=1.5)
     expected = np.array([[80.0 + 10 * p, 60, 40, 40] for p in range(10)])
     np.testing.assert_allclose(track.boxes, expected, atol=1e-9)
     np.testing.assert_allclose(track.crop_boxes, [[70.0 + 10 * p, 50, 60, 60] for p in range(10)], atol=1e-9)
@@ -56,22 +56,33 @@ def test_steady_motion_is_interpolated_exactly_between_detections():
 def test_box_is_held_at_the_ends():
     detections = {0: faces(), 2: faces([100.0, 50, 40, 40]), 4: faces([120.0, 50, 40, 40]), 6: faces([140.0, 50, 40, 40]),
                   8: faces()}
-    track = build_track(detections, 9, (640, 360), margin=1.0)
+    track = build_track(detections, np.arange(9), (640, 360), margin=1.0)
     assert track.boxes[:, 0].tolist() == [100.0, 100.0, 100.0, 110.0, 120.0, 130.0, 140.0, 140.0, 140.0]
     assert (track.face_frames, track.detected_on, track.found) == (3, 5, True)  # 3 of 5: at least half
 
 
 def test_smoothing_damps_jitter_and_drops_a_single_wrong_box():
     jittery = np.array([[100.0], [104], [100], [104], [100], [104], [100], [104]])
-    smoothed = smooth(jittery)
+    smoothed = smooth(jittery, np.arange(8))
     assert np.abs(np.diff(smoothed[:, 0])).max() < np.abs(np.diff(jittery[:, 0])).max() / 2
-    np.testing.assert_allclose(smoothed[:, 0], [100, 304 / 3, 304 / 3, 308 / 3, 304 / 3, 308 / 3, 308 / 3, 104])
+    assert smoothed[:, 0].tolist() == [100.0, 101.0, 102.0, 102.0, 102.0, 102.0, 103.0, 104.0]
     # One box twice the size (a misdetection) leaves the size untouched.
-    assert smooth(np.array([[40.0], [40], [80], [40], [40]]))[:, 0].tolist() == [40.0] * 5
+    assert smooth(np.array([[40.0], [40], [80], [40], [40]]), np.arange(5))[:, 0].tolist() == [40.0] * 5
+
+
+def test_steady_motion_at_uneven_times_passes_smoothing_unchanged():
+    """Frames detected on are unevenly spaced in time (source frames 0, 12, 17, 29): a face moving
+    steadily keeps its positions; averaging in sample order would pull them 30 px off."""
+    times = np.array([0, 12, 17, 29])
+    centres = (60.0 + 13 * times)[:, None]
+    np.testing.assert_allclose(smooth(centres, times), centres)
+    detections = {p: faces([60.0 + 13 * t, 100, 40, 40]) for p, t in zip((0, 2, 3, 5), times)}
+    track = build_track(detections, np.array([0, 6, 12, 17, 23, 29]), (640, 360), margin=1.0)
+    np.testing.assert_allclose(track.boxes[:, 0], 60.0 + 13 * np.array([0, 6, 12, 17, 23, 29]))
 
 
 def test_track_keeps_the_largest_face_and_skips_frames_without_it():
-    big, small = [100.0, 100, 80, 80], [500.0, 100, 40, 40]
+    big, small = [100.0, 100, 80, 80], [500.0, 100, 50, 50]
     detections = {0: faces(big, small), 1: faces([104.0, 100, 80, 80], small), 2: faces(small),
                   3: faces(small, [108.0, 100, 80, 80])}
     track = link_track(detections)
@@ -86,9 +97,14 @@ def test_track_starts_from_the_largest_face_and_follows_it_both_ways():
     assert [track[p][0][0] for p in sorted(track)] == [50.0, 60.0, 70.0, 90.0]
 
 
-def test_a_moving_face_is_followed_by_its_centre_when_boxes_do_not_overlap():
-    detections = {0: faces([100.0, 100, 40, 40]), 1: faces([150.0, 100, 40, 40]), 2: faces([200.0, 100, 40, 40])}
-    assert sorted(link_track(detections)) == [0, 1, 2]  # 50 px apart: under 1.5 box sides
+def test_a_face_that_moved_far_between_detections_is_followed_by_its_size():
+    """Frames detected on may be seconds apart: no overlap, but the frame's largest face is about the
+    track's size, so the track continues; a face 1.67 times smaller than the last does not."""
+    detections = {0: faces([100.0, 100, 40, 40]), 1: faces([300.0, 100, 40, 40], [10, 10, 20, 20]),
+                  2: faces([500.0, 100, 30, 30]), 3: faces([300.0, 100, 18, 18])}
+    track = link_track(detections)
+    assert sorted(track) == [0, 1, 2]
+    assert [track[p][0][0] for p in (0, 1, 2)] == [100.0, 300.0, 500.0]
 
 
 def test_unconfident_detections_are_ignored():
@@ -99,17 +115,17 @@ def test_unconfident_detections_are_ignored():
 def test_too_few_faces_fall_back_to_whole_frames():
     detections = {p: faces() for p in range(8)}
     detections[3] = faces([100.0, 100, 40, 40])  # 1 of 8 frames
-    track = build_track(detections, 20, (640, 360), margin=1.3)
+    track = build_track(detections, np.arange(20), (640, 360), margin=1.3)
     assert (track.found, track.face_frames, track.detected_on) == (False, 1, 8)
     assert (track.crop_boxes == [0.0, 0.0, 640.0, 360.0]).all()
-    nothing = build_track({p: faces() for p in range(8)}, 20, (640, 360), margin=1.3)
+    nothing = build_track({p: faces() for p in range(8)}, np.arange(20), (640, 360), margin=1.3)
     assert (nothing.found, nothing.face_frames, nothing.median_box) == (False, 0, None)
     assert (nothing.crop_boxes == [0.0, 0.0, 640.0, 360.0]).all()
 
 
 def test_median_box_and_records():
     detections = {0: faces([64.0, 36, 64, 72]), 1: faces([96.0, 36, 64, 72]), 2: faces([128.0, 36, 64, 72])}
-    track = build_track(detections, 3, (640, 360), margin=1.0)
+    track = build_track(detections, np.array([10, 20, 30]), (640, 360), margin=1.0)
     assert track.median_box == (0.15, 0.1, 0.1, 0.2)
     rows = track.records([10, 20, 30])
     assert rows[1] == {"index": 20, "box": [96.0, 36.0, 64.0, 72.0], "crop_box": [92.0, 36.0, 72.0, 72.0],
