@@ -64,8 +64,8 @@ class ClipSpec:
         if not 64 <= self.face_detect_size <= 2048:
             raise ValueError(f"face detect size must be between 64 and 2048 pixels, got {self.face_detect_size}")
         if self.crop == "face" and not self.size <= self.face_work_size <= 4096:
-            raise ValueError(f"face work size must be between size ({self.size}) and 4096 pixels, "
-                             f"got {self.face_work_size}")
+            raise ValueError(f"with crop=face, size ({self.size}) must be at most the face work size, which must be "
+                             f"at most 4096 pixels ({self.face_work_size})")
 
     @property
     def decode_size(self) -> int:
@@ -239,7 +239,8 @@ class ClipReader:
             per_frame = found[number * len(positions):(number + 1) * len(positions)]
             detections = {int(p): d.scaled(width / detect_width, height / detect_height)
                           for p, d in zip(positions, per_frame)}  # display pixels
-            clip.faces = build_track(detections, clip.indices, (width, height), spec.face_margin)
+            clip.faces = dataclasses.replace(build_track(detections, clip.indices, (width, height), spec.face_margin),
+                                             detector=f"{self.face_detector.name} {self.face_detector.version}")
             clip.crop = "face" if clip.faces.found else "frame"
             rects = working_rects(clip.faces.crop_boxes, (width, height), work)
             clip.frames = crop_resize(clip.frames, rects, spec.size)  # (F, S, S, 3)

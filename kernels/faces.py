@@ -107,6 +107,7 @@ class FaceTrack:
     detected: np.ndarray  # (F,) bool: a detection of the track's face in this frame
     detected_on: int  # how many of the F frames the detector saw
     margin: float
+    detector: str = ""  # the detector's name and version, "mtcnn 1.0.0"
 
     @property
     def face_frames(self) -> int:

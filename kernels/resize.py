@@ -3,6 +3,9 @@ letterbox, as the seed did), RGB, bilinear filtering widened by the reduction fa
 
 PyAV applies it in swscale while converting from YUV; DALI applies it with ``fn.resize``. Both are
 triangle filters, so the two CPU backends agree to within a few grey levels (tests measure it).
+
+Face crops (``ClipSpec(crop="face")``) are cut from the decoded working frame and resized by the same
+filter in Keras ops (``crop_resize``), on the host for host frames and on the GPU for GPU frames.
 """
 
 from __future__ import annotations
