@@ -185,3 +185,17 @@ def test_face_spec_is_validated():
         with pytest.raises(ValueError):
             face_spec(**bad)
     assert ClipSpec(crop="face").decode_size == 1024 and ClipSpec().decode_size == 224
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("decoder", ["dali-gpu", "nvdec"])
+def test_gpu_face_crops_stay_on_the_device_and_match_pyav(tmp_path, mtcnn, decoder):
+    video = str(write_face_video(tmp_path / "face", 30, "h264"))
+    (on_host,) = ClipReader(face_spec(decoder="pyav"), gpu=True, face_detector=mtcnn).read([video])
+    reader = ClipReader(face_spec(decoder=decoder), gpu=True, face_detector=mtcnn)
+    (clip,) = reader.read([video])
+    assert (clip.decoder, clip.crop) == (decoder, "face") and not isinstance(clip.frames, np.ndarray)
+    np.testing.assert_allclose(clip.faces.boxes, on_host.faces.boxes, atol=4)
+    assert mean_abs_difference(np.asarray(clip.frames), on_host.frames) < 6
+    batch = reader.read_batch([video, video], 2)
+    assert not isinstance(batch.frames, np.ndarray) and tuple(batch.frames.shape) == (2, 6, 64, 64, 3)
