@@ -199,3 +199,17 @@ def test_gpu_face_crops_stay_on_the_device_and_match_pyav(tmp_path, mtcnn, decod
     assert mean_abs_difference(np.asarray(clip.frames), on_host.frames) < 6
     batch = reader.read_batch([video, video], 2)
     assert not isinstance(batch.frames, np.ndarray) and tuple(batch.frames.shape) == (2, 6, 64, 64, 3)
+
+
+def test_face_stage_on_framework_tensors_equals_numpy(face_video, mtcnn, monkeypatch):
+    """The GPU decoders hand over framework tensors: the device dry run sends dali-cpu's frames the same
+    way on the CPU, so the tensor path (frames picked, unsquashed and cut in Keras ops) runs here."""
+    from kernels.decode.dali import DRY_RUN_HAND_OFF
+
+    (as_numpy,) = ClipReader(face_spec(decoder="dali-cpu"), gpu=False, face_detector=mtcnn).read([str(face_video)])
+    monkeypatch.setenv(DRY_RUN_HAND_OFF, "1")
+    (as_tensor,) = ClipReader(face_spec(decoder="dali-cpu"), gpu=False, face_detector=mtcnn).read([str(face_video)])
+    assert isinstance(as_numpy.frames, np.ndarray) and not isinstance(as_tensor.frames, np.ndarray)
+    assert as_tensor.crop == "face"
+    np.testing.assert_array_equal(as_tensor.faces.crop_boxes, as_numpy.faces.crop_boxes)
+    np.testing.assert_array_equal(np.asarray(as_tensor.frames), as_numpy.frames)
