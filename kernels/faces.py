@@ -8,7 +8,7 @@ crop boxes are plain numpy, tested with exact numbers; ``MtcnnDetector`` wraps t
 
 Why a track and not a box per frame: the model's LSTM reads frame-to-frame changes, and a crop that
 jumps with the detector's jitter looks exactly like a manipulation artefact. So the track keeps one
-face (the largest, followed by overlap), smooths its centre and size over time, interpolates it
+face (the largest, followed by overlap, or by its size where it moved far), smooths its centre and size over time, interpolates it
 between the frames detected on and holds it at the ends.
 """
 
@@ -46,12 +46,6 @@ class FaceDetector(Protocol):
     name: str
     version: str
 
-    def _detect_one(self, image: np.ndarray) -> list[dict]:
-        try:
-            return self._networks().detect_faces([image])[0]
-        except Exception:  # noqa: BLE001 - an image MTCNN cannot read has no face it can find
-            return []
-
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Faces in each (H, W, 3) uint8 RGB image; images may differ in size."""
 
@@ -81,10 +75,8 @@ class MtcnnDetector:
         found: list[Detections] = []
         for start in range(0, len(images), self.batch):
             chunk = [np.ascontiguousarray(image) for image in images[start:start + self.batch]]
-            try:
-                answers = self._networks().detect_faces(chunk)  # one list of {"box", "confidence"} per image
-            except Exception:  # noqa: BLE001 - one odd image (a few pixels) must not cost its batch-mates
-                answers = [self._detect_one(image) for image in chunk]
+            # MTCNN pads a batch of different sizes itself; an image of a few pixels just has no face.
+            answers = self._networks().detect_faces(chunk)  # one list of {"box", "confidence"} per image
             for faces in answers:
                 if not faces:
                     found.append(Detections.empty())
