@@ -1,7 +1,14 @@
-"""From file paths to clips: probe -> plan -> decode, the one input pipeline of scanning and training.
+"""From file paths to clips: probe -> plan -> decode (-> faces -> crop), the one input pipeline of
+scanning and training.
 
 A ``ClipReader`` is built once per worker. It owns its decoders (and so its DALI pipelines), never
 raises for a bad file, and returns one ``Clip`` per path, each with its exact frame indices.
+
+With ``crop="face"`` the decoders deliver each frame at a working size (``face_work_size`` square,
+squashed as every decoder squashes), a few frames per clip go to the face detector (batched across
+the clips of one read, unsquashed to the display's shape), and each frame's square around the
+tracked face is cut from the working frame and resized to S x S (on the GPU for GPU clips). A clip
+with a face in too few frames falls back to whole frames, and says so in ``Clip.crop``.
 """
 
 from __future__ import annotations
@@ -18,8 +25,12 @@ from kernels.decode import DECODERS, GPU_OUTPUT_DECODERS, choose_decoder, gpu_co
 from kernels.decode.pyav import PyAVDecoder
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import Probe, ProbeLimits, probe
-from kernels.resize import upright
+from kernels.faces import FaceDetector, FaceTrack, build_track, detect_positions
+from kernels.resize import crop_resize, resize_frames, upright
 from kernels.sampling import SAMPLING_MODES, plan_indices, shift_indices
+
+
+CROP_MODES: tuple[str, ...] = ("frame", "face")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +40,11 @@ class ClipSpec:
     sampling: str = "uniform"
     decoder: str = "auto"
     limits: ProbeLimits = ProbeLimits()
+    crop: str = "frame"  # "frame": the whole frame squashed to S x S; "face": a square around the face
+    face_margin: float = 1.3  # the crop's side, as a multiple of the face box's longer side
+    face_detect_frames: int = 8  # of the F frames, how many the detector sees (spread evenly)
+    face_detect_size: int = 480  # the long side of the frames the detector sees (MTCNN: 320-640 works)
+    face_work_size: int = 1024  # frames are decoded to this square before the crop is cut from them
 
     def __post_init__(self):
         if self.frames < 1:
@@ -39,6 +55,22 @@ class ClipSpec:
             raise ValueError(f"unknown sampling {self.sampling!r}; expected one of {', '.join(SAMPLING_MODES)}")
         if self.decoder not in DECODERS:
             raise ValueError(f"unknown decoder {self.decoder!r}; expected one of {', '.join(DECODERS)}")
+        if self.crop not in CROP_MODES:
+            raise ValueError(f"unknown crop {self.crop!r}; expected one of {', '.join(CROP_MODES)}")
+        if not 1.0 <= self.face_margin <= 3.0:
+            raise ValueError(f"face margin must be between 1.0 and 3.0, got {self.face_margin}")
+        if self.face_detect_frames < 1:
+            raise ValueError(f"face detect frames must be at least 1, got {self.face_detect_frames}")
+        if not 64 <= self.face_detect_size <= 2048:
+            raise ValueError(f"face detect size must be between 64 and 2048 pixels, got {self.face_detect_size}")
+        if self.crop == "face" and not self.size <= self.face_work_size <= 4096:
+            raise ValueError(f"with crop=face, size ({self.size}) must be at most the face work size, which must be "
+                             f"at most 4096 pixels ({self.face_work_size})")
+
+    @property
+    def decode_size(self) -> int:
+        """The square side the decoders deliver: S, or the working size the face crop is cut from."""
+        return self.face_work_size if self.crop == "face" else self.size
 
 
 @dataclasses.dataclass
@@ -51,6 +83,8 @@ class Clip:
     error: VideoError | None = None
     fallback_from: str | None = None  # the backend that failed this file first, if any
     frames_replaced: int = 0  # of the F frames, those a damaged file never gave, filled with a neighbour
+    crop: str | None = None  # what the model sees: "frame" or "face" (a face clip without a face: "frame")
+    faces: FaceTrack | None = None  # with ClipSpec(crop="face"): the face per frame, found or not
 
     @property
     def ok(self) -> bool:
@@ -69,12 +103,14 @@ class StageTimes:
 
     probe: float = 0.0
     decode: float = 0.0
+    faces: float = 0.0  # detection, tracking and cropping (crop="face")
     frames_decoded: int = 0
 
 
 class ClipReader:
     def __init__(self, spec: ClipSpec = ClipSpec(), gpu: bool | None = None, dali_batch: int = 8,
-                 threads: int = 0, probe_cache: int = 0, dali_feed: str = "gops"):
+                 threads: int = 0, probe_cache: int = 0, dali_feed: str = "gops",
+                 face_detector: FaceDetector | None = None):
         self.spec = spec
         from kernels.decode.dali import checked_feed  # DALI itself is imported only when a decoder is built
 
@@ -85,7 +121,8 @@ class ClipReader:
         self.dali_batch = dali_batch
         self.threads = threads
         self.times = StageTimes()
-        self._pyav = PyAVDecoder(spec.size, threads=threads)
+        self._pyav = PyAVDecoder(spec.decode_size, threads=threads)
+        self._face_detector = face_detector  # MTCNN, built on first use, unless one is given
         self._batch_decoders: dict[str, object] = {}  # dali-cpu, dali-gpu, nvdec: decoders that take a batch
         # Training reads each video many times (epochs, temporal offsets): remember up to this many
         # probes, keyed by path and stat so a changed file is probed again. The scanner reads once: 0.
@@ -98,11 +135,11 @@ class ClipReader:
             if name == "nvdec":
                 from kernels.decode.nvdec import NvdecDecoder
 
-                self._batch_decoders[name] = NvdecDecoder(self.spec.size)
+                self._batch_decoders[name] = NvdecDecoder(self.spec.decode_size)
             else:
                 from kernels.decode.dali import DaliDecoder
 
-                self._batch_decoders[name] = DaliDecoder(self.spec.size, gpu=name == "dali-gpu", max_batch=self.dali_batch,
+                self._batch_decoders[name] = DaliDecoder(self.spec.decode_size, gpu=name == "dali-gpu", max_batch=self.dali_batch,
                                                threads=max(1, self.threads or 2), feed=self.dali_feed)
         return self._batch_decoders[name]
 
@@ -163,9 +200,50 @@ class ClipReader:
         for clip in clips:
             if clip.ok and clip.probe.rotation:
                 clip.frames = upright(clip.frames, clip.probe.rotation)
-        self.times.decode += time.perf_counter() - probed
+        decoded = time.perf_counter()
+        self.times.decode += decoded - probed
         self.times.frames_decoded = self._frames_decoded()
+        for clip in clips:
+            clip.crop = self.spec.crop if clip.ok else None
+        if self.spec.crop == "face":
+            self._crop_faces([clip for clip in clips if clip.ok])
+            self.times.faces += time.perf_counter() - decoded
         return clips
+
+    @property
+    def face_detector(self) -> FaceDetector:
+        if self._face_detector is None:
+            from kernels.faces import MtcnnDetector
+
+            self._face_detector = MtcnnDetector()
+        return self._face_detector
+
+    def _crop_faces(self, clips: list[Clip]) -> None:
+        """Detect on a few frames of every clip in one batch, track, and cut each frame's square."""
+        spec, work = self.spec, self.spec.decode_size
+        positions = detect_positions(spec.frames, spec.face_detect_frames)  # (K,)
+        images, shapes = [], []
+        for clip in clips:
+            width, height = clip.probe.display_width, clip.probe.display_height
+            scale = min(1.0, spec.face_detect_size / max(width, height))  # never larger than displayed
+            shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+            shapes.append(shape)
+            # The working frame is squashed to a square: unsquash it to the display's shape to detect.
+            picked = clip.frames[positions] if isinstance(clip.frames, np.ndarray) else \
+                _take(clip.frames, positions)
+            images.extend(np.asarray(resize_frames(picked, *shape)))  # K x (h, w, 3), to the host
+        found = self.face_detector.detect(images) if images else []
+        for number, clip in enumerate(clips):
+            width, height = clip.probe.display_width, clip.probe.display_height
+            detect_height, detect_width = shapes[number]
+            per_frame = found[number * len(positions):(number + 1) * len(positions)]
+            detections = {int(p): d.scaled(width / detect_width, height / detect_height)
+                          for p, d in zip(positions, per_frame)}  # display pixels
+            clip.faces = dataclasses.replace(build_track(detections, clip.indices, (width, height), spec.face_margin),
+                                             detector=f"{self.face_detector.name} {self.face_detector.version}")
+            clip.crop = "face" if clip.faces.found else "frame"
+            rects = working_rects(clip.faces.crop_boxes, (width, height), work)
+            clip.frames = crop_resize(clip.frames, rects, spec.size)  # (F, S, S, 3)
 
     def _decode_with_pyav(self, clips: list[Clip], positions: list[int]) -> None:
         for i in positions:
@@ -204,3 +282,21 @@ class ClipReader:
         for clip in clips:
             clip.frames = None
         return ClipBatch(frames=frames, clips=clips)
+
+
+def working_rects(boxes: np.ndarray, display_size: tuple[int, int], work: int) -> np.ndarray:
+    """Boxes (x, y, w, h) in display pixels as whole-pixel rectangles (x0, y0, x1, y1) of the working
+    frame, the display squashed to work x work.  (F, 4) float -> (F, 4) int"""
+    width, height = display_size
+    scale = np.array([work / width, work / height, work / width, work / height])
+    corners = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1) * scale  # (F, 4)
+    rects = np.clip(np.round(corners), 0, work).astype(np.int64)
+    rects[:, 2:] = np.maximum(rects[:, 2:], rects[:, :2] + 1)  # at least one pixel
+    return rects
+
+
+def _take(frames, positions: np.ndarray):
+    """Frames at ``positions`` of a framework tensor (on its device).  (F, ...) -> (K, ...)"""
+    from keras import ops
+
+    return ops.take(frames, ops.convert_to_tensor(positions.astype(np.int32)), axis=0)

@@ -78,13 +78,16 @@ def frames(video: Path = typer.Argument(..., help="The video to sample."),
            n_frames: int = typer.Option(20, "--frames", help="Frames per clip (F)."),
            size: int = typer.Option(224, "--size", help="Frame side S in pixels."),
            sampling: str = typer.Option("uniform", "--sampling", help="uniform | keyframe"),
-           decoder: str = typer.Option("auto", "--decoder", help="auto | pyav | dali-cpu | dali-gpu | nvdec")):
+           decoder: str = typer.Option("auto", "--decoder", help="auto | pyav | dali-cpu | dali-gpu | nvdec"),
+           crop: str = typer.Option("frame", "--crop", help="frame | face (also writes faces.json)"),
+           face_margin: float = typer.Option(1.3, "--face-margin", help="Face crop side / face box side.")):
     """Write the frames the model sees, one PNG per sampled frame, plus a contact sheet."""
     from kernels.clips import ClipReader, ClipSpec
     from kernels.export import write_clip
 
     try:
-        spec = ClipSpec(frames=n_frames, size=size, sampling=sampling, decoder=decoder)
+        spec = ClipSpec(frames=n_frames, size=size, sampling=sampling, decoder=decoder, crop=crop,
+                        face_margin=face_margin)
         reader = ClipReader(spec)
     except ValueError as exc:
         fail_usage(str(exc))
@@ -93,7 +96,10 @@ def frames(video: Path = typer.Argument(..., help="The video to sample."),
         typer.echo(f"{video}: {clip.error.error_class.value}: {clip.error.message}", err=True)
         raise typer.Exit(code=1)
     written = write_clip(clip, out)
-    typer.echo(f"{video}: {len(written) - 1} frames {clip.indices.tolist()} via {clip.decoder} -> {out}")
+    faces = "" if clip.faces is None else (f", face in {clip.faces.face_frames} of {clip.faces.detected_on} frames "
+                                           f"detected on, crop {clip.crop}")
+    typer.echo(f"{video}: {len([p for p in written if p.name.startswith('frame_')])} frames {clip.indices.tolist()} "
+               f"via {clip.decoder}{faces} -> {out}")
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""`dfscan probe` and `dfscan frames` (scanner/cli.py) on every codec the kernels read."""
+"""`dfscan probe` and `dfscan frames` (scanner/cli.py) on every codec the kernels read; `frames --crop face`."""
 
 import json
 
@@ -7,7 +7,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from kernels.export import DETECTED, FALLBACK
 from scanner.cli import app
+from tests.face_media import moving_lefts, pasted_face_box, write_face_video
 from tests.media import read_index, write_corrupt_corpus, write_index_video
 
 runner = CliRunner()
@@ -63,3 +65,60 @@ def test_frames_on_corrupt_file_exits_1_with_error_class(tmp_path):
     result = runner.invoke(app, ["frames", str(tmp_path / "random.mp4"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert "CONTAINER_INVALID" in result.stderr
+
+
+def test_frames_crop_face_writes_crops_faces_json_and_boxed_sheet(tmp_path):
+    video = write_face_video(tmp_path / "face", 30, "vp9")
+    out = tmp_path / "frames"
+    result = runner.invoke(app, ["frames", str(video), "--out", str(out), "--frames", "4", "--size", "48",
+                                 "--crop", "face", "--face-margin", "1.5"])
+    assert result.exit_code == 0, result.output
+    expected = [0, 10, 19, 29]
+    assert sorted(p.name for p in out.iterdir()) == ["faces.json"] + [f"frame_{i:06d}.png" for i in expected] + \
+        ["sheet.png"]
+    assert "face in 4 of 4 frames detected on, crop face" in result.stdout
+    document = json.loads((out / "faces.json").read_text())
+    assert (document["crop"], document["face_found"], document["face_frames"], document["detected_on"]) == \
+        ("face", True, 4, 4)
+    assert (document["margin"], document["detector"], document["display_size"]) == (1.5, "mtcnn 1.0.0", [640, 360])
+    assert [row["index"] for row in document["frames"]] == expected
+    lefts = moving_lefts(30)
+    for row in document["frames"]:
+        assert row["detected"] is True and 0.9 <= row["confidence"] <= 1.0
+        x, y, w, h = row["box"]
+        tx, ty, tw, th = pasted_face_box(lefts[row["index"]], 100, 128, 150)
+        assert abs(x + w / 2 - tx - tw / 2) < 6 and abs(y + h / 2 - ty - th / 2) < 6
+        assert row["crop_box"][2] == row["crop_box"][3] == pytest.approx(1.5 * max(w, h), abs=0.02)  # 2 decimals
+    for i in expected:
+        assert Image.open(out / f"frame_{i:06d}.png").size == (48, 48)
+    sheet = np.asarray(Image.open(out / "sheet.png").convert("RGB"))
+    assert sheet.shape == (144, 4 * 256 + 3 * 2, 3)  # whole frames at the display's shape, long side 256
+    green = np.all(sheet == DETECTED, axis=2)
+    for tile in range(4):
+        assert green[:, tile * 258: tile * 258 + 256].sum() > 100  # each frame shows its detected square
+
+
+def test_frames_crop_face_without_a_face_says_so(tmp_path):
+    video = write_index_video(tmp_path / "grid", 30, "vp9", width=256, height=192)
+    out = tmp_path / "frames"
+    result = runner.invoke(app, ["frames", str(video), "--out", str(out), "--frames", "4", "--size", "32",
+                                 "--crop", "face"])
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "faces.json").read_text())
+    assert (document["crop"], document["face_found"], document["face_frames"], document["face_box"]) == \
+        ("frame", False, 0, None)
+    assert [(row["confidence"], row["detected"]) for row in document["frames"]] == [(None, False)] * 4
+    assert [row["crop_box"] for row in document["frames"]] == [[0.0, 0.0, 256.0, 192.0]] * 4
+    sheet = np.asarray(Image.open(out / "sheet.png").convert("RGB"))
+    assert not np.all(sheet == DETECTED, axis=2).any() and np.all(sheet == FALLBACK, axis=2).sum() > 100
+    for i in [0, 10, 19, 29]:  # the whole frame, squashed: the index still reads
+        assert read_index(np.asarray(Image.open(out / f"frame_{i:06d}.png"))) == i
+
+
+def test_frames_bad_face_arguments_get_one_line_and_exit_2(tmp_path):
+    video = write_index_video(tmp_path / "v", 10, "h264")
+    for args in (["--crop", "head"], ["--crop", "face", "--face-margin", "5"], ["--crop", "face", "--size", "2048"]):
+        result = runner.invoke(app, ["frames", str(video), "--out", str(tmp_path / "o"), *args])
+        assert result.exit_code == 2, args
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert result.stderr.startswith("dfscan: error: ")
