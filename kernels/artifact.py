@@ -33,7 +33,13 @@ FAKE_CLASS = "fake"
 # What a clip's frames are cut from before they are resized to S x S. Cards written before crops
 # existed say nothing, and their models saw whole frames.
 DEFAULT_CROP = "frame"
-CROP_MODES: tuple[str, ...] = (DEFAULT_CROP,)
+FACE_CROP = "face"  # a square around the tracked face (kernels.faces), settings in the card's "face"
+CROP_MODES: tuple[str, ...] = (DEFAULT_CROP, FACE_CROP)
+FACE_DETECTORS = ("mtcnn",)  # the detectors this version runs
+# The card's "face" object, key by key, as the ClipSpec field it sets: a model is read the way it was
+# trained, with no flag to match.
+FACE_SPEC_FIELDS = {"margin": "face_margin", "detect_frames": "face_detect_frames",
+                    "detect_size": "face_detect_size", "work_size": "face_work_size"}
 # Half-width of the band around the threshold where a verdict reads "inconclusive": a p_fake of 0.47
 # against a threshold of 0.5 is a coin toss, not a "real". A card may set its own; older cards get this.
 INCONCLUSIVE_BAND = 0.1
@@ -152,7 +158,23 @@ class ModelCard(Mapping):
             # A model trained on crops this version cannot make would score the wrong pixels silently.
             raise ArtifactError(ArtifactProblem.UNSUPPORTED_CROP, f"{source}: crop {card.crop!r} is not one this "
                                 f"dfscan makes (it makes {', '.join(CROP_MODES)})")
+        if card.crop == FACE_CROP:
+            _check_face_settings(raw.get("face"), source)
+            from kernels.clips import ClipSpec
+
+            try:  # the ranges ClipSpec allows, checked once when the card is read, not in each worker
+                ClipSpec(**card.clip_settings())
+            except ValueError as exc:
+                raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source}: {exc}") from None
         return card
+
+    def clip_settings(self) -> dict:
+        """The ClipSpec fields this model's clips are read with: F, S, the crop and its face settings."""
+        settings = {"frames": self.frames, "size": self.size, "crop": self.crop}
+        if self.crop == FACE_CROP:
+            face = self.raw["face"]
+            settings.update({field: face[key] for key, field in FACE_SPEC_FIELDS.items() if key in face})
+        return settings
 
     def __getitem__(self, key: str):
         return self.raw[key]
@@ -162,6 +184,15 @@ class ModelCard(Mapping):
 
     def __len__(self) -> int:
         return len(self.raw)
+
+
+def _check_face_settings(face, source: str) -> None:
+    if not isinstance(face, dict) or face.get("detector") not in FACE_DETECTORS:
+        raise ArtifactError(ArtifactProblem.UNSUPPORTED_CROP, f"{source}: a face-crop card needs a 'face' object "
+                            f"naming a detector this dfscan runs ({', '.join(FACE_DETECTORS)}); it has {face!r:.80}")
+    for key in FACE_SPEC_FIELDS:
+        if key in face and (isinstance(face[key], bool) or not isinstance(face[key], (int, float))):
+            raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source}: face {key} must be a number, not {face[key]!r:.40}")
 
 
 class CardFacts:

@@ -25,7 +25,7 @@ from kernels.decode import DECODERS, GPU_OUTPUT_DECODERS, choose_decoder, gpu_co
 from kernels.decode.pyav import PyAVDecoder
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import Probe, ProbeLimits, probe
-from kernels.faces import FaceDetector, FaceTrack, build_track, detect_positions
+from kernels.faces import DetectionCache, FaceDetector, FaceTrack, build_track, detect_positions
 from kernels.resize import crop_resize, resize_frames, upright
 from kernels.sampling import SAMPLING_MODES, plan_indices, shift_indices
 
@@ -110,7 +110,7 @@ class StageTimes:
 class ClipReader:
     def __init__(self, spec: ClipSpec = ClipSpec(), gpu: bool | None = None, dali_batch: int = 8,
                  threads: int = 0, probe_cache: int = 0, dali_feed: str = "gops",
-                 face_detector: FaceDetector | None = None):
+                 face_detector: FaceDetector | None = None, detection_cache: DetectionCache | None = None):
         self.spec = spec
         from kernels.decode.dali import checked_feed  # DALI itself is imported only when a decoder is built
 
@@ -123,6 +123,7 @@ class ClipReader:
         self.times = StageTimes()
         self._pyav = PyAVDecoder(spec.decode_size, threads=threads)
         self._face_detector = face_detector  # MTCNN, built on first use, unless one is given
+        self.detection_cache = detection_cache  # training: detect each video once, not every epoch
         self._batch_decoders: dict[str, object] = {}  # dali-cpu, dali-gpu, nvdec: decoders that take a batch
         # Training reads each video many times (epochs, temporal offsets): remember up to this many
         # probes, keyed by path and stat so a changed file is probed again. The scanner reads once: 0.
@@ -219,28 +220,39 @@ class ClipReader:
         return self._face_detector
 
     def _crop_faces(self, clips: list[Clip]) -> None:
-        """Detect on a few frames of every clip in one batch, track, and cut each frame's square."""
+        """Detect on a few frames of every clip in one batch (unless cached), track, and cut each frame's square."""
         spec, work = self.spec, self.spec.decode_size
         positions = detect_positions(spec.frames, spec.face_detect_frames)  # (K,)
-        images, shapes = [], []
-        for clip in clips:
+        detector = self.face_detector
+        settings = (detector.name, detector.version, spec.face_detect_size)
+        cache = self.detection_cache
+        keys = [cache.key(clip.path, settings) if cache is not None else None for clip in clips]
+        known = [cache.lookup(key, clip.indices[positions]) if cache is not None else None
+                 for key, clip in zip(keys, clips)]
+        images, shapes, todo = [], {}, [i for i, found in enumerate(known) if found is None]
+        for number in todo:
+            clip = clips[number]
             width, height = clip.probe.display_width, clip.probe.display_height
             scale = min(1.0, spec.face_detect_size / max(width, height))  # never larger than displayed
-            shape = (max(1, round(height * scale)), max(1, round(width * scale)))
-            shapes.append(shape)
+            shapes[number] = (max(1, round(height * scale)), max(1, round(width * scale)))
             # The working frame is squashed to a square: unsquash it to the display's shape to detect.
             picked = clip.frames[positions] if isinstance(clip.frames, np.ndarray) else \
                 _take(clip.frames, positions)
-            images.extend(np.asarray(resize_frames(picked, *shape)))  # K x (h, w, 3), to the host
-        found = self.face_detector.detect(images) if images else []
-        for number, clip in enumerate(clips):
+            images.extend(np.asarray(resize_frames(picked, *shapes[number])))  # K x (h, w, 3), to the host
+        found = detector.detect(images) if images else []
+        for slot, number in enumerate(todo):
+            clip = clips[number]
             width, height = clip.probe.display_width, clip.probe.display_height
             detect_height, detect_width = shapes[number]
-            per_frame = found[number * len(positions):(number + 1) * len(positions)]
-            detections = {int(p): d.scaled(width / detect_width, height / detect_height)
-                          for p, d in zip(positions, per_frame)}  # display pixels
-            clip.faces = dataclasses.replace(build_track(detections, clip.indices, (width, height), spec.face_margin),
-                                             detector=f"{self.face_detector.name} {self.face_detector.version}")
+            per_frame = found[slot * len(positions):(slot + 1) * len(positions)]
+            known[number] = [d.scaled(width / detect_width, height / detect_height) for d in per_frame]  # display px
+            if cache is not None:
+                cache.store(keys[number], clip.indices[positions], known[number])
+        for clip, detections in zip(clips, known):
+            width, height = clip.probe.display_width, clip.probe.display_height
+            by_position = {int(p): d for p, d in zip(positions, detections)}
+            clip.faces = dataclasses.replace(build_track(by_position, clip.indices, (width, height), spec.face_margin),
+                                             detector=f"{detector.name} {detector.version}")
             clip.crop = "face" if clip.faces.found else "frame"
             rects = working_rects(clip.faces.crop_boxes, (width, height), work)
             clip.frames = crop_resize(clip.frames, rects, spec.size)  # (F, S, S, 3)

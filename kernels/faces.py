@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -40,6 +41,46 @@ class Detections:
 
     def scaled(self, factor_x: float, factor_y: float) -> "Detections":
         return Detections(self.boxes * np.array([factor_x, factor_y, factor_x, factor_y]), self.scores)
+
+
+class DetectionCache:
+    """Detections per video and source frame, for readers that read the same videos again (training:
+    epochs, temporal offsets). A video is its (path, size, mtime) plus the detector's settings, so an
+    edited file or another detector never reuses stale boxes. A frame within ``near`` frames of one
+    detected on reuses that detection: the offsets training draws (a frame or two) move a face by
+    less than the detector's own jitter, so epochs after the first never detect again."""
+
+    def __init__(self, near: int = 2):
+        self.near = near
+        self._videos: dict[tuple, dict[int, Detections]] = {}
+
+    @staticmethod
+    def key(path: str, settings: tuple) -> tuple | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return (path, st.st_size, st.st_mtime_ns, settings)
+
+    def lookup(self, key: tuple | None, frames: Sequence[int]) -> list[Detections] | None:
+        """The detections at each of ``frames`` (source indices), or None if any is missing."""
+        known = self._videos.get(key) if key is not None else None
+        if not known:
+            return None
+        found = []
+        for frame in frames:
+            nearest = min(known, key=lambda k: abs(k - frame))
+            if abs(nearest - frame) > self.near:
+                return None
+            found.append(known[nearest])
+        return found
+
+    def store(self, key: tuple | None, frames: Sequence[int], detections: Sequence[Detections]) -> None:
+        if key is not None:
+            self._videos.setdefault(key, {}).update(zip((int(f) for f in frames), detections))
+
+    def __len__(self) -> int:
+        return len(self._videos)
 
 
 class FaceDetector(Protocol):

@@ -136,6 +136,9 @@ def train(data: Path = typer.Option(..., "--data", help="Dataset root (folders o
           layout: str = typer.Option("auto", "--layout", help="auto | folders | celeb-df-v2"),
           width: float = typer.Option(1.0, "--width", help="cnn-lstm channel multiplier."),
           seed: int = typer.Option(0, "--seed"),
+          crop: str = typer.Option("frame", "--crop", help="frame | face: what the model sees (face: a square "
+                                   "around the tracked face, detected with MTCNN)."),
+          face_margin: float = typer.Option(1.3, "--face-margin", help="Face crop side / face box side."),
           fail_below: Optional[float] = typer.Option(None, "--fail-below", help="Exit 1 when the test AUC is "
                                                      "below this (or cannot be measured); the run is kept.")):
     """Train a model on videos read through the scanner's own input pipeline."""
@@ -154,10 +157,14 @@ def train(data: Path = typer.Option(..., "--data", help="Dataset root (folders o
         fail_usage("epochs, batch size and frames must be positive, and the learning rate above 0")
     if fail_below is not None and not 0.0 <= fail_below <= 1.0:
         fail_usage(f"--fail-below is an AUC between 0 and 1, got {fail_below}")
-    _start_keras()
     config = TrainConfig(data=str(data), out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
                          frames=n_frames, size=size, sampling=sampling, backbone_weights=backbone_weights,
-                         layout=layout, width=width, seed=seed)
+                         layout=layout, width=width, seed=seed, crop=crop, face_margin=face_margin)
+    try:
+        config.resolved().clip_spec()  # bad crop, margin or size: one line, before any work
+    except ValueError as exc:
+        fail_usage(str(exc))
+    _start_keras()
     try:
         result = fit(config)
     except ValueError as exc:  # bad dataset, layout or weights: a message, not a traceback

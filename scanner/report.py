@@ -60,8 +60,9 @@ def build_report(out: str | Path, archive: str | None = None) -> Report:
 def _export_rows(newest: pa.Table) -> list[dict]:
     rows = []
     for row in newest.select(export_columns()).to_pylist():
-        if row["frame_indices"] is not None:
-            row["frame_indices"] = " ".join(str(i) for i in row["frame_indices"])
+        for name, value in row.items():  # frame indices, a face box: "0 3 5" in a CSV cell
+            if isinstance(value, list):
+                row[name] = " ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value)
         if row["scanned_at"] is not None:
             row["scanned_at"] = row["scanned_at"].isoformat()
         rows.append(row)

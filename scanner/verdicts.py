@@ -37,8 +37,9 @@ if TYPE_CHECKING:  # only attributes are read: the driver, which builds no clip,
 
 # Bumped with every change of VERDICT_SCHEMA; kept in each part's Parquet metadata and in each run's
 # manifest, so a reader can tell which release wrote a part.
-SCHEMA_VERSION = 3  # 2: path_bytes, rotation, display_width, display_height, frames_replaced
+SCHEMA_VERSION = 4  # 2: path_bytes, rotation, display_width, display_height, frames_replaced
 #                    3: conclusion, inconclusive_band
+#                    4: crop, face_found, face_frames, face_box
 VERSION_KEY = "dfscan.schema_version"
 
 # The row. New columns go at the end (see the module docstring).
@@ -82,6 +83,11 @@ VERDICT_SCHEMA = pa.schema(
         # version 3
         ("conclusion", pa.string()),  # "real" | "fake" | "inconclusive" (p_fake within the band): what to read
         ("inconclusive_band", pa.float32()),  # the card's band around the threshold
+        # version 4
+        ("crop", pa.string()),  # what the model saw: "frame" (whole frames) or "face" (face crops)
+        ("face_found", pa.bool_()),  # face-crop models only: false means it fell back to whole frames
+        ("face_frames", pa.int16()),  # of the frames the detector saw, those with the tracked face
+        ("face_box", pa.list_(pa.float32())),  # median face box (x, y, w, h), fractions of the displayed frame
     ],
     metadata={VERSION_KEY: str(SCHEMA_VERSION)},
 )
@@ -131,12 +137,22 @@ def clip_row(path: str, clip: Clip, p_fake: float | None, *, threshold: float, b
         "display_width": probe.display_width if probe else None,
         "display_height": probe.display_height if probe else None,
         "frames_replaced": clip.frames_replaced if clip.ok else None,
+        "crop": clip.crop,
+        **face_columns(clip.faces),
     }
     if clip.ok:
         row.update(ok_outcome(p_fake, threshold, band))
     else:
         row.update(error_outcome(clip.error.error_class, clip.error.message))
     return row
+
+
+def face_columns(track) -> dict:
+    """The face columns of a clip read with face crops (a ``kernels.faces.FaceTrack``); null otherwise."""
+    if track is None:
+        return {"face_found": None, "face_frames": None, "face_box": None}
+    box = track.median_box
+    return {"face_found": track.found, "face_frames": track.face_frames, "face_box": None if box is None else list(box)}
 
 
 def driver_row(path: str, error_class: ErrorClass | str, message: str, *, sampling: str) -> dict:

@@ -65,7 +65,7 @@ class ScanWorker:
         self.model_name, self.model_sha256 = card.name, card.sha256
         self.threshold, self.inconclusive_band = self.predictor.threshold, card.inconclusive_band
         # Rows record self.spec.sampling: what this worker really sampled, the card's unless overridden.
-        self.spec = ClipSpec(frames=card.frames, size=card.size, sampling=self.predictor.sampling, decoder=decoder)
+        self.spec = ClipSpec(**card.clip_settings(), sampling=self.predictor.sampling, decoder=decoder)
         # Several batches run at once (max_concurrency=batches_in_flight_per_worker): one decodes while
         # another infers. Each thread owns its reader, and so its DALI pipelines, whose per-frame waits
         # on their own CUDA stream then overlap; inference takes turns.

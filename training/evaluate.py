@@ -122,7 +122,7 @@ def evaluate(config: EvalConfig) -> dict:
     dataset = scan_dataset(config.data, config.layout)
     seed = int(card.get("dataset", {}).get("seed", 0))
     items = select_items(dataset, config.split, Path(predictor.loaded.path).parent, seed)
-    reader = ClipReader(ClipSpec(frames=card.frames, size=card.size, sampling=predictor.sampling,
+    reader = ClipReader(ClipSpec(**card.clip_settings(), sampling=predictor.sampling,
                                  decoder=config.decoder))
     source = ClipSource(reader, dataset.root, max_cache_bytes=0)  # each video is read once: no cache
     metrics = score_items(predictor, source, items, threshold=predictor.threshold, plot=config.plot,

@@ -22,6 +22,7 @@ from kernels.artifact import fake_index, save_keras_atomic, save_model, write_js
 from kernels.atomic import atomic_path, atomic_write_bytes
 from kernels.clips import ClipReader, ClipSpec
 from kernels.decode import gpu_count
+from kernels.faces import DetectionCache
 from kernels.predict import CompiledPredictor
 from kernels.trust import grave_warnings, metric_warnings
 from training.augment import AugmentConfig
@@ -30,6 +31,7 @@ from training.clip_cache import ClipSource
 from training.evaluate import SPLIT_FILE, score_items
 from training.layouts import scan_dataset
 from training.models import CLASS_NAMES, INPUT_NORMALISATION, ModelConfig, build_model
+from training.precise_bn import precise_bn_callback
 from training.splits import make_split, save_split, summarise
 
 CHECKPOINT_FILE = "checkpoint.keras"
@@ -46,6 +48,8 @@ class TrainConfig:
     frames: int = 20
     size: int | None = None  # None: the architecture's default (64 for cnn-lstm, 224 for resnet50-lstm)
     sampling: str = "uniform"
+    crop: str = "frame"  # "frame": whole frames; "face": a square around the tracked face (kernels.faces)
+    face_margin: float = 1.3  # the face crop's side, as a multiple of the face box's longer side
     backbone_weights: str = "imagenet"
     seed: int = 0
     layout: str = "auto"
@@ -63,6 +67,11 @@ class TrainConfig:
     jit_compile: bool | None = None  # None: XLA-compiled training on a GPU only (on a CPU the compile
     # costs more than it saves); inference is always XLA-compiled (kernels.predict)
     verbose: int = 1  # 1: a progress bar per epoch; 0: silent
+
+    def clip_spec(self) -> ClipSpec:
+        """How training reads its clips; the card records the same settings for every consumer."""
+        return ClipSpec(frames=self.frames, size=self.size, sampling=self.sampling, decoder=self.decoder,
+                        crop=self.crop, face_margin=self.face_margin)
 
     def resolved(self) -> TrainConfig:
         return dataclasses.replace(self, size=ModelConfig(arch=self.arch, size=self.size).resolved_size())
@@ -206,10 +215,12 @@ def _compiled_model(config: TrainConfig, gpus: int):
     return model
 
 
-def _callbacks(config: TrainConfig, run_dir: Path, monitor: str) -> list:
+def _callbacks(config: TrainConfig, run_dir: Path, monitor: str, train_batches: ClipBatches) -> list:
     import keras
 
     return [
+        # First: validation, checkpoints and early stopping's best weights all see precise statistics.
+        precise_bn_callback(train_batches),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=config.lr_patience, min_lr=1e-6,
                                           verbose=config.verbose),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience,
@@ -218,7 +229,14 @@ def _callbacks(config: TrainConfig, run_dir: Path, monitor: str) -> list:
     ]
 
 
-def model_card(config: TrainConfig, run_dir: Path, dataset_summary: dict, metrics: dict) -> dict:
+def face_settings(spec: ClipSpec, detector) -> dict:
+    """The card's "face" object: what kernels.artifact.ModelCard.clip_settings gives back to readers."""
+    return {"detector": detector.name, "detector_version": detector.version, "margin": spec.face_margin,
+            "detect_frames": min(spec.face_detect_frames, spec.frames), "detect_size": spec.face_detect_size,
+            "work_size": spec.face_work_size}
+
+
+def model_card(config: TrainConfig, run_dir: Path, dataset_summary: dict, metrics: dict, detector=None) -> dict:
     """Everything a scanner or a reader needs to know about the model (the sha256 is added on save)."""
     return {
         "name": f"{config.arch}-{run_dir.resolve().name}",
@@ -230,8 +248,11 @@ def model_card(config: TrainConfig, run_dir: Path, dataset_summary: dict, metric
         "fake_index": fake_index(CLASS_NAMES),
         "threshold": config.threshold,
         "input": {"dtype": "uint8", "shape": [None, config.frames, config.size, config.size, 3],
-                  "channels": "RGB", "resize": "whole frame squashed to SxS (kernels.resize)",
-                  "decoder": config.decoder},
+                  "channels": "RGB", "decoder": config.decoder,
+                  "resize": "whole frame squashed to SxS (kernels.resize)" if config.crop == "frame" else
+                  "square of margin x the tracked face box, cut from the working frame, resized to SxS"},
+        "crop": config.crop,
+        **({"face": face_settings(config.clip_spec(), detector)} if config.crop == "face" else {}),
         "input_normalisation": INPUT_NORMALISATION[config.arch],
         "width": config.width,
         "backbone_weights": config.backbone_weights if config.arch == "resnet50-lstm" else None,
@@ -264,8 +285,8 @@ def train(config: TrainConfig) -> TrainResult:
             for name in ("train", "val", "test")}
 
     # One reader for the whole run: the scanner's pipeline, the card's frames, size and sampling.
-    reader = ClipReader(ClipSpec(frames=config.frames, size=config.size, sampling=config.sampling,
-                                 decoder=config.decoder), probe_cache=len(dataset.items))
+    reader = ClipReader(config.clip_spec(), probe_cache=len(dataset.items),
+                        detection_cache=DetectionCache() if config.crop == "face" else None)
     source = ClipSource(reader, dataset.root, max_cache_bytes=config.cache_mb << 20)
     train_items = source.readable(part["train"])
     val_items = source.readable(part["val"])
@@ -282,7 +303,7 @@ def train(config: TrainConfig) -> TrainResult:
     model = _compiled_model(config, gpu_count())
     fit_started = time.monotonic()
     history = model.fit(_keras_dataset(train_batches), epochs=config.epochs,
-                        callbacks=_callbacks(config, run_dir, monitor),
+                        callbacks=_callbacks(config, run_dir, monitor, train_batches),
                         validation_data=_keras_dataset(val_batches) if val_batches else None,
                         verbose=config.verbose).history  # EarlyStopping restored the best weights
     fit_seconds = time.monotonic() - fit_started
@@ -305,7 +326,8 @@ def train(config: TrainConfig) -> TrainResult:
     _write_history(history, run_dir / "history.csv")
     plot_history(history, run_dir / "training.png", f"{config.arch} on {Path(dataset.root).name}")
 
-    card = save_model(model, run_dir, model_card(config, run_dir, summarise(dataset, split), metrics))
+    card = save_model(model, run_dir, model_card(config, run_dir, summarise(dataset, split), metrics,
+                                                      reader.face_detector if config.crop == "face" else None))
     (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # model.keras now holds the best weights
     warnings = metric_warnings(metrics["test"], "test") + grave_warnings(metrics.get("val"), "val")
     return TrainResult(run_dir=str(run_dir), card=card, metrics=metrics, history=history, warnings=tuple(warnings))

@@ -184,7 +184,13 @@ def test_a_card_without_a_fake_class_is_refused(tiny_model, saved, tmp_path):
 
 @pytest.mark.parametrize("changes, problem, message", [
     ({"fake_index": 0}, ArtifactProblem.BAD_CARD, "fake_index 0 is not the position of 'fake'"),
-    ({"crop": "face"}, ArtifactProblem.UNSUPPORTED_CROP, "crop 'face' is not one this dfscan makes"),
+    ({"crop": "mouth"}, ArtifactProblem.UNSUPPORTED_CROP, "crop 'mouth' is not one this dfscan makes"),
+    ({"crop": "face"}, ArtifactProblem.UNSUPPORTED_CROP, "a face-crop card needs a 'face' object naming a detector"),
+    ({"crop": "face", "face": {"detector": "dlib"}}, ArtifactProblem.UNSUPPORTED_CROP, "naming a detector this"),
+    ({"crop": "face", "face": {"detector": "mtcnn", "margin": "wide"}}, ArtifactProblem.BAD_CARD,
+     "face margin must be a number"),
+    ({"crop": "face", "face": {"detector": "mtcnn", "margin": 5}}, ArtifactProblem.BAD_CARD,
+     "face margin must be between 1.0 and 3.0"),
     ({"sampling": "random"}, ArtifactProblem.BAD_CARD, "unknown sampling 'random'"),
     ({"frames": "four"}, ArtifactProblem.BAD_CARD, "invalid literal"),
     ({"threshold": None}, ArtifactProblem.BAD_CARD, "model.json lacks threshold"),
@@ -211,6 +217,13 @@ def test_a_card_that_agrees_with_itself_is_read(saved):
     assert (read.fake_index, read.crop, read.class_names) == (1, "frame", ("real", "fake"))
     assert dict(read) == {**card, "fake_index": 1, "crop": "frame"}
     assert read.inconclusive_band == 0.1  # a card that names no band gets the default
+    assert read.clip_settings() == {"frames": card["frames"], "size": card["size"], "crop": "frame"}
+    face = {"detector": "mtcnn", "detector_version": "1.0.0", "margin": 1.5, "detect_frames": 6, "detect_size": 320,
+            "work_size": 512}
+    _rewrite_card(run_dir, crop="face", face=face)  # a face model is read with its own face settings
+    assert load_card(run_dir / MODEL_FILE).clip_settings() == {
+        "frames": card["frames"], "size": card["size"], "crop": "face", "face_margin": 1.5, "face_detect_frames": 6,
+        "face_detect_size": 320, "face_work_size": 512}
     _rewrite_card(run_dir, inconclusive_band=0.0)
     assert load_card(run_dir / MODEL_FILE).inconclusive_band == 0.0
 

@@ -12,7 +12,7 @@ from kernels.decode import choose_decoder
 from kernels.decode.dali import DaliDecoder
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import probe
-from kernels.faces import MtcnnDetector
+from kernels.faces import DetectionCache, MtcnnDetector
 from kernels.resize import crop_resize, mean_abs_difference, resize_frames
 from tests.face_media import frame_with_portrait, moving_lefts, pasted_face_box, write_face_video
 from tests.media import read_index, write_index_video
@@ -148,6 +148,26 @@ def test_face_detection_is_one_batch_per_read_and_no_face_falls_back(tmp_path, f
     assert mean_abs_difference(clips[1].frames, direct) < 3
     assert [read_index(f) for f in clips[1].frames] == clips[1].indices.tolist()
     assert reader.times.faces > 0
+
+
+def test_a_detection_cache_detects_each_video_once_until_it_changes(tmp_path, mtcnn):
+    """Training rereads videos every epoch, at offsets of a frame or two: with a cache, only the first
+    read detects; an edited file (new size and mtime) is detected again."""
+    video = write_face_video(tmp_path / "face", FACE_VIDEO_FRAMES, "vp9")
+    detector = CountingDetector(mtcnn)
+    reader = ClipReader(face_spec(), gpu=False, face_detector=detector, detection_cache=DetectionCache())
+    first = reader.read([str(video)])[0]
+    again = reader.read([str(video)])[0]
+    shifted = reader.read([str(video)], offsets=[2])[0]
+    assert detector.calls == [4] and len(reader.detection_cache) == 1
+    np.testing.assert_array_equal(first.frames, again.frames)
+    assert shifted.indices.tolist() != first.indices.tolist() and shifted.faces.face_frames == 4
+    write_face_video(tmp_path / "face", FACE_VIDEO_FRAMES + 6, "vp9")  # the same name, new content
+    reader.read([str(video)])
+    assert detector.calls == [4, 4]
+    uncached = ClipReader(face_spec(), gpu=False, face_detector=detector)
+    uncached.read([str(video)]), uncached.read([str(video)])
+    assert detector.calls == [4, 4, 4, 4]
 
 
 def test_crop_frame_is_unchanged_and_says_so(face_video):

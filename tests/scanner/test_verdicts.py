@@ -103,7 +103,8 @@ def test_clip_rows_are_the_rows_the_worker_built():
                                  band=0.0, sampling="keyframe", worker="host:1234/gpu0")
         before = _worker_row_before(rel, clip, p_fake, i, threshold, "keyframe", "host:1234/gpu0")
         v2 = {"rotation", "display_width", "display_height", "frames_replaced",  # version 2 added these
-              "conclusion", "inconclusive_band"}  # and version 3 these
+              "conclusion", "inconclusive_band",  # version 3 these
+              "crop", "face_found", "face_frames", "face_box"}  # and version 4 these
         assert {k: v for k, v in made.items() if k not in v2} == before
         assert [k for k in made if k not in v2] == list(before)
         assert (made["rotation"], made["display_width"], made["frames_replaced"]) == (
@@ -188,7 +189,7 @@ def test_counts_of_the_newest_rows():
 def test_the_schema_only_grows_nullable_columns():
     assert verdicts.VERDICT_SCHEMA.metadata == {b"dfscan.schema_version": str(verdicts.SCHEMA_VERSION).encode()}
     assert all(field.nullable for field in verdicts.VERDICT_SCHEMA)  # an older part reads its new columns as null
-    assert len(set(verdicts.VERDICT_SCHEMA.names)) == len(verdicts.VERDICT_SCHEMA) == 32
+    assert len(set(verdicts.VERDICT_SCHEMA.names)) == len(verdicts.VERDICT_SCHEMA) == 36
     assert verdicts.VERDICT_SCHEMA.names[:2] == ["path", "archive"] and verdicts.VERDICT_SCHEMA.names[24] == "worker"
 
 
