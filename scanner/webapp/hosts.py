@@ -66,8 +66,12 @@ def allowed(header: str | None, extra: tuple[str, ...] = ()) -> bool:
 
 
 def bound_host(address: str) -> tuple[str, ...]:
-    """The host a specific ``--address`` is reached by (allowed with it); () for a wildcard address."""
-    return () if address.strip() in WILDCARD_ADDRESSES else (normal_host(address, "--address"),)
+    """The host a specific ``--address`` is reached by, to allow with it; () for a wildcard address or
+    a loopback one (always allowed)."""
+    if address.strip() in WILDCARD_ADDRESSES:
+        return ()
+    host = normal_host(address, "--address")
+    return () if allowed(host) else (host,)
 
 
 class HostCheck:
