@@ -320,16 +320,23 @@ def bench(archive: Optional[Path] = typer.Option(None, "--archive", help="Measur
 @app.command("app")
 def app_command(models: Optional[List[Path]] = typer.Option(None, "--models", help="A model file (.keras) or a folder searched for model.keras files; repeat for more."),
                 verdicts: Optional[Path] = typer.Option(None, "--verdicts", help="A verdicts folder (the --out of dfscan run) to open in Browse results."),
-                port: int = typer.Option(8501, "--port", help="Port on 127.0.0.1."),
+                port: int = typer.Option(8501, "--port", help="Port to listen on."),
+                address: str = typer.Option("127.0.0.1", "--address", help="Address to listen on (0.0.0.0: every interface)."),
+                allow_host: Optional[List[str]] = typer.Option(None, "--allow-host", help="A host name the app answers besides localhost (as browsers send it in Host); repeat for more. Other names get 403 (DNS rebinding)."),
                 max_upload_mb: int = typer.Option(2048, "--max-upload-mb", help="Largest video upload, in MB.")):
-    """Start the web app on 127.0.0.1: check a clip with several models; browse scan results."""
-    from scanner.webapp import launch
+    """Start the web app (on 127.0.0.1 by default): check clips with several models; browse scan results."""
+    from scanner.webapp import allowed_hosts, launch
 
     if not 1 <= port <= 65535:
         fail_usage(f"--port must be between 1 and 65535, got {port}")
     if max_upload_mb < 1:
         fail_usage(f"--max-upload-mb must be at least 1, got {max_upload_mb}")
-    raise typer.Exit(code=launch(list(models or []), verdicts, port, max_upload_mb=max_upload_mb))
+    try:
+        allowed_hosts(address, list(allow_host or []))
+    except ValueError as exc:
+        fail_usage(str(exc))
+    raise typer.Exit(code=launch(list(models or []), verdicts, port, max_upload_mb=max_upload_mb, address=address,
+                                 allow_hosts=list(allow_host or [])))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,5 @@
-"""The Streamlit script of `dfscan app` (run by ``streamlit run``; see ``scanner.webapp.launch``).
+"""The Streamlit script of `dfscan app`, served behind the Host check by ``serve.py`` (``streamlit run
+serve.py``; see ``scanner.webapp.launch``).
 
 Two pages: "Check a clip" (/check) and "Browse results" (/browse). Arguments after ``--`` are the
 app's settings (``scanner.webapp.settings.parse_args``).

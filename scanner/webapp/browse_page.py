@@ -1,4 +1,6 @@
-"""The "Browse results" page: counts, a p_fake histogram, a filtered table and a row's frames."""
+"""The "Browse results" page: counts, the models behind the rows, a p_fake histogram, a filtered table
+and a row's frames. Every file name, model name, card field and message from the folder is shown as
+text (``text.as_text``), never as Markdown."""
 
 from __future__ import annotations
 
@@ -8,9 +10,12 @@ import traceback
 import altair as alt
 import streamlit as st
 
+from kernels.artifact import CONCLUSIONS
 from scanner.webapp import verdicts as vd
+from scanner.webapp.plain_errors import plain_words
 from scanner.webapp.settings import AppSettings
-from scanner.webapp.widgets import cached_discovery, frame_grid
+from scanner.webapp.text import as_text
+from scanner.webapp.widgets import cached_discovery, error_with_details, frame_grid, trust_notes
 
 MAX_TABLE_ROWS = 5000  # rows sent to the browser; the filters narrow the rest
 MAX_CHOICES = 1000  # files offered for "show frames"
@@ -31,13 +36,14 @@ def render(settings: AppSettings) -> None:
         return
     try:
         data = _load(folder.strip(), vd.signature(folder.strip()))
-    except (vd.VerdictsError, OSError) as exc:  # OSError: an unreadable folder inside
-        st.error(str(exc))
+    except vd.VerdictsError as exc:
+        st.error(as_text(exc))
         return
     frame = data.newest
     _summary(data)
     if frame.empty:
         return
+    _models(data, settings.models)
     filtered = _filters(frame)
     _table(filtered, data.files)
     _frames_on_demand(filtered, data.folder, settings.models)
@@ -46,12 +52,12 @@ def render(settings: AppSettings) -> None:
 def _summary(data: vd.Verdicts) -> None:
     counts = vd.counts(data)
     with st.container(key="counts"):
-        columns = st.columns(4)
-        columns[0].metric("Files", counts["files"])
-        columns[1].metric("Real", counts["real"])
-        columns[2].metric("Fake", counts["fake"])
-        columns[3].metric("Errors", counts["error"])
-    st.caption(f"{data.rows} rows in {data.folder}; each file counts once, by its newest row.")
+        columns = st.columns(5)
+        for column, (label, outcome) in zip(columns, (("Files", "files"), ("Real", "real"), ("Fake", "fake"),
+                                                      ("Inconclusive", "inconclusive"), ("Errors", "error"))):
+            column.metric(label, counts[outcome])
+    st.caption(f"{data.rows} rows in {as_text(data.folder)}; each file counts once, by its newest row. "
+               "Inconclusive: p_fake within the model's band around its threshold.")
     if data.newest.empty:
         return
     left, right = st.columns(2)
@@ -61,6 +67,8 @@ def _summary(data: vd.Verdicts) -> None:
         if errors.empty:
             st.caption("No errors.")
         else:
+            errors = errors.assign(error_class=errors["error_class"].map(as_text),  # st.table renders Markdown
+                                   meaning=errors["error_class"].map(lambda c: as_text(plain_words(c))))
             with st.container(key="error_classes"):
                 st.table(errors.set_index("error_class"))
     with right:
@@ -73,23 +81,37 @@ def _summary(data: vd.Verdicts) -> None:
         st.altair_chart(chart, height=220)
 
 
+def _models(data: vd.Verdicts, model_paths: tuple[str, ...]) -> None:
+    """Each model behind the rows, with what its card says it is worth (when the app lists it)."""
+    st.subheader("Models")
+    for number, model in enumerate(vd.row_models(data, cached_discovery(model_paths).models)):
+        with st.container(border=True, key=f"row-model-{number}"):
+            st.markdown(f"**{as_text(model.name or 'unnamed model')}** · sha256 {as_text(model.sha256[:16])} · "
+                        f"{model.files} file{'s' if model.files != 1 else ''}")
+            if model.trust is None:
+                st.caption("Its card is not available here: no listed model has this sha256 (add the model's "
+                           "folder to the sidebar's models to see its measured quality).")
+            else:
+                trust_notes(model.trust)
+
+
 def _filters(frame):
     st.subheader("Files")
     first, second = st.columns(2)
     statuses = first.multiselect("Status", vd.STATUSES, default=list(vd.STATUSES), key="filter_status")
-    verdicts = second.multiselect("Verdict", vd.VERDICTS, default=list(vd.VERDICTS), key="filter_verdict")
+    wanted = second.multiselect("Conclusion", CONCLUSIONS, default=list(CONCLUSIONS), key="filter_conclusion")
     third, fourth = st.columns(2)
     p_range = third.slider("p_fake", 0.0, 1.0, (0.0, 1.0), step=0.01, key="filter_p_fake")
     text = fourth.text_input("Path contains", key="filter_path")
-    return vd.filter_rows(frame, statuses, verdicts, p_range, text)
+    return vd.filter_rows(frame, statuses, wanted, p_range, text)
 
 
 def _table(filtered, files: int) -> None:
     shown = filtered.head(MAX_TABLE_ROWS)
     note = f" (the first {MAX_TABLE_ROWS} are shown)" if len(filtered) > MAX_TABLE_ROWS else ""
     st.caption(f"{len(filtered)} of {files} files match{note}.")
-    st.dataframe(shown[list(vd.TABLE_COLUMNS)], hide_index=True, key="verdict_table",
-                 column_config={"p_fake": st.column_config.NumberColumn(format="%.4f"),
+    st.dataframe(shown[[c for c in vd.TABLE_COLUMNS if c in shown.columns]], hide_index=True, key="verdict_table",
+                 column_config={"p_fake": st.column_config.NumberColumn(format="%.2f"),
                                 "scanned_at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
 
 
@@ -102,6 +124,7 @@ def _frames_on_demand(filtered, folder: str, model_paths: tuple[str, ...]) -> No
     labels = [f"{path}  ({archive})" if several_archives else path
               for path, archive in zip(rows["path"], rows["archive"].fillna(""))]
     # No key: when the filters change the offered files, the choice starts afresh at the first one.
+    # Options are plain text in the page (the browser test plants Markdown in them).
     choice = st.selectbox("File", options=list(range(len(labels))), format_func=lambda i: labels[i])
     row = rows.iloc[choice].to_dict()
     wanted = (folder, row.get("archive"), row["path"])
@@ -111,25 +134,26 @@ def _frames_on_demand(filtered, folder: str, model_paths: tuple[str, ...]) -> No
         return
     shown = st.session_state.get("frames_shown")
     if shown is None or shown[0] != wanted:
-        with st.spinner(f"Reading {row['path']}…"):
+        with st.spinner(f"Reading {as_text(row['path'])}…"):
             try:
                 clip, match = vd.read_row_frames(folder, row, _size_for(row, model_paths))
             except Exception as exc:  # noqa: BLE001 - shown in the page, traceback in the log
                 traceback.print_exc(file=sys.stderr)
-                st.error(f"Cannot read {row['path']}: {type(exc).__name__}: {exc}")
+                error_with_details(f"{row['path']}: the file could not be read again", type(exc).__name__, str(exc))
                 return
         shown = st.session_state["frames_shown"] = (wanted, clip, match)
     _, clip, match = shown
     file = vd.row_file(row)
     if not clip.ok:
-        st.error(f"{file}: {clip.error.error_class.value}: {clip.error.message}")
+        error_with_details(f"{file}: {plain_words(clip.error.error_class)}", clip.error.error_class.value,
+                           clip.error.message)
         return
     indices = [int(i) for i in clip.indices]
     if match is True:
-        st.success(f"{file}: the same {len(indices)} frames the scan used.")
+        st.success(f"{as_text(file)}: the same {len(indices)} frames the scan used.")
     elif match is False:
         recorded = vd.recorded_indices(folder, row)
-        st.warning(f"{file}: these frames differ from the scan's {recorded}; "
+        st.warning(f"{as_text(file)}: these frames differ from the scan's {recorded}; "
                    "the file may have changed since it was scanned.")
     frame_grid(clip.frames, indices, key="row-frames")
 

@@ -4,6 +4,9 @@ The clip is read as the scanner reads it (``kernels.clips.ClipReader`` with each
 and sampling, so the same frame indices), on the CPU decoders: a web server holds no NVDEC pipelines.
 Models that share a clip shape share one decode. Every failure (a refused
 file, a refused model) becomes a result row with a one-line message, never an exception.
+
+Every export row carries its provenance: the clip's own sha256, dfscan's version, the model's name,
+sha256 and card metrics (``kernels.trust``), the frame indices.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
+from kernels.artifact import sha256_file
 from kernels.clips import Clip, ClipReader, ClipSpec
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import ProbeLimits
+from kernels.trust import card_trust
 from scanner import verdicts
 from scanner.webapp.models import ModelEntry
+from scanner.webapp.plain_errors import file_head, plain_words
 from scanner.webapp.settings import VIDEO_TYPES, format_bytes
 
 # The probe's fields that the CSV export repeats on every row (the JSON export has the whole probe).
@@ -63,12 +69,44 @@ class ModelResult:
     size: int = 0
     sampling: str = ""
     decoder: str | None = None
+    # What the model's card says it is worth (kernels.trust.card_trust), beside every verdict it gives.
+    card_metrics: str = ""  # the one-line summary
+    card_part: str = ""  # "test", else "val": the part the numbers were measured on
+    card_auc: float | None = None
+    card_accuracy: float | None = None
+    card_n_videos: int | None = None
+    card_dataset: str | None = None
+    card_synthetic: bool = False
+    card_untrusted: bool = False
+    card_warnings: list[str] = dataclasses.field(default_factory=list)
 
 
-# One row per model in the CSV export, in this order: the file, the result's fields (but the model's
-# path on the server), the probe, when. The JSON export has the same fields plus the full probe.
-EXPORT_COLUMNS = ("file", "size_bytes", *(f.name for f in dataclasses.fields(ModelResult) if f.name != "model_path"),
+# One row per clip and model in the CSV export, in this order: the clip, the result's fields (but the
+# model's path on the server), the probe, when. The JSON export has the same fields plus the full probe.
+EXPORT_COLUMNS = ("file", "size_bytes", "clip_sha256", "dfscan_version",
+                  *(f.name for f in dataclasses.fields(ModelResult) if f.name != "model_path"),
                   *PROBE_COLUMNS, "checked_at")
+CLIP_COLUMNS = ("file", "size_bytes", "clip_sha256", "dfscan_version", "checked_at")  # once per clip in JSON
+
+
+def dfscan_version() -> str:
+    """The installed dfscan's version; "source" in a checkout that was not installed (as training
+    records it in a card)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dfscan")
+    except PackageNotFoundError:
+        return "source"
+
+
+def card_fields(entry: ModelEntry) -> dict:
+    """The ModelResult fields that say what the model's card measured."""
+    trust = card_trust(entry.card)
+    return {"card_metrics": trust.summary(), "card_part": trust.part, "card_auc": trust.auc,
+            "card_accuracy": trust.accuracy, "card_n_videos": trust.n_videos, "card_dataset": trust.dataset,
+            "card_synthetic": trust.synthetic, "card_untrusted": trust.untrusted,
+            "card_warnings": list(trust.warnings)}
 
 
 @dataclasses.dataclass
@@ -79,6 +117,9 @@ class CheckResult:
     probe: dict | None
     views: list[ClipView]
     results: list[ModelResult]
+    clip_sha256: str = ""  # of the bytes checked
+    dfscan_version: str = ""
+    head: bytes = b""  # the file's first bytes: a cut-off video told from a file that is not one
 
     @property
     def file_error(self) -> tuple[str, str] | None:
@@ -88,32 +129,45 @@ class CheckResult:
             return clips[0].error.error_class.value, clips[0].error.message
         return None
 
+    def plain_error(self, error_class: str) -> str:
+        """An error class of this clip in plain words."""
+        return plain_words(error_class, self.head)
+
     def rows(self) -> list[dict]:
         """One flat row per model (the CSV export)."""
         probe = self.probe or {}
         out = []
         for r in self.results:
             row = {"file": self.file, "size_bytes": self.size_bytes, "checked_at": self.checked_at,
+                   "clip_sha256": self.clip_sha256, "dfscan_version": self.dfscan_version,
                    **{k: probe.get(k) for k in PROBE_COLUMNS},
                    **{f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name != "model_path"}}
             out.append({k: row.get(k) for k in EXPORT_COLUMNS})
         return out
 
-    def to_json(self) -> str:
-        rows = [{k: v for k, v in row.items() if k not in ("file", "size_bytes", "checked_at")}
-                for row in self.rows()]
-        data = {"file": self.file, "size_bytes": self.size_bytes, "checked_at": self.checked_at,
-                "probe": self.probe, "results": rows}
-        return json.dumps(data, indent=1, default=str)
+    def as_dict(self) -> dict:
+        """The clip's JSON export: its provenance once, the full probe, one result per model."""
+        rows = [{k: v for k, v in row.items() if k not in CLIP_COLUMNS} for row in self.rows()]
+        return {**{k: getattr(self, k) for k in CLIP_COLUMNS}, "probe": self.probe, "results": rows}
 
-    def to_csv(self) -> str:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
-        writer.writeheader()
-        for row in self.rows():
+
+def export_json(checks: list[CheckResult]) -> str:
+    """Every checked clip in one JSON document."""
+    return json.dumps({"dfscan_version": dfscan_version(), "clips": [c.as_dict() for c in checks]}, indent=1,
+                      default=str)
+
+
+def export_csv(checks: list[CheckResult]) -> str:
+    """One CSV row per clip and model (EXPORT_COLUMNS); lists are joined (indices by spaces, warnings by "; ")."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for check in checks:
+        for row in check.rows():
             indices = row["frame_indices"]
-            writer.writerow({**row, "frame_indices": "" if indices is None else " ".join(map(str, indices))})
-        return buffer.getvalue()
+            writer.writerow({**row, "frame_indices": "" if indices is None else " ".join(map(str, indices)),
+                             "card_warnings": "; ".join(row["card_warnings"])})
+    return buffer.getvalue()
 
 
 def validate_upload(name: str, size: int, max_bytes: int) -> str | None:
@@ -151,7 +205,7 @@ def _model_error(entry: ModelEntry, view: ClipView | None, error_class: str, mes
                        frame_indices=None if view is None or view.clip.indices is None
                        else [int(i) for i in view.clip.indices],
                        frames=entry.frames, size=entry.size, sampling=entry.sampling,
-                       decoder=view.clip.decoder if view else None)
+                       decoder=view.clip.decoder if view else None, **card_fields(entry))
 
 
 def run_check(path: Path, models: list[ModelEntry], load: Callable[[str], tuple], progress: Progress,
@@ -193,12 +247,17 @@ def run_check(path: Path, models: list[ModelEntry], load: Callable[[str], tuple]
             model_name=loaded.name, model_sha256=loaded.sha256, model_path=entry.path,
             **verdicts.ok_outcome(p_fake, loaded.threshold, loaded.inconclusive_band), threshold=loaded.threshold,
             frame_indices=[int(i) for i in view.clip.indices], frames=loaded.frames, size=loaded.size,
-            sampling=view.sampling, decoder=view.clip.decoder))
+            sampling=view.sampling, decoder=view.clip.decoder, **card_fields(entry)))
     progress(1.0, "Done.")
     probe = next((v.clip.probe.as_dict() for v in views.values() if v.clip.probe is not None), None)
     size_bytes = probe["size_bytes"] if probe else (path.stat().st_size if path.exists() else 0)
     if probe is not None:
         probe["path"] = file_name or path.name  # not the temporary copy's path
     checked_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    try:
+        clip_sha256 = sha256_file(path)
+    except OSError:
+        clip_sha256 = ""
     return CheckResult(file=file_name or path.name, size_bytes=size_bytes, checked_at=checked_at, probe=probe,
-                       views=list(views.values()), results=results)
+                       views=list(views.values()), results=results, clip_sha256=clip_sha256,
+                       dfscan_version=dfscan_version(), head=file_head(path))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kernels.artifact import MODEL_FILE, ArtifactError, CardFacts, ModelCard, load_card
 from kernels.predict import Predictor, load_predictor
+from kernels.trust import Trust, card_trust
 
 MAX_MODELS = 200  # a folder with more model files than this is probably the wrong folder
 
@@ -21,9 +22,14 @@ class ModelEntry(CardFacts):
     path: str  # the .keras file
     card: ModelCard
 
+    @property
+    def trust(self) -> Trust:
+        return card_trust(self.card)
+
     def label(self) -> str:
+        """The chooser's line; a model its card shows to be untrusted says so."""
         return (f"{self.name} · {self.card.arch} · {self.frames}×{self.size}px · {self.sampling} · "
-                f"sha {self.sha256[:12]}")
+                f"sha {self.sha256[:12]}" + (" · UNTRUSTED" if self.trust.untrusted else ""))
 
     def summary(self) -> dict:
         """One row of the models table."""

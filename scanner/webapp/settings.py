@@ -1,4 +1,5 @@
-"""What the app was started with: model paths, a verdicts folder, the upload size limit.
+"""What the app was started with: model paths, a verdicts folder, the upload size limit, the host
+names it answers besides loopback.
 
 ``launch`` passes these to the Streamlit script after ``--``; the script parses them here.
 """
@@ -17,6 +18,7 @@ class AppSettings:
     models: tuple[str, ...] = ()
     verdicts: str | None = None
     max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB
+    allowed_hosts: tuple[str, ...] = ()  # besides loopback (scanner.webapp.hosts)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -28,9 +30,10 @@ def parse_args(argv: list[str]) -> AppSettings:
     parser.add_argument("--models", nargs="*", default=[])
     parser.add_argument("--verdicts", default=None)
     parser.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_UPLOAD_MB)
+    parser.add_argument("--allow-host", action="append", default=[])
     args, _ = parser.parse_known_args(argv)
     return AppSettings(models=tuple(args.models), verdicts=args.verdicts,
-                       max_upload_mb=max(1, args.max_upload_mb))
+                       max_upload_mb=max(1, args.max_upload_mb), allowed_hosts=tuple(args.allow_host))
 
 
 def format_bytes(size: int) -> str:

@@ -8,6 +8,7 @@ report``; this module turns them into pandas at the app's edge. Hidden names (``
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +16,20 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 
+from kernels.artifact import CONCLUSIONS
 from kernels.clips import Clip, ClipReader, ClipSpec
 from kernels.sampling import SAMPLING_MODES
+from kernels.trust import Trust, card_trust
 from scanner import verdicts as verdict_rows
-from scanner.verdicts import STATUSES, VERDICTS  # noqa: F401 - the browse page's filter choices
+from scanner.verdicts import STATUSES  # noqa: F401 - the browse page's filter choices
+from scanner.webapp.models import ModelEntry
 
 # A row's frame_indices are read only when its frames are asked for: a million lists would not fit a
 # browser's budget. Every other column of the row is read.
 READ_ON_DEMAND = ("frame_indices",)
 REQUIRED = ("path", "status")  # without them, a folder of Parquet files is not a verdicts folder
 # What the page's table shows, in order: a choice of the page (each a VERDICT_SCHEMA column).
-TABLE_COLUMNS = ("path", "status", "verdict", "p_fake", "error_class", "error_message", "codec", "width", "height",
+TABLE_COLUMNS = ("path", "status", "conclusion", "p_fake", "verdict", "error_class", "error_message", "codec", "width", "height",
                  "frame_count", "duration_s", "decoder", "model_name", "scanned_at", "archive")
 DEFAULT_FRAME_SIZE = 224
 
@@ -47,53 +51,83 @@ class Verdicts:
 
 
 def signature(folder: str | Path) -> tuple:
-    """Names, sizes and mtimes of the visible files: changes when a scan commits new parts."""
-    folder = Path(folder)
-    if not folder.is_dir():
+    """Names, sizes and mtimes of the parts ``load`` reads: changes when a scan commits new parts.
+    Only the folder's own entries are listed, never a tree below it: whatever folder is typed (``/usr``),
+    the page's reruns stay quick."""
+    try:
+        return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in verdict_rows.part_files(folder))
+    except OSError:  # unreadable, or a part went away: load says so, in its own words
         return ()
-    entries = []
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if any(part.startswith((".", "_")) for part in rel.parts) or not path.is_file():
-            continue
-        stat = path.stat()
-        entries.append((str(rel), stat.st_size, stat.st_mtime_ns))
-    return tuple(entries)
 
 
 def load(folder: str | Path) -> Verdicts:
-    """The verdicts in ``folder``; raises ``VerdictsError`` with a clear reason."""
+    """The verdicts in ``folder``; raises ``VerdictsError`` with a clear reason that names ``folder``
+    and nothing inside it (the technical detail goes to the server's log)."""
     path = Path(str(folder).strip()).expanduser()
     if not str(folder).strip():
         raise VerdictsError("type the path of a verdicts folder (the --out of `dfscan run`).")
+    try:
+        return _load(path)
+    except (pa.ArrowException, OSError) as exc:
+        print(f"dfscan app: {path}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        raise VerdictsError(f"{path}: cannot be read (a part is damaged or unreadable, or the folder is "
+                            f"not readable); the server's log has the details.") from None
+
+
+def _load(path: Path) -> Verdicts:
     if not path.exists():
         raise VerdictsError(f"{path}: no such folder.")
     if not path.is_dir():
         raise VerdictsError(f"{path}: not a folder; give the --out folder of `dfscan run`.")
-    try:
-        if not verdict_rows.part_files(path):
-            if any(path.glob("*.parquet")):
-                raise VerdictsError(f"{path}: not a dfscan verdicts dataset (no part-*.parquet files of dfscan's).")
-            raise VerdictsError(f"{path}: no verdicts yet (no Parquet files in this folder).")
-        dataset = verdict_rows.open_dataset(path)
-        # The current schema reads every part; the first part's own columns tell whether this is a
-        # verdicts folder at all (a folder of other Parquet files would read as all-null rows).
-        first = next(iter(dataset.get_fragments())).physical_schema.names
-        missing = [c for c in REQUIRED if c not in first]
-        if missing:
-            raise VerdictsError(f"{path}: not a dfscan verdicts dataset (no {', '.join(missing)} column).")
-        table = dataset.to_table(columns=[c for c in dataset.schema.names if c not in READ_ON_DEMAND])
-    except (pa.ArrowException, OSError) as exc:
-        raise VerdictsError(f"{path}: cannot be read as a Parquet dataset: {' '.join(str(exc).split())[:300]}") \
-            from None
+    if not verdict_rows.part_files(path):
+        if any(path.glob("*.parquet")):
+            raise VerdictsError(f"{path}: not a dfscan verdicts dataset (no part-*.parquet files of dfscan's).")
+        raise VerdictsError(f"{path}: no verdicts yet (no Parquet files in this folder).")
+    dataset = verdict_rows.open_dataset(path)
+    # The current schema reads every part; the first part's own columns tell whether this is a
+    # verdicts folder at all (a folder of other Parquet files would read as all-null rows).
+    first = next(iter(dataset.get_fragments())).physical_schema.names
+    missing = [c for c in REQUIRED if c not in first]
+    if missing:
+        raise VerdictsError(f"{path}: not a dfscan verdicts dataset (no {', '.join(missing)} column).")
+    table = dataset.to_table(columns=[c for c in dataset.schema.names if c not in READ_ON_DEMAND])
     newest = verdict_rows.newest_rows(table)  # counted before pandas: the app converts only at its edge
     return Verdicts(folder=str(path), rows=table.num_rows, newest=newest.to_pandas(),
                     counts=verdict_rows.count(newest))
 
 
 def counts(data: Verdicts) -> dict[str, int]:
-    """Files by verdict: real, fake, and error for refused files."""
-    return {"files": data.counts.files, **{outcome: data.counts.of(outcome) for outcome in (*VERDICTS, "error")}}
+    """Files by conclusion (real, fake, inconclusive; the verdict of rows older than the conclusion),
+    and error for refused files."""
+    return {"files": data.counts.files,
+            **{outcome: data.counts.of(outcome) for outcome in (*CONCLUSIONS, "error")}}
+
+
+@dataclasses.dataclass(frozen=True)
+class RowModel:
+    """A model that wrote some of the newest rows, and what its card says, when the app lists it."""
+
+    name: str
+    sha256: str
+    files: int
+    trust: Trust | None  # None: no listed model has this sha256, so its card is not available here
+
+
+def row_models(data: Verdicts, listed: list[ModelEntry]) -> list[RowModel]:
+    """The models of the newest rows (by model_sha256, most files first), each judged by its card where
+    one of ``listed`` has that sha256."""
+    frame = data.newest
+    if frame.empty or "model_sha256" not in frame.columns:
+        return []
+    cards = {entry.sha256: entry.card for entry in listed}
+    groups = frame.assign(model_sha256=frame["model_sha256"].fillna(""), model_name=frame["model_name"].fillna(""))
+    found = groups.groupby(["model_sha256", "model_name"], sort=False).size().reset_index(name="files")
+    found = found.sort_values(["files", "model_name"], ascending=[False, True])
+    return [RowModel(name=name, sha256=sha, files=int(files),
+                     trust=card_trust(cards[sha]) if sha in cards else None)
+            for sha, name, files in found.itertuples(index=False)]
+
+
 
 
 def error_counts(data: Verdicts) -> pd.DataFrame:
@@ -111,15 +145,22 @@ def histogram(frame: pd.DataFrame, bins: int = 20) -> pd.DataFrame:
     return pd.DataFrame({"start": edges[:-1], "end": edges[1:], "files": hist.astype(int)})
 
 
-def filter_rows(frame: pd.DataFrame, statuses: list[str], verdicts: list[str], p_range: tuple[float, float],
+def conclusions(frame: pd.DataFrame) -> pd.Series:
+    """What each row reads as: its conclusion, or the verdict of a row written before conclusions."""
+    said = frame["conclusion"] if "conclusion" in frame.columns else pd.Series(None, index=frame.index, dtype=object)
+    return said.where(said.notna(), frame["verdict"])
+
+
+def filter_rows(frame: pd.DataFrame, statuses: list[str], wanted: list[str], p_range: tuple[float, float],
                 text: str = "") -> pd.DataFrame:
-    """Rows whose status is in ``statuses``; ok rows also need a verdict in ``verdicts`` and ``p_fake``
-    within ``p_range`` (inclusive); ``text`` is a case-insensitive substring of the path."""
+    """Rows whose status is in ``statuses``; ok rows also need a conclusion in ``wanted`` (real, fake,
+    inconclusive) and ``p_fake`` within ``p_range`` (inclusive); ``text`` is a case-insensitive
+    substring of the path."""
     status = frame["status"]
     keep = status.isin(statuses)
     p_fake = pd.to_numeric(frame["p_fake"], errors="coerce")
     low, high = p_range
-    ok_passes = frame["verdict"].isin(verdicts) & p_fake.between(low, high)
+    ok_passes = conclusions(frame).isin(wanted) & p_fake.between(low, high)
     keep &= (status != "ok") | ok_passes
     if text.strip():
         keep &= frame["path"].fillna("").str.contains(text.strip(), case=False, regex=False)

@@ -1,4 +1,5 @@
-"""Small Streamlit pieces shared by both pages: the model picker and the frame grid."""
+"""Small Streamlit pieces shared by both pages: the model picker, the frame grid, a model's trust, an
+error in plain words with its technical detail one click away. Untrusted text goes through ``as_text``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from kernels.trust import Trust
 from scanner.webapp.models import Discovery, discover
+from scanner.webapp.text import as_text
 
 FRAME_WIDTH = 128  # display width of one sampled frame, in CSS pixels
 
@@ -35,3 +38,21 @@ def frame_grid(frames: np.ndarray, indices: list[int], key: str) -> None:
         images.append(image)
     with st.container(key=key):
         st.image(images, caption=[f"frame {i}" for i in indices], width=FRAME_WIDTH)
+
+
+def trust_notes(trust: Trust) -> None:
+    """What the card says the model is worth, in one line; a warning with every problem when the model
+    is untrusted (near chance, one class for everything, nothing measured) or synthetic-only."""
+    st.caption(f"Measured quality: {as_text(trust.summary())}")
+    if trust.untrusted or trust.synthetic:
+        heading = "Do not rely on this model" if trust.untrusted else "Trained on synthetic videos only"
+        st.warning(f"**{heading}:** " + "; ".join(as_text(w) for w in trust.warnings) + ".")
+    elif trust.warnings:
+        st.caption("Note: " + "; ".join(as_text(w) for w in trust.warnings) + ".")
+
+
+def error_with_details(words: str, error_class: str, message: str) -> None:
+    """An error in plain words; the technical class and message one click away, as plain text."""
+    st.error(as_text(words))
+    with st.expander("Technical details"):
+        st.text(f"{error_class}: {message}")

@@ -259,13 +259,13 @@ def test_the_app_reads_a_folder_with_parts_of_two_schema_versions(tmp_path, monk
     out = tmp_path / "verdicts"
     _write_two_versions(out, monkeypatch)
     data = vd.load(out)
-    assert data.rows == 5 and vd.counts(data) == {"files": 4, "real": 2, "fake": 1, "error": 1}
+    assert data.rows == 5 and vd.counts(data) == {"files": 4, "real": 2, "fake": 1, "inconclusive": 0, "error": 1}
     newest = data.newest.set_index("path")
     assert newest.loc["a.mp4", "rotation"] == 90 and pd.isna(newest.loc["b.mp4", "rotation"])
     assert vd.recorded_indices(out, data.newest.iloc[0].to_dict()) == [0, 3, 5]
     monkeypatch.setattr(verdicts, "VERDICT_SCHEMA", V1_SCHEMA)  # the previous release's app
     data = vd.load(out)
-    assert data.rows == 5 and vd.counts(data) == {"files": 4, "real": 2, "fake": 1, "error": 1}
+    assert data.rows == 5 and vd.counts(data) == {"files": 4, "real": 2, "fake": 1, "inconclusive": 0, "error": 1}
     assert "rotation" not in data.newest.columns
 
 

@@ -4,18 +4,18 @@ checking a clip with stand-in predictors (exports included)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 from kernels.sampling import plan_indices
 from scanner.webapp import streamlit_command
-from scanner.webapp.check import run_check, save_upload, validate_upload
+from scanner.webapp.check import dfscan_version, export_csv, export_json, run_check, save_upload, validate_upload
 from scanner.webapp.models import discover
 from scanner.webapp.settings import DEFAULT_MAX_UPLOAD_MB, AppSettings, parse_args
+from tests.webapp.stubs import fake_run, stub_load
 
 
 def test_command_runs_headless_on_localhost_without_telemetry(tmp_path):
@@ -49,28 +49,16 @@ def test_save_upload_keeps_the_name_inside_the_folder(tmp_path):
     assert path.stat().st_size == 3_000_000
 
 
-def _card(name: str, frames: int = 4, size: int = 32, sampling: str = "uniform") -> dict:
-    return {"name": name, "arch": "cnn-lstm", "frames": frames, "size": size, "sampling": sampling,
-            "threshold": 0.5, "class_names": ["real", "fake"], "sha256": f"{name:0<64}"}
-
-
-def _fake_run(root: Path, name: str, **card) -> Path:
-    run = root / name
-    run.mkdir(parents=True)
-    (run / "model.keras").write_bytes(b"PK")  # listing reads only cards
-    (run / "model.json").write_text(json.dumps(_card(name, **card)))
-    return run / "model.keras"
-
-
 def test_models_are_listed_from_their_cards_and_refusals_explained(tmp_path):
-    first = _fake_run(tmp_path / "runs", "alpha")
-    _fake_run(tmp_path / "runs" / "nested", "beta", frames=8, sampling="keyframe")
+    first = fake_run(tmp_path / "runs", "alpha")
+    fake_run(tmp_path / "runs" / "nested", "beta", frames=8, sampling="keyframe")
     (tmp_path / "runs" / "nocard").mkdir()
     (tmp_path / "runs" / "nocard" / "model.keras").write_bytes(b"PK")
     (tmp_path / "old.h5").write_bytes(b"HDF")
     found = discover([str(tmp_path / "runs"), str(first), str(tmp_path / "missing"), str(tmp_path / "old.h5"), ""])
     assert [m.name for m in found.models] == ["alpha", "beta"]  # alpha once, though named twice
-    assert found.models[1].label() == "beta · cnn-lstm · 8×32px · keyframe · sha beta00000000"
+    # No metrics on the card: the chooser says the model is untrusted.
+    assert found.models[1].label() == "beta · cnn-lstm · 8×32px · keyframe · sha beta00000000 · UNTRUSTED"
     assert len(found.problems) == 3
     assert "no model card model.json beside model.keras" in found.problems[0]
     assert found.problems[1] == f"{tmp_path / 'missing'}: no such file or folder"
@@ -79,41 +67,15 @@ def test_models_are_listed_from_their_cards_and_refusals_explained(tmp_path):
     assert empty.models == [] and len(empty.problems) == 1
 
 
-class _StubLoaded:
-    def __init__(self, name: str, card: dict):
-        self.name, self.sha256, self.threshold, self.inconclusive_band = name, "f" * 64, 0.5, 0.1
-        self.frames, self.size = card["frames"], card["size"]
-
-
-class _StubPredictor:
-    """p_fake = mean grey level / 255 of the frames it is given, so results depend on the frames."""
-
-    def __init__(self, calls: list):
-        self.calls = calls
-
-    def predict(self, frames: np.ndarray) -> np.ndarray:  # (1, F, S, S, 3) uint8 -> (1,)
-        self.calls.append(frames.shape)
-        return np.array([frames.mean() / 255.0], dtype=np.float32)
-
-
 def test_check_decodes_once_per_clip_shape_and_exports_sha_and_indices(tmp_path, clip_file):
     root = tmp_path / "runs"
     for name, frames, sampling in (("a", 4, "uniform"), ("b", 4, "uniform"), ("c", 6, "keyframe")):
-        _fake_run(root, name, frames=frames, sampling=sampling)
-    (root / "broken").mkdir()
-    (root / "broken" / "model.keras").write_bytes(b"PK")
-    (root / "broken" / "model.json").write_text(json.dumps(_card("broken", frames=4)))
+        fake_run(root, name, frames=frames, sampling=sampling)
+    fake_run(root, "broken", frames=4)
     models = discover([str(root)]).models
     calls, steps = [], []
-
-    def load(path: str):
-        card = json.loads(Path(path).with_suffix(".json").read_text())
-        if card["name"] == "broken":
-            raise ValueError("model.keras: not a Keras 3 archive")
-        return _StubLoaded(card["name"], card), _StubPredictor(calls)
-
-    result = run_check(clip_file, models, load=load, progress=lambda f, t: steps.append((f, t)),
-                       file_name="upload.mp4")
+    result = run_check(clip_file, models, load=lambda path: stub_load(path, calls),
+                       progress=lambda f, t: steps.append((f, t)), file_name="upload.mp4")
     assert [(v.frames, v.sampling, v.models) for v in result.views] == [
         (4, "uniform", ["a", "b", "broken"]), (6, "keyframe", ["c"])]
     uniform = plan_indices("uniform", 30, (0, 12, 24), 4).tolist()
@@ -128,18 +90,24 @@ def test_check_decodes_once_per_clip_shape_and_exports_sha_and_indices(tmp_path,
     assert [f for f, _ in steps] == sorted(f for f, _ in steps) and steps[-1] == (1.0, "Done.")
     assert result.probe["path"] == "upload.mp4" and result.probe["frame_count"] == 30
 
-    rows = list(csv.DictReader(io.StringIO(result.to_csv())))
+    rows = list(csv.DictReader(io.StringIO(export_csv([result]))))
     assert [r["model_name"] for r in rows] == ["a", "b", "broken", "c"]
-    assert rows[0]["model_sha256"] == "f" * 64 and rows[0]["frame_indices"] == " ".join(map(str, uniform))
+    assert rows[0]["model_sha256"] == "a" + "0" * 63 and rows[0]["frame_indices"] == " ".join(map(str, uniform))
     assert rows[3]["frame_indices"] == " ".join(map(str, keyframe)) and rows[0]["codec"] == "h264"
-    exported = json.loads(result.to_json())
+    exported = json.loads(export_json([result]))["clips"][0]
     assert exported["file"] == "upload.mp4" and exported["probe"]["keyframes"] == [0, 12, 24]
     assert exported["results"][3]["frame_indices"] == keyframe
     assert exported["results"][2]["error_message"] == "model.keras: not a Keras 3 archive"
+    # Provenance on every row: the clip's own sha256, dfscan's version, the model's card metrics.
+    clip_sha = hashlib.sha256(clip_file.read_bytes()).hexdigest()
+    assert {(r["clip_sha256"], r["dfscan_version"]) for r in rows} == {(clip_sha, dfscan_version())}
+    assert exported["clip_sha256"] == clip_sha and exported["dfscan_version"] == dfscan_version()
+    assert rows[0]["card_metrics"] == "no measured quality on its card" and rows[0]["card_untrusted"] == "True"
+    assert exported["results"][0]["card_warnings"] == ["no val metrics recorded"]
 
 
 def test_corrupt_upload_is_one_file_error_without_the_temporary_path(tmp_path):
-    _fake_run(tmp_path / "runs", "a")
+    fake_run(tmp_path / "runs", "a")
     bad = tmp_path / "tmpcopy" / "upload.mp4"
     bad.parent.mkdir()
     bad.write_bytes(b"\x00garbage" * 300)
@@ -149,3 +117,30 @@ def test_corrupt_upload_is_one_file_error_without_the_temporary_path(tmp_path):
     assert error_class in ("NOT_VIDEO", "CONTAINER_INVALID")
     assert str(bad) not in message
     assert result.results[0].status == "error" and result.results[0].error_class == error_class
+
+
+def test_several_clips_export_together_with_every_rows_provenance(tmp_path, clip_file):
+    metrics = {"test": {"roc_auc": 0.97, "accuracy": 0.93, "n_videos": 120, "confusion": [[56, 4], [4, 56]]}}
+    fake_run(tmp_path / "runs", "good", metrics=metrics, dataset={"root": "/data/celeb-df", "synthetic": False})
+    fake_run(tmp_path / "runs", "synth", metrics=metrics, dataset={"root": "/data/synth", "synthetic": True})
+    models = discover([str(tmp_path / "runs")]).models
+    other = tmp_path / "other.mp4"
+    other.write_bytes(clip_file.read_bytes()[:1500])  # cut off: a file error for both models
+    checks = [run_check(path, models, load=lambda p: stub_load(p, p_fake=0.8), progress=lambda f, t: None)
+              for path in (clip_file, other)]
+    rows = list(csv.DictReader(io.StringIO(export_csv(checks))))
+    assert [(r["file"], r["model_name"], r["status"], r["conclusion"]) for r in rows] == [
+        ("clip.mp4", "good", "ok", "fake"), ("clip.mp4", "synth", "ok", "fake"),
+        ("other.mp4", "good", "error", ""), ("other.mp4", "synth", "error", "")]
+    shas = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (clip_file, other)]
+    assert [r["clip_sha256"] for r in rows] == [shas[0], shas[0], shas[1], shas[1]]
+    assert {r["card_metrics"] for r in rows[::2]} == {"test AUC 0.97, accuracy 0.93 on 120 videos of 'celeb-df'"}
+    assert rows[1]["card_metrics"] == "test AUC 0.97, accuracy 0.93 on 120 videos of 'synth' (synthetic)"
+    assert (rows[1]["card_synthetic"], rows[1]["card_untrusted"], rows[1]["card_auc"]) == ("True", "False", "0.97")
+    assert rows[1]["card_warnings"].startswith("trained and tested on synthetic videos only")
+    assert (rows[0]["card_n_videos"], rows[0]["card_dataset"], rows[0]["card_accuracy"]) == ("120", "celeb-df", "0.93")
+    exported = json.loads(export_json(checks))
+    assert exported["dfscan_version"] == dfscan_version()
+    assert [(c["file"], c["clip_sha256"], len(c["results"])) for c in exported["clips"]] == [
+        ("clip.mp4", shas[0], 2), ("other.mp4", shas[1], 2)]
+    assert exported["clips"][0]["results"][0]["frame_indices"] == [0, 10, 19, 29]

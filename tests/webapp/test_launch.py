@@ -1,7 +1,11 @@
-"""`launch` serves the app on 127.0.0.1 and takes the Streamlit server down with it on SIGTERM."""
+"""`launch` serves the app on 127.0.0.1 and takes the Streamlit server down with it on SIGTERM; the
+served app answers only loopback Host names and those named with --allow-host (DNS rebinding)."""
 
 from __future__ import annotations
 
+import base64
+import http.client
+import os
 import signal
 import socket
 import subprocess
@@ -11,7 +15,7 @@ import time
 import pytest
 
 from scanner.webapp import app_env
-from tests.webapp.browser import free_port, healthy
+from tests.webapp.browser import free_port, healthy, running_app
 
 
 def _reachable_elsewhere(port: int) -> bool:
@@ -55,3 +59,39 @@ def test_launch_serves_on_localhost_and_stops_with_sigterm(tmp_path):
     text = log.read_text(errors="replace")
     assert f"dfscan app: {url}" in text
     assert f"URL: {url}" in text  # bound to 127.0.0.1, not every interface
+
+
+def _get(port: int, host: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.putrequest("GET", "/", skip_host=True)
+        connection.putheader("Host", host)
+        connection.endheaders()
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def _websocket_handshake(port: int, host: str) -> bytes:
+    """The status line of the app's websocket handshake sent with this Host (and a matching Origin,
+    as a rebinding page would send)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: streamlit\r\n"
+               f"Origin: http://{host}\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request.encode())
+        return connection.recv(200).split(b"\r\n")[0]
+
+
+def test_foreign_host_names_are_refused_with_403(tmp_path):
+    pytest.importorskip("streamlit", reason="the web app tests need streamlit: pip install -e '.[app]'")
+    with running_app([], tmp_path / "streamlit.log", allow_hosts=["box.lan"]) as url:
+        port = int(url.rsplit(":", 1)[1])
+        assert _get(port, "evil.example") == 403
+        assert _get(port, f"evil.example:{port}") == 403
+        assert _websocket_handshake(port, f"evil.example:{port}") == b"HTTP/1.1 403 Forbidden"
+        assert _get(port, f"127.0.0.1:{port}") == 200
+        assert _get(port, f"localhost:{port}") == 200
+        assert _get(port, f"box.lan:{port}") == 200  # named with --allow-host
+        assert _websocket_handshake(port, f"127.0.0.1:{port}") == b"HTTP/1.1 101 Switching Protocols"

@@ -23,7 +23,7 @@ def test_verdicts_newest_row_per_file_counts_and_filters(tmp_path):
     expected = write_verdicts(out, tmp_path / "archive")
     data = vd.load(out)
     assert data.rows == expected["rows"] and data.files == expected["files"]
-    assert vd.counts(data) == {"files": 6, "real": 1, "fake": 3, "error": 2}
+    assert vd.counts(data) == {"files": 6, "real": 1, "fake": 3, "inconclusive": 0, "error": 2}
     assert vd.error_counts(data).to_dict("records") == [
         {"error_class": "DECODE_ERROR", "files": 1}, {"error_class": "NOT_VIDEO", "files": 1}]
     hist = vd.histogram(data.newest)
@@ -35,7 +35,7 @@ def test_verdicts_newest_row_per_file_counts_and_filters(tmp_path):
                                          "other/f2.mp4", "other/f3.mp4"]
     assert set(vd.TABLE_COLUMNS) <= set(data.newest.columns) <= set(VERDICT_SCHEMA.names)
     f = vd.filter_rows
-    assert len(f(data.newest, ["ok", "error"], ["real", "fake"], (0.0, 1.0))) == 6
+    assert len(f(data.newest, ["ok", "error"], ["real", "fake"], (0.0, 1.0))) == 6  # rows of version 2: verdicts
     assert len(f(data.newest, ["error"], ["real", "fake"], (0.0, 1.0))) == 2
     assert f(data.newest, ["ok"], ["fake"], (0.5, 0.92)).path.tolist() == ["keep/fake.mp4", "other/f2.mp4"]
     assert f(data.newest, ["ok", "error"], ["real"], (0.0, 1.0), "KEEP/").path.tolist() == ["keep/real.mp4"]
@@ -77,3 +77,51 @@ def test_row_frames_are_reread_with_the_rows_sampling_and_compared(tmp_path):
     missing = dict(row, path="keep/gone.mp4")
     clip, match = vd.read_row_frames(out, missing, size=32)
     assert match is None and clip.error.error_class.value == "NOT_FOUND"
+
+
+def test_inconclusive_rows_are_counted_filtered_and_their_models_judged(tmp_path):
+    from tests.webapp.stubs import fake_run
+    from scanner.webapp.models import discover
+
+    out, archive = tmp_path / "out", tmp_path / "archive"
+    out.mkdir()
+    known, unknown = "k" * 64, "u" * 64
+    rows = [dict(verdict_row(archive, "a.mp4", "ok", 0.55), conclusion="inconclusive", inconclusive_band=0.1,
+                 model_sha256=known, model_name="coin"),
+            dict(verdict_row(archive, "b.mp4", "ok", 0.95), conclusion="fake", inconclusive_band=0.1,
+                 model_sha256=known, model_name="coin"),
+            dict(verdict_row(archive, "c.mp4", "ok", 0.05), conclusion="real", inconclusive_band=0.1,
+                 model_sha256=unknown, model_name="elsewhere")]
+    pq.write_table(rows_to_table(rows), out / "part-run-1-000000.parquet")
+    data = vd.load(out)
+    assert vd.counts(data) == {"files": 3, "real": 1, "fake": 1, "inconclusive": 1, "error": 0}
+    assert vd.filter_rows(data.newest, ["ok"], ["inconclusive"], (0.0, 1.0)).path.tolist() == ["a.mp4"]
+    assert vd.filter_rows(data.newest, ["ok"], ["fake", "real"], (0.0, 1.0)).path.tolist() == ["b.mp4", "c.mp4"]
+    metrics = {"test": {"roc_auc": 0.5, "accuracy": 0.5, "n_videos": 10, "confusion": [[5, 0], [5, 0]]}}
+    fake_run(tmp_path / "models", "coin", sha256=known, metrics=metrics)
+    found = vd.row_models(data, discover([str(tmp_path / "models")]).models)
+    assert [(m.name, m.sha256, m.files) for m in found] == [("coin", known, 2), ("elsewhere", unknown, 1)]
+    assert found[0].trust.untrusted and found[0].trust.summary() == "test AUC 0.50, accuracy 0.50 on 10 videos"
+    assert found[1].trust is None  # no listed card: the page says its card is not available here
+
+
+def test_the_folder_box_reads_only_the_folders_own_parts_and_names_nothing_else(tmp_path):
+    out = tmp_path / "out"
+    write_verdicts(out, tmp_path / "archive")
+    deep = out / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    (deep / "part-deep-000000.parquet").write_bytes(b"not read")
+    assert [entry[0] for entry in vd.signature(out)] == ["part-run-1-000000.parquet", "part-run-2-000000.parquet"]
+    before = vd.signature(out)
+    (deep / "other.txt").write_text("x")  # a tree below the folder is never walked
+    assert vd.signature(out) == before
+    pq.write_table(rows_to_table([verdict_row(tmp_path / "archive", "new.mp4", "ok", 0.2)]),
+                   out / "part-run-3-000000.parquet")
+    assert vd.signature(out) != before
+    assert vd.signature(tmp_path / "nowhere") == ()
+
+    (out / "part-secret-name-000000.parquet").write_bytes(b"PAR1 damaged PAR1")
+    with pytest.raises(vd.VerdictsError) as refused:
+        vd.load(out)
+    assert str(refused.value) == (f"{out}: cannot be read (a part is damaged or unreadable, or the folder is not "
+                                  f"readable); the server's log has the details.")

@@ -1,0 +1,109 @@
+"""One checked clip on the "Check a clip" page: its facts, each model's conclusion with the card's
+measured quality and the one sentence that explains p_fake, the sampled frames, and a closer look at
+one frame at source resolution. File, model and card text is shown as text (``text.as_text``)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import streamlit as st
+
+from kernels.errors import VideoError
+from kernels.trust import Trust, explain_p_fake
+from scanner.webapp.check import CheckResult, ModelResult, safe_file_name
+from scanner.webapp.settings import format_bytes
+from scanner.webapp.source_frame import source_frame
+from scanner.webapp.text import as_text
+from scanner.webapp.widgets import error_with_details, frame_grid, trust_notes
+
+COLUMNS_PER_ROW = 3  # verdict cards side by side; Streamlit stacks them on narrow screens
+# The conclusion's badge: inconclusive is neither colour, so it cannot be read as a verdict at a glance.
+BADGES = {"fake": ":red-badge[FAKE]", "real": ":green-badge[REAL]", "inconclusive": ":gray-badge[INCONCLUSIVE]"}
+
+
+def facts_line(probe: dict) -> str:
+    """The probe's facts in one Markdown line (values shown as text)."""
+    fps = f"{probe['fps']:.3f}".rstrip("0").rstrip(".") if probe.get("fps") else "?"
+    duration = f"{probe['duration_s']:.2f} s" if probe.get("duration_s") is not None else "?"
+    facts = [("container", probe["container"]), ("codec", f"{probe['codec']} {probe.get('profile') or ''}".strip()),
+             ("resolution", f"{probe['width']}×{probe['height']}"), ("pixel format", probe.get("pix_fmt") or "?"),
+             ("frames", f"{probe['frame_count']}"), ("fps", fps), ("duration", duration),
+             ("keyframes", len(probe.get("keyframes") or ())), ("audio", "yes" if probe.get("has_audio") else "no"),
+             ("file size", format_bytes(probe["size_bytes"]))]
+    return " · ".join(f"**{name}** {as_text(value)}" for name, value in facts)
+
+
+def verdict_card(result: ModelResult, check: CheckResult, trust: Trust | None, key: str) -> None:
+    with st.container(border=True, key=key):
+        st.markdown(f"**{as_text(result.model_name)}**")
+        if result.status != "ok":
+            error_with_details(check.plain_error(result.error_class), result.error_class, result.error_message)
+        else:
+            st.metric("p_fake", f"{result.p_fake:.2f}")
+            st.markdown(f"conclusion {BADGES[result.conclusion]}")
+            st.caption(as_text(explain_p_fake(result.threshold, result.inconclusive_band)))
+        if trust is not None:
+            trust_notes(trust)
+        st.caption(f"threshold {result.threshold:g} · {result.frames} frames at {result.size} px, "
+                   f"{as_text(result.sampling)} · sha256 {as_text(result.model_sha256[:16])}…")
+
+
+def show_clip(check: CheckResult, number: int, read_bytes: Callable[[], bytes], trusts: dict[str, Trust]) -> None:
+    """The clip's section; ``read_bytes`` gives the uploaded bytes again for a closer look at a frame,
+    ``trusts`` each model's trust by model path."""
+    st.divider()
+    file_error = check.file_error
+    if file_error:
+        error_with_details(f"{check.file} cannot be checked: {check.plain_error(file_error[0])}.", *file_error)
+        return
+    st.subheader(as_text(check.file))
+    if check.probe:
+        st.markdown(facts_line(check.probe))
+    st.caption(f"sha256 {as_text(check.clip_sha256)}")
+    for start in range(0, len(check.results), COLUMNS_PER_ROW):
+        row = check.results[start:start + COLUMNS_PER_ROW]
+        for offset, (column, result) in enumerate(zip(st.columns(COLUMNS_PER_ROW), row)):
+            with column:
+                verdict_card(result, check, trusts.get(result.model_path), key=f"verdict-{number}-{start + offset}")
+    for shape, view in enumerate(check.views):
+        clip = view.clip
+        st.caption(f"{view.frames} frames at {view.size}×{view.size} px, {as_text(view.sampling)} sampling"
+                   f"{f', decoded with {as_text(clip.decoder)}' if clip.decoder else ''} — seen by "
+                   + ", ".join(as_text(name) for name in view.models))
+        if clip.ok:
+            frame_grid(clip.frames, [int(i) for i in clip.indices], key=f"frames-{number}-{shape}")
+        else:
+            error_with_details(check.plain_error(clip.error.error_class.value), clip.error.error_class.value,
+                               clip.error.message)
+    _look_closer(check, number, read_bytes)
+
+
+def sampled_indices(check: CheckResult) -> list[int]:
+    """Every frame index any model saw, once each, in order."""
+    return sorted({int(i) for view in check.views if view.clip.ok for i in view.clip.indices})
+
+
+def _look_closer(check: CheckResult, number: int, read_bytes: Callable[[], bytes]) -> None:
+    indices = sampled_indices(check)
+    if not indices:
+        return
+    with st.container(key=f"closer-{number}"):
+        left, right = st.columns([1, 3])
+        index = left.selectbox("Look closer at frame", indices, key=f"closer-index-{number}",
+                               help="The frame decoded at the video's own resolution, upright as a player shows it.")
+        if not right.button("Show at source resolution", key=f"closer-show-{number}"):
+            return
+        try:
+            with tempfile.TemporaryDirectory(prefix="dfscan-app-") as folder:
+                path = Path(folder) / safe_file_name(check.file)
+                path.write_bytes(read_bytes())
+                frame = source_frame(str(path), int(index))  # (H, W, 3) uint8
+        except (VideoError, ValueError, OSError) as exc:
+            traceback.print_exc(file=sys.stderr)
+            error_with_details(f"frame {index} cannot be shown", type(exc).__name__, str(exc))
+            return
+        st.image(frame, caption=f"frame {index} at {frame.shape[1]}×{frame.shape[0]} px", width="content")
