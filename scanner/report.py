@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from kernels.atomic import atomic_write_bytes
+from kernels.trust import explain_p_fake
 from scanner import sink, verdicts
 
 # Left out of the per-file export: an inode number means nothing off the host that scanned the file, and
@@ -35,6 +36,9 @@ class Report:
     error_classes: dict[str, int]  # newest row per file
     schema_version: int
     newest: pa.Table = dataclasses.field(repr=False)  # one row per file
+    # The models behind the newest rows, with what their cards say of their quality (kernels.trust),
+    # as the completed runs' manifests recorded it: {"model_sha256", "model_name", "files", "trust"}
+    models: list[dict] = dataclasses.field(default_factory=list)
 
     def as_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "newest"}
@@ -54,7 +58,22 @@ def build_report(out: str | Path, archive: str | None = None) -> Report:
     incomplete = sorted({sink.part_run_id(name) for name in sink.orphan_parts(out)})
     return Report(out=str(out), files=newest.num_rows, rows=table.num_rows, runs=runs, incomplete_runs=incomplete,
                   verdicts=counts.outcomes, error_classes=counts.error_classes,
-                  schema_version=verdicts.SCHEMA_VERSION, newest=newest)
+                  schema_version=verdicts.SCHEMA_VERSION, newest=newest, models=_models(out, newest))
+
+
+def _models(out: Path, newest: pa.Table) -> list[dict]:
+    """Each model behind the newest rows (most files first), with its card's trust from the newest
+    manifest that recorded it; None for runs of a dfscan that did not record it."""
+    if newest.num_rows == 0:
+        return []
+    trust_of = {}
+    for manifest in sink.read_manifests(out).values():  # oldest first: the newest record wins
+        if manifest.get("model_trust") and manifest.get("model_sha256"):
+            trust_of[manifest["model_sha256"]] = manifest["model_trust"]
+    files = pa.table({"sha": newest["model_sha256"], "name": newest["model_name"]}).group_by(["sha", "name"]) \
+        .aggregate([("sha", "count")]).to_pylist()
+    return [{"model_sha256": f["sha"], "model_name": f["name"], "files": f["sha_count"], "trust": trust_of.get(f["sha"])}
+            for f in sorted(files, key=lambda f: (-f["sha_count"], f["name"] or ""))]
 
 
 def _export_rows(newest: pa.Table) -> list[dict]:
@@ -106,4 +125,13 @@ def format_report(report: Report) -> str:
         lines.append("  errors by class: " + ", ".join(f"{k} {v}" for k, v in report.error_classes.items()))
     if report.runs:
         lines.append(f"  last completed run: {report.runs[-1]}")
+    explained = set()
+    for model in report.models:
+        name, sha, trust = model["model_name"] or "(no model)", (model["model_sha256"] or "")[:12], model["trust"]
+        lines.append(f"  model {name} ({sha}): {model['files']} files; "
+                     + (trust["summary"] if trust else "its card was not recorded by the run that used it"))
+        if trust:
+            lines.extend(f"    warning: {warning}" for warning in trust["warnings"])
+            explained.add((trust["threshold"], trust["inconclusive_band"]))
+    lines.extend(f"  {explain_p_fake(threshold, band)}" for threshold, band in sorted(explained))
     return "\n".join(lines)

@@ -70,9 +70,9 @@ class ScanSummary:
         return {k: getattr(self, k) for k in keys}
 
 
-def _validate(config: ScanConfig) -> tuple[str, str, str]:
-    """Usage checks; returns the model's (sha256, name) from its card and the sampling the run uses
-    (--sampling, else the card's)."""
+def _validate(config: ScanConfig) -> tuple[str, str, str, dict]:
+    """Usage checks; returns the model's (sha256, name) from its card, the sampling the run uses
+    (--sampling, else the card's), and how far the card says the model can be trusted."""
     if not Path(config.archive).is_dir():
         raise UsageError(f"archive not found or not a directory: {config.archive}")
     from kernels.artifact import MODEL_FILE, ArtifactError, verify_model
@@ -89,7 +89,11 @@ def _validate(config: ScanConfig) -> tuple[str, str, str]:
         sink.check_out_dir(config.out, config.archive)
     except sink.OutDirRefused as exc:
         raise UsageError(str(exc)) from None
-    return digest, str(card["name"]), config.sampling or str(card["sampling"])
+    from kernels.trust import card_trust
+
+    trust = {**card_trust(card).as_dict(), "threshold": config.threshold if config.threshold is not None
+             else card.threshold, "inconclusive_band": card.inconclusive_band}
+    return digest, str(card["name"]), config.sampling or str(card["sampling"]), trust
 
 
 class _Scan:
@@ -277,7 +281,7 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
     import ray
 
     started = time.monotonic()
-    model_sha256, model_name, sampling = _validate(config)
+    model_sha256, model_name, sampling, model_trust = _validate(config)
     archive = resolve_archive(config.archive)
     out = Path(config.out)
     run_id = sink.new_run_id()
@@ -334,7 +338,7 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
             parts=[p.name for p in writer.parts], worker_failures=scan.failures,
             frames_decoded=scan.frames_decoded, startup_seconds=round(startup_seconds, 3))
         sink.commit_run(out, run_id, writer.parts, scan.model_sha256, scan.model_name, config.as_dict(),
-                        summary.as_dict(), adopted)
+                        summary.as_dict(), adopted, model_trust=model_trust)
         return summary
     except sink.OutDirRefused as exc:
         raise UsageError(str(exc)) from None

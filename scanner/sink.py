@@ -48,6 +48,7 @@ from kernels.atomic import atomic_file, atomic_write_bytes, temporary_name_patte
 from scanner import verdicts
 
 RUNS_DIR = "_runs"
+MAX_MANIFEST_BYTES = 64 << 20  # a manifest lists a run's parts: far below this
 LOCK_NAME = "_lock"
 SUCCESS_NAME = "_SUCCESS"
 RUN_ID_PATTERN = r"\d{8}T\d{6}Z-[0-9a-f]{8}"  # what new_run_id makes
@@ -270,6 +271,19 @@ def completed_runs(out_dir: Path) -> set[str]:
     return {p.name[: -len(".SUCCESS")] for p in (Path(out_dir) / RUNS_DIR).glob("*.SUCCESS")}
 
 
+def read_manifests(out_dir: Path) -> dict[str, dict]:
+    """The manifests of the completed runs, by run id; one that cannot be read is left out."""
+    manifests = {}
+    for run_id in sorted(completed_runs(out_dir)):
+        path = Path(out_dir) / RUNS_DIR / f"{run_id}.json"
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_MANIFEST_BYTES:
+                manifests[run_id] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    return manifests
+
+
 def part_run_id(name: str) -> str:
     """'part-<run_id>-<seq>.parquet' -> run_id."""
     return name[len("part-"): -len(".parquet")].rsplit("-", 1)[0]
@@ -283,8 +297,9 @@ def orphan_parts(out_dir: Path) -> list[str]:
 
 
 def commit_run(out_dir: Path, run_id: str, parts: list[PartInfo], model_sha256: str, model_name: str,
-               config: dict, summary: dict, adopted_parts: list[str]) -> Path:
-    """Manifest first, then the run's SUCCESS marker, then the top-level _SUCCESS."""
+               config: dict, summary: dict, adopted_parts: list[str], model_trust: dict | None = None) -> Path:
+    """Manifest first, then the run's SUCCESS marker, then the top-level _SUCCESS. ``model_trust``:
+    what the model's card says of its quality (kernels.trust), which `dfscan report` shows."""
     out_dir = Path(out_dir)
     manifest = {
         "run_id": run_id,
@@ -295,6 +310,7 @@ def commit_run(out_dir: Path, run_id: str, parts: list[PartInfo], model_sha256: 
         "adopted_parts": adopted_parts,
         "model_sha256": model_sha256,
         "model_name": model_name,
+        "model_trust": model_trust,
         "config": config,
         "summary": summary,
         "committed_at": dt.datetime.now(dt.timezone.utc).isoformat(),

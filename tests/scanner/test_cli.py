@@ -28,6 +28,8 @@ def test_run_json_summary_then_report(tmp_path, tiny_model):
     assert set(summary) == SUMMARY_KEYS
     (manifest,) = (out / "_runs").glob("*.json")
     assert json.loads(manifest.read_text())["config"]["batches_in_flight_per_worker"] == 3
+    trust = json.loads(manifest.read_text())["model_trust"]  # the tiny test model's card records no metrics
+    assert (trust["untrusted"], trust["summary"], trust["threshold"]) == (True, "no measured quality on its card", 0.5)
     assert (summary["files_seen"], summary["scanned"], summary["ok"], summary["errors"]) == (4, 4, 3, 1)
     assert summary["errors_by_class"] == {"CONTAINER_INVALID": 1}
     assert set(summary["stage_seconds"]) == {"probe", "decode", "inference", "write"}

@@ -69,3 +69,36 @@ def test_report_rejects_unknown_format(out_dir, tmp_path):
     with pytest.raises(ValueError, match="outside the verdict dataset"):  # pyarrow reads subfolders too
         write_report(build_report(out_dir), out_dir / "reports" / "report.csv")
     assert not (out_dir / "reports").exists()
+
+
+def test_report_shows_each_models_card_quality_beside_its_verdicts(tmp_path):
+    """What a run recorded of its model's card is shown with the files that model judged; a model no
+    better than chance says so in plain words, and p_fake and the threshold are explained once."""
+    from kernels.trust import card_trust
+
+    out = tmp_path / "verdicts"
+    sink.prepare_out_dir(out)
+    weak = {**card_trust({"metrics": {"test": {"roc_auc": 0.52, "accuracy": 0.5, "n_videos": 10,
+                                               "confusion": [[5, 0], [5, 0]]}},
+                          "dataset": {"root": "data/synth48", "synthetic": True}}).as_dict(),
+            "threshold": 0.5, "inconclusive_band": 0.1}
+    for run_id, sha, name, trust, paths in (("run1", "a" * 64, "weak", weak, ["a.mp4", "b.mp4"]),
+                                            ("run2", "b" * 64, "old", None, ["c.mp4"])):
+        writer = sink.PartWriter(out, run_id)
+        writer.add([row(p, sha=sha, model_name=name) for p in paths])
+        writer.flush()
+        sink.commit_run(out, run_id, writer.parts, sha, name, {}, {}, [], model_trust=trust)
+    report = build_report(out)
+    assert [(m["model_name"], m["files"], m["trust"] is None) for m in report.models] == [
+        ("weak", 2, False), ("old", 1, True)]
+    text = format_report(report).splitlines()
+    assert text[-7:-1] == [
+        f"  model weak ({'a' * 12}): 2 files; test AUC 0.52, accuracy 0.50 on 10 videos of 'synth48' (synthetic)",
+        "    warning: test AUC 0.52 is near chance (0.5): the model does not tell real from fake",
+        "    warning: it calls every test video real",
+        "    warning: measured on only 10 test videos",
+        "    warning: trained and tested on synthetic videos only (dfscan synth), never on real deepfakes",
+        f"  model old ({'b' * 12}): 1 files; its card was not recorded by the run that used it",
+    ]
+    assert text[-1].startswith("  p_fake is the model's estimate") and text[-1].endswith("not proof.")
+    assert json.loads(json.dumps(report.as_dict(), default=str))["models"][0]["trust"]["untrusted"] is True
