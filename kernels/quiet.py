@@ -44,6 +44,8 @@ def quiet_deep_learning_start() -> None:
     """Import Keras (and TensorFlow, when it is the backend) without their start-up chatter, and keep
     their later informational logging and Python warnings out of the user's terminal. Children
     (Ray workers, the web app's server) inherit the environment part."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":  # `dfscan --verbose`, which its children inherit
+        return
     for name, value in _QUIET_ENV.items():
         os.environ.setdefault(name, value)
     if "tensorflow" in sys.modules:  # too late to hide its start; the level above still applies

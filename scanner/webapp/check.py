@@ -25,6 +25,7 @@ import numpy as np
 
 from kernels.artifact import sha256_file
 from kernels.clips import Clip, ClipReader, ClipSpec
+from kernels.export import boxed_frames
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import ProbeLimits
 from kernels.trust import card_trust
@@ -41,13 +42,15 @@ Progress = Callable[[float, str], None]
 
 @dataclasses.dataclass
 class ClipView:
-    """The clip as one clip shape (frames, size, sampling) reads it."""
+    """The clip as one clip shape (frames, size, sampling, crop) reads it."""
 
     frames: int
     size: int
     sampling: str
     clip: Clip
     models: list[str]  # names of the models that see this clip
+    crop: str = "frame"  # what the models' cards ask for; clip.crop says what they saw
+    boxed: np.ndarray | None = None  # face crops: the whole frames with each crop's square drawn  (F, h, w, 3)
 
 
 @dataclasses.dataclass
@@ -69,6 +72,10 @@ class ModelResult:
     size: int = 0
     sampling: str = ""
     decoder: str | None = None
+    crop: str | None = None  # what the model saw: "frame", or "face" crops (scanner.verdicts.face_columns)
+    face_found: bool | None = None
+    face_frames: int | None = None
+    face_box: list[float] | None = None
     # What the model's card says it is worth (kernels.trust.card_trust), beside every verdict it gives.
     card_metrics: str = ""  # the one-line summary
     card_part: str = ""  # "test", else "val": the part the numbers were measured on
@@ -199,6 +206,11 @@ def save_upload(stream: BinaryIO, name: str, folder: Path) -> Path:
     return path
 
 
+def _shape(entry: ModelEntry) -> tuple:
+    """How a model reads a clip: its card's clip settings and its sampling."""
+    return tuple(sorted(entry.card.clip_settings().items())), entry.sampling
+
+
 def _model_error(entry: ModelEntry, view: ClipView | None, error_class: str, message: str) -> ModelResult:
     return ModelResult(model_name=entry.name, model_sha256=entry.sha256, model_path=entry.path,
                        **verdicts.error_outcome(error_class, message), threshold=entry.threshold,
@@ -213,25 +225,29 @@ def run_check(path: Path, models: list[ModelEntry], load: Callable[[str], tuple]
     """Decode ``path`` once per clip shape and predict with every model; ``load(model_path)`` returns
     ``(LoadedModel, CompiledPredictor)``. ``progress(fraction, text)`` is called before each step."""
     path = Path(path)
-    shapes: dict[tuple[int, int, str], list[ModelEntry]] = {}
-    for entry in models:
-        shapes.setdefault((entry.frames, entry.size, entry.sampling), []).append(entry)
+    shapes: dict[tuple, list[ModelEntry]] = {}
+    for entry in models:  # models that read the clip alike (the card's clip settings) share one decode
+        shapes.setdefault(_shape(entry), []).append(entry)
     steps = len(shapes) + len(models)
     done = 0
-    views: dict[tuple[int, int, str], ClipView] = {}
-    for (frames, size, sampling), entries in shapes.items():
-        progress(done / steps, f"Decoding {frames} frames at {size}×{size} px ({sampling} sampling)…")
-        spec = ClipSpec(frames=frames, size=size, sampling=sampling, decoder="auto", limits=limits)
+    views: dict[tuple, ClipView] = {}
+    for shape, entries in shapes.items():
+        settings, sampling = dict(shape[0]), shape[1]
+        frames, size, crop = settings["frames"], settings["size"], settings["crop"]
+        what = "face crops" if crop == "face" else "frames"
+        progress(done / steps, f"Decoding {frames} {what} at {size}×{size} px ({sampling} sampling)…")
+        spec = ClipSpec(**settings, sampling=sampling, decoder="auto", limits=limits)
         (clip,) = ClipReader(spec, gpu=False).read([str(path)])  # one clip: the CPU decoders, no NVDEC
         if clip.error is not None:  # name the upload, not its temporary copy
             clip.error = VideoError(clip.error.error_class,
                                     clip.error.message.replace(str(path), file_name or path.name))
-        views[(frames, size, sampling)] = ClipView(frames, size, sampling, clip, [e.name for e in entries])
+        boxed = boxed_frames(clip) if clip.ok and clip.faces is not None else None
+        views[shape] = ClipView(frames, size, sampling, clip, [e.name for e in entries], crop=crop, boxed=boxed)
         done += 1
 
     results = []
     for entry in models:
-        view = views[(entry.frames, entry.size, entry.sampling)]
+        view = views[_shape(entry)]
         progress(done / steps, f"Predicting with {entry.name}…")
         done += 1
         if not view.clip.ok:
@@ -247,7 +263,8 @@ def run_check(path: Path, models: list[ModelEntry], load: Callable[[str], tuple]
             model_name=loaded.name, model_sha256=loaded.sha256, model_path=entry.path,
             **verdicts.ok_outcome(p_fake, loaded.threshold, loaded.inconclusive_band), threshold=loaded.threshold,
             frame_indices=[int(i) for i in view.clip.indices], frames=loaded.frames, size=loaded.size,
-            sampling=view.sampling, decoder=view.clip.decoder, **card_fields(entry)))
+            sampling=view.sampling, decoder=view.clip.decoder, crop=view.clip.crop,
+            **verdicts.face_columns(view.clip.faces), **card_fields(entry)))
     progress(1.0, "Done.")
     probe = next((v.clip.probe.as_dict() for v in views.values() if v.clip.probe is not None), None)
     size_bytes = probe["size_bytes"] if probe else (path.stat().st_size if path.exists() else 0)

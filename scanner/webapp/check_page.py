@@ -10,6 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from kernels.quiet import quiet_deep_learning_start
 from scanner.webapp.check import CheckResult, export_csv, export_json, run_check, save_upload, validate_upload
 from scanner.webapp.models import load_for_prediction
 from scanner.webapp.result_view import show_clip
@@ -31,6 +32,7 @@ def _load(path: str):
 
 
 def render(settings: AppSettings) -> None:
+    quiet_deep_learning_start()  # MTCNN and the models import TensorFlow: not its start-up chatter in the server log
     st.title("Check a clip")
     st.caption("Upload videos to see the frames the scanner samples and what each chosen model concludes.")
     discovery = cached_discovery(settings.models)

@@ -74,6 +74,13 @@ def show_clip(check: CheckResult, number: int, read_bytes: Callable[[], bytes], 
         st.caption(f"{view.frames} frames at {view.size}×{view.size} px, {as_text(view.sampling)} sampling"
                    f"{f', decoded with {as_text(clip.decoder)}' if clip.decoder else ''} — seen by "
                    + ", ".join(as_text(name) for name in view.models))
+        if clip.ok and view.boxed is not None:
+            faces = clip.faces
+            st.caption(f"Face crops (margin {faces.margin:g}): the face was found in {faces.face_frames} of the "
+                       f"{faces.detected_on} frames the detector saw" if faces.found else
+                       "No face was found often enough: these models saw whole frames, not face crops.")
+            frame_grid(view.boxed, [int(i) for i in clip.indices], key=f"boxed-{number}-{shape}")
+            st.caption("What the models saw:")
         if clip.ok:
             frame_grid(clip.frames, [int(i) for i in clip.indices], key=f"frames-{number}-{shape}")
         else:

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 
+import numpy as np
 import pytest
 
 from kernels.sampling import plan_indices
@@ -144,3 +145,28 @@ def test_several_clips_export_together_with_every_rows_provenance(tmp_path, clip
     assert [(c["file"], c["clip_sha256"], len(c["results"])) for c in exported["clips"]] == [
         ("clip.mp4", shas[0], 2), ("other.mp4", shas[1], 2)]
     assert exported["clips"][0]["results"][0]["frame_indices"] == [0, 10, 19, 29]
+
+
+def test_a_face_model_sees_face_crops_and_the_page_gets_the_boxes(tmp_path):
+    """A face-crop card is read with its own face settings (no flag), beside a whole-frame model of the
+    same F and S: two decodes, the face view carries the boxed whole frames, the rows the face columns."""
+    from tests.face_media import write_face_video
+
+    video = write_face_video(tmp_path / "clip", 24, "vp9")
+    root = tmp_path / "runs"
+    face = {"detector": "mtcnn", "detector_version": "1.0.0", "margin": 1.5, "detect_frames": 4, "detect_size": 320,
+            "work_size": 640}
+    fake_run(root, "faces", frames=4, size=32, crop="face", face=face)
+    fake_run(root, "frames", frames=4, size=32)
+    models = discover([str(root)]).models
+    result = run_check(video, models, load=stub_load, progress=lambda f, t: None, file_name="clip.webm")
+    by_crop = {view.crop: view for view in result.views}
+    assert sorted(by_crop) == ["face", "frame"] and by_crop["frame"].boxed is None
+    face_view = by_crop["face"]
+    assert face_view.clip.crop == "face" and face_view.clip.faces.margin == 1.5
+    assert face_view.boxed.shape[0] == 4 and face_view.boxed.shape[3] == 3
+    rows = {r.model_name: r for r in result.results}
+    assert (rows["faces"].crop, rows["faces"].face_found, rows["faces"].face_frames) == ("face", True, 4)
+    assert (rows["frames"].crop, rows["frames"].face_found) == ("frame", None)
+    assert 0.1 < rows["faces"].face_box[3] < 0.25  # the face's height as a fraction of the frame
+    assert not np.array_equal(face_view.clip.frames, by_crop["frame"].clip.frames)
