@@ -80,16 +80,22 @@ def frames(video: Path = typer.Argument(..., help="The video to sample."),
            sampling: str = typer.Option("uniform", "--sampling", help="uniform | keyframe"),
            decoder: str = typer.Option("auto", "--decoder", help="auto | pyav | dali-cpu | dali-gpu | nvdec"),
            crop: str = typer.Option("frame", "--crop", help="frame | face (also writes faces.json)"),
-           face_margin: float = typer.Option(1.3, "--face-margin", help="Face crop side / face box side.")):
+           face_margin: float = typer.Option(1.3, "--face-margin", help="Face crop side / face box side."),
+           model: Optional[Path] = typer.Option(None, "--model", help="Read the clip as this model's card says "
+                                                "(F, S, sampling, crop and face settings); overrides those options.")):
     """Write the frames the model sees, one PNG per sampled frame, plus a contact sheet."""
+    from kernels.artifact import ArtifactError, load_card
     from kernels.clips import ClipReader, ClipSpec
     from kernels.export import write_clip
 
     try:
-        spec = ClipSpec(frames=n_frames, size=size, sampling=sampling, decoder=decoder, crop=crop,
-                        face_margin=face_margin)
-        reader = ClipReader(spec)
-    except ValueError as exc:
+        if model is not None:
+            card = load_card(model / "model.keras" if model.is_dir() else model)
+            settings = {**card.clip_settings(), "sampling": card.sampling}
+        else:
+            settings = dict(frames=n_frames, size=size, sampling=sampling, crop=crop, face_margin=face_margin)
+        reader = ClipReader(ClipSpec(**settings, decoder=decoder))
+    except (ValueError, ArtifactError) as exc:
         fail_usage(str(exc))
     (clip,) = reader.read([str(video)])
     if not clip.ok:

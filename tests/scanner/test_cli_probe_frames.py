@@ -122,3 +122,23 @@ def test_frames_bad_face_arguments_get_one_line_and_exit_2(tmp_path):
         assert result.exit_code == 2, args
         assert len(result.stderr.strip().splitlines()) == 1
         assert result.stderr.startswith("dfscan: error: ")
+
+
+def test_frames_reads_the_clip_as_a_models_card_says(tmp_path):
+    """`--model`: F, S, sampling, the crop and its face settings come from the card, not from flags."""
+    video = write_face_video(tmp_path / "face", 30, "vp9")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.json").write_text(json.dumps({
+        "name": "faces", "arch": "cnn-lstm", "frames": 3, "size": 40, "sampling": "uniform", "threshold": 0.5,
+        "class_names": ["real", "fake"], "sha256": "0" * 64, "crop": "face",
+        "face": {"detector": "mtcnn", "detector_version": "1.0.0", "margin": 1.4, "detect_frames": 3,
+                 "detect_size": 320, "work_size": 640}}))
+    out = tmp_path / "frames"
+    result = runner.invoke(app, ["frames", str(video), "--out", str(out), "--model", str(run), "--frames", "9"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("frame_*.png")) == [f"frame_{i:06d}.png" for i in (0, 14, 29)]
+    assert Image.open(out / "frame_000014.png").size == (40, 40)
+    assert json.loads((out / "faces.json").read_text())["margin"] == 1.4
+    refused = runner.invoke(app, ["frames", str(video), "--out", str(out), "--model", str(tmp_path / "none")])
+    assert refused.exit_code == 2 and refused.output.startswith("dfscan: error: no model card")
