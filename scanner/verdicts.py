@@ -229,14 +229,19 @@ def newest_rows(table: pa.Table) -> pa.Table:
     if table.num_rows == 0:
         return table
     archive = pc.fill_null(table["archive"], "")
+    # A file is its name's bytes where the row has them (version 2): the escaped `path` of the byte
+    # 0xff and a name spelled with a literal "\xff" read alike, and must not count as one file.
+    name = table["path"].cast(pa.binary())
+    if "path_bytes" in table.column_names:
+        name = pc.coalesce(table["path_bytes"], name)
     when = pc.fill_null(table["scanned_at"].cast(pa.int64()), pa.scalar(-(2 ** 63), pa.int64()))
     # Rows from oldest to newest; the read position breaks ties, so no sort stability is assumed.
     read = pa.array(range(table.num_rows), pa.int64())
     by_age = pc.sort_indices(pa.table({"when": when, "read": read}),
                              sort_keys=[("when", "ascending"), ("read", "ascending")])
-    aged = pa.table({"archive": archive.take(by_age), "path": table["path"].take(by_age),
+    aged = pa.table({"archive": archive.take(by_age), "name": name.take(by_age),
                      "age": pa.array(range(table.num_rows), pa.int64())})
-    newest_age = aged.group_by(["archive", "path"]).aggregate([("age", "max")])["age_max"]
+    newest_age = aged.group_by(["archive", "name"]).aggregate([("age", "max")])["age_max"]
     rows = by_age.take(newest_age.combine_chunks())
     order = pc.sort_indices(pa.table({"archive": archive.take(rows), "path": table["path"].take(rows)}),
                             sort_keys=[("archive", "ascending"), ("path", "ascending")])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
 import random
 
 import numpy as np
@@ -151,6 +152,17 @@ def test_newest_row_per_file():
     assert newest.schema == table.schema
     empty = verdicts.rows_to_table([])
     assert verdicts.newest_rows(empty).num_rows == 0
+
+
+def test_a_name_with_a_stray_byte_and_its_escaped_spelling_are_two_files():
+    """`m\xff.mp4` (the byte 0xff) is shown as the text `m\\xff.mp4`, which is also a valid name of its
+    own: the rows' bytes keep them apart (hostile-archives issue, item 1)."""
+    byte, spelled = b"m\xff.mp4", b"m\\xff.mp4"
+    rows = [row(verdicts.display_path(os.fsdecode(name)), minutes=i, size=i, path_bytes=name)
+            for i, name in enumerate((byte, spelled, byte))]
+    assert rows[0]["path"] == rows[1]["path"]  # the trap: alike as text
+    newest = verdicts.newest_rows(verdicts.rows_to_table(rows))
+    assert sorted(zip(newest["path_bytes"].to_pylist(), newest["size"].to_pylist())) == [(spelled, 1), (byte, 2)]
 
 
 def test_newest_rows_agree_with_the_apps_former_pandas_rule():
