@@ -45,6 +45,7 @@ def start_local_ray(**init_kwargs) -> None:
     """``ray.init(**init_kwargs)`` for a new local cluster bound to loopback, with its watchdog."""
     import ray
 
+    _watchdogs[:] = [w for w in _watchdogs if w.poll() is None]  # reap those whose cluster is gone
     marker = uuid.uuid4().hex
     env = {k: v for k, v in os.environ.items() if k != MARKER_ENV}
     watchdog = subprocess.Popen([sys.executable, "-m", "scanner.ray_local", marker, str(os.getpid())],
@@ -56,16 +57,17 @@ def start_local_ray(**init_kwargs) -> None:
             ray.init(**init_kwargs)
         node_ip = ray.util.get_node_ip_address()
         if not is_loopback(node_ip):
-            ray.shutdown()
             raise RuntimeError(f"the local Ray cluster would listen on {node_ip}, not on loopback; "
                                "pass --address to use a cluster started on purpose")
         if watchdog.poll() is not None:  # e.g. scanner not importable from its working directory
-            ray.shutdown()
             raise RuntimeError(f"the local Ray cluster's watchdog exited (status {watchdog.returncode})")
         watchdog.stdin.write(b"started\n")  # record the cluster now rather than at its next look
         watchdog.stdin.flush()
     except BaseException:
-        watchdog.stdin.close()  # sweep whatever ray.init managed to start
+        if ray.is_initialized():
+            ray.shutdown()
+        with contextlib.suppress(OSError):  # a watchdog already gone leaves a broken pipe
+            watchdog.stdin.close()  # and the watchdog sweeps whatever is left
         raise
 
 
@@ -89,7 +91,10 @@ def _local_only(marker: str):
 
 
 def is_loopback(host: str) -> bool:
-    address = ipaddress.ip_address(host.strip("[]"))
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:  # a name
+        return host == "localhost"
     mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1, an IPv6 socket bound to 127.0.0.1
     return (mapped or address).is_loopback
 

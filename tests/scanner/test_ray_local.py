@@ -45,6 +45,55 @@ for line in sys.stdin:
         ray.shutdown()
         print(json.dumps({"down": True}), flush=True)
 """
+# A Ray that would not honour the local-only switch (faked: once started, it reports an outward node IP).
+# The driver records its descendants while connect_ray runs, and reports the refusal and who is left.
+REFUSING_DRIVER = """
+import json, threading, time
+import psutil, ray
+from scanner.workers import connect_ray
+
+real_init = ray.init
+
+def init_then_report_outward_ip(**kwargs):
+    real_init(**kwargs)
+    ray.util.get_node_ip_address = lambda: "192.0.2.7"
+
+ray.init = init_then_report_outward_ip
+seen, starting = {}, True  # process: its name
+
+def record():
+    while starting:
+        for process in psutil.Process().children(recursive=True):
+            try:
+                seen[process] = process.name()  # the newest: a child just forked still has our name
+            except psutil.NoSuchProcess:
+                pass
+        time.sleep(0.1)
+
+recorder = threading.Thread(target=record)
+recorder.start()
+try:
+    connect_ray(None)
+    error = None
+except RuntimeError as exc:
+    error = str(exc)
+starting = False
+recorder.join()
+
+def alive(process):
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+deadline = time.monotonic() + 60
+while (left := [p for p in seen if alive(p)]) and time.monotonic() < deadline:
+    time.sleep(0.5)
+print(json.dumps({"error": error, "initialized": ray.is_initialized(), "started": sorted(set(seen.values())),
+                  "left": sorted(seen[p] for p in left)}), flush=True)
+for process in left:
+    process.kill()  # whatever the verdict, leave nothing on the machine
+"""
 DASHBOARD_PORT = 8265  # Ray's default for the dashboard's web UI
 DASHBOARD_METRIC_PORT = 44227  # Ray's default for the dashboard head's Prometheus metrics
 GONE_WITHIN_S = 60
@@ -174,3 +223,16 @@ def test_loopback_switch_is_put_back_after_start():
         assert ray_constants.ENABLE_RAY_CLUSTER is False
         assert (os.environ[MARKER_ENV], os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"]) == ("m1", "0")
     assert (ray_constants.ENABLE_RAY_CLUSTER, dict(os.environ)) == before
+
+
+@pytest.mark.timeout(300)
+def test_cluster_not_on_loopback_is_refused_and_swept():
+    done = subprocess.run([sys.executable, "-c", REFUSING_DRIVER], cwd=REPO, env=child_env(), capture_output=True,
+                          text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["error"] == ("the local Ray cluster would listen on 192.0.2.7, not on loopback; "
+                               "pass --address to use a cluster started on purpose")
+    assert report["initialized"] is False
+    assert {"gcs_server", "raylet"} <= set(report["started"])  # it did start, and then
+    assert report["left"] == []
