@@ -19,6 +19,7 @@ from pathlib import Path
 
 from kernels.errors import is_device_error
 from scanner import verdicts
+from scanner.ray_local import start_local_ray
 
 def _device_label() -> tuple[str, bool]:
     """(label for the `worker` column, whether a real GPU may be used).
@@ -118,7 +119,9 @@ class ScanWorker:
 
 # --- the Ray side: connecting, sizing and starting actors (the driver calls these) -------------------
 def connect_ray(address: str | None) -> bool:
-    """Reuse an in-process connection, join ``address`` (or RAY_ADDRESS), or start a local cluster.
+    """Reuse an in-process connection, join ``address`` (or RAY_ADDRESS), or start a local cluster:
+    one on loopback only, without a dashboard, whose processes all die with this one
+    (``scanner.ray_local``). A joined cluster is left as found.
     Returns whether this call connected (and so the caller must ``ray.shutdown()``)."""
     import ray
 
@@ -129,7 +132,7 @@ def connect_ray(address: str | None) -> bool:
     if address:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     else:
-        ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        start_local_ray(include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     return True
 
 

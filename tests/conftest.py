@@ -19,7 +19,7 @@ from kernels.decode import gpu_count  # noqa: E402
 # loop of under a minute; CI runs everything.
 _SLOW_FILES = {"ray": ("tests/scanner/test_cluster.py", "tests/scanner/test_corpus.py", "tests/scanner/test_demo.py",
                        "tests/scanner/test_faults.py", "tests/scanner/test_run.py", "tests/benchmarks/test_bench.py",
-                       "tests/benchmarks/test_gpu_check.py"),
+                       "tests/benchmarks/test_gpu_check.py", "tests/scanner/test_ray_local.py"),
                "training": ("tests/training/",),
                "browser": ("tests/webapp/test_browser.py", "tests/webapp/test_launch.py")}
 
