@@ -22,7 +22,7 @@ fi
 out=$(realpath -m "${1:-device-dry-run}")
 rm -rf "$out"; mkdir -p "$out"
 export OUT=$out PYTHON=$venv/bin/python PYTHONPATH=$PWD DFSCAN_DRY_RUN_DLPACK=1
-export PYTEST_ARGS="-m gpu tests/kernels/test_gpu.py"
+export PYTEST_ARGS="-m gpu tests/kernels/test_gpu.py tests/kernels/test_clips.py"
 export DALI_ARGS="--decoders dali-cpu" NVDEC_ARGS="--decoders nvdec --models= --pipelines 1"
 export GPU_CHECK_ARGS="--codec vp9 --extra 360x640:vp9 --videos 4 --seconds 2 --resolutions 640x360,320x240 \
   --pipelines 1,2 --batch 2 --size 64 --frames 8 --models cnn-lstm --model-batch 4 --model-repeats 2 \

@@ -31,7 +31,7 @@ else
 fi
 
 # shellcheck disable=SC2086  # the argument lists are word lists on purpose
-timeout "${TEST_TIMEOUT_S:-100}" "$python" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:--m gpu tests/kernels/test_gpu.py} \
+timeout "${TEST_TIMEOUT_S:-100}" "$python" -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:--m gpu tests/kernels/test_gpu.py tests/kernels/test_clips.py} \
   > "$out/pytest.log" 2>&1 || status=1
 echo "== pytest ($(( $(date +%s) - started )) s)"; tail -n 15 "$out/pytest.log"
 

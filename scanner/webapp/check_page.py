@@ -32,7 +32,6 @@ def _load(path: str):
 
 
 def render(settings: AppSettings) -> None:
-    quiet_deep_learning_start()  # MTCNN and the models import TensorFlow: not its start-up chatter in the server log
     st.title("Check a clip")
     st.caption("Upload videos to see the frames the scanner samples and what each chosen model concludes.")
     discovery = cached_discovery(settings.models)
@@ -61,6 +60,7 @@ def render(settings: AppSettings) -> None:
         st.info("Upload a video to check it.")
         return
     entries = [by_path[path] for path in chosen]
+    quiet_deep_learning_start()  # MTCNN and the models import TensorFlow: not its start-up chatter in the server log
     checks: list[tuple[CheckResult, object]] = []
     for uploaded in uploads:
         refusal = validate_upload(uploaded.name, uploaded.size, settings.max_upload_bytes)
