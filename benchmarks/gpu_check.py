@@ -14,7 +14,9 @@ here, never a GPU number.
 - ``rates``: videos/s and decoded frames/s per decoder, sampling, DALI feed and pipeline count.
 - ``overhead``: frame 0 alone, the fixed cost per video.
 - ``model``: the compiled predict step alone (mixed bf16 on a GPU).
-- ``end to end``: readers in threads feed one compiled model, file to p_fake.
+- ``end to end``: file to p_fake (``benchmarks.gpu_e2e``): readers in threads feed one compiled
+  model; with ``--e2e-processes``, P processes on the one GPU instead, each with its own readers and
+  model, one row for their summed rate and one per process.
 
 That machine has no TensorFlow, Ray or PyAV of its own; ``benchmarks/device_run.sh`` carries what it
 needs and runs this with ``KERAS_BACKEND=jax``. ``benchmarks/device_dry_run.sh`` runs the same on this
@@ -37,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.archive import parse_resolution, write_bench_video
+from benchmarks.gpu_e2e import CheckFailed, ProcessFleet, build_check_model, end_to_end
 from benchmarks.report import library_versions, machine_info, spread, write_report
 from kernels.clips import ClipReader, ClipSpec
 from kernels.decode.pyav import PyAVDecoder
@@ -46,10 +49,6 @@ from kernels.sampling import plan_indices
 
 CPU_BACKENDS_TOLERANCE = 3.0  # grey levels, mean absolute error: what the CPU backends' tests allow
 DALI_DECODERS = ("dali-gpu", "dali-cpu")
-
-
-class CheckFailed(Exception):
-    """A check of this script did not hold; the message says which and by how much."""
 
 
 def build_archive(directory: Path, videos: int, resolutions: list[str], extra: list[str], seconds: float,
@@ -178,7 +177,7 @@ def _cut_against_whole(paths: list[str], spec: ClipSpec, gpu: bool) -> dict:
 def model_rate(arch: str, frames: int, size: int, batch: int, repeats: int) -> dict:
     from kernels.predict import CompiledPredictor
 
-    model = _build_model(arch, frames, size)
+    model = build_check_model(arch, frames, size)
     predictor = CompiledPredictor(model, batch_size=batch, frames=frames, size=size)
     started = time.perf_counter()
     predictor.warm_up()
@@ -194,61 +193,13 @@ def model_rate(arch: str, frames: int, size: int, batch: int, repeats: int) -> d
     return {"videos_per_s": batch * repeats / seconds, "seconds": seconds, "compile_s": compile_s}
 
 
-def _build_model(arch: str, frames: int, size: int):
-    import keras
-
-    from training.models import ModelConfig, build_model
-
-    if _has_gpu():
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        return build_model(ModelConfig(arch=arch, frames=frames, size=size, backbone_weights="none"))
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
-def end_to_end(paths: list[str], spec: ClipSpec, arch: str, pipelines: int, batch: int, gpu: bool) -> dict:
-    """File to p_fake: ``pipelines`` readers in threads, each a fixed-shape batch, one compiled model."""
-    from kernels.predict import CompiledPredictor
-
-    model = _build_model(arch, spec.frames, spec.size)
-    predictor = CompiledPredictor(model, batch_size=batch, frames=spec.frames, size=spec.size)
-    predictor.warm_up()
-    readers = [ClipReader(spec, gpu=gpu, dali_batch=batch) for _ in range(pipelines)]
-    for reader in readers:
-        reader.read(paths[:1])
-    lock = threading.Lock()
-    used: Counter = Counter()
-    scored = []
-
-    def work(reader: ClipReader, share: list[str]) -> None:
-        for start in range(0, len(share), batch):
-            clip_batch = reader.read_batch(share[start:start + batch], batch)
-            with lock:
-                scores = predictor.predict(clip_batch.frames)
-            used.update(c.decoder if c.ok else "failed" for c in clip_batch.clips)
-            scored.extend(scores[:len(clip_batch.clips)].tolist())
-
-    shares = [paths[i::pipelines] for i in range(pipelines)]
-    threads = [threading.Thread(target=work, args=(r, s)) for r, s in zip(readers, shares)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
-    if used.get(spec.decoder, 0) != len(paths) or not np.isfinite(scored).all():
-        raise CheckFailed(f"end to end on {spec.decoder}: decoders used {dict(used)}")
-    return {"videos_per_s": len(paths) / seconds, "seconds": seconds, "decoders_used": dict(used)}
-
-
 def _rate_mode(result: dict) -> dict:
     stages = {k: result[k + "_s"] for k in ("probe", "decode") if k + "_s" in result}
     if "compile_s" in result:
         stages["inference"] = result["seconds"]
     mode = {"videos_per_s": spread([result["videos_per_s"]]),
             "frames_decoded_per_s": spread([result.get("frames_decoded_per_s", 0.0)]), "stage_seconds": stages}
-    return mode | {k: v for k, v in result.items() if k not in mode}
+    return mode | {k: v for k, v in result.items() if k not in mode and k != "per_process"}  # rows of their own
 
 
 def _nvdec_facts() -> dict:
@@ -277,12 +228,6 @@ def _nvdec_facts() -> dict:
         facts["nvdec_limit_1080p_h264_fps"] = round(engines * 771 * facts["video_clock_max_mhz"] / 1860)
     print(f"nvdec facts: {facts}", flush=True)
     return facts
-
-
-def _has_gpu() -> bool:
-    from kernels.decode import gpu_count
-
-    return gpu_count() > 0
 
 
 def _gpu_memory_mb() -> float | None:
@@ -330,8 +275,11 @@ class _Run:
             self.report["agreement"][name] = result
         elif "error" not in result:
             self.report["modes"][name] = _rate_mode(result)
+            for part, part_result in result.get("per_process", {}).items():
+                self.report["modes"][f"{name} {part}"] = _rate_mode(part_result)
         summary = result.get("error") or {k: v for k, v in result.items() if k in (
-            "videos_per_s", "frames_decoded_per_s", "mean_abs_diff_vs_pyav", "decoders_used", "compile_s")}
+            "videos_per_s", "frames_decoded_per_s", "mean_abs_diff_vs_pyav", "decoders_used", "compile_s",
+            "sum_of_process_rates")}
         print(f"{name}: {summary}", flush=True)
         self.write()
         return result
@@ -362,6 +310,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model-batch", type=int, default=64)
     parser.add_argument("--model-repeats", type=int, default=10)
     parser.add_argument("--e2e-arch", default="resnet50-lstm", help="model of the end-to-end stage ('' skips it)")
+    parser.add_argument("--e2e-processes", default="",
+                        help="end to end in P processes at once on the one GPU, e.g. 1,2,4 (in place of the "
+                             "threads of this process)")
+    parser.add_argument("--e2e-threads", type=int, default=None,
+                        help="reader threads per end-to-end process (default: the largest --pipelines)")
+    parser.add_argument("--e2e-videos", type=int, default=160,
+                        help="videos per end-to-end process count, the last resolution's files over and over")
     parser.add_argument("--budget-s", type=float, default=420.0, help="start no stage after this many seconds")
     parser.add_argument("--archive-dir", type=Path, default=None,
                         help="encode the videos here and reuse them on the next run (default: a temporary folder)")
@@ -416,12 +371,21 @@ def main(argv: list[str] | None = None) -> dict:
         if args.e2e_arch:
             resolution = args.resolutions.split(",")[-1]
             size = 64 if args.e2e_arch == "cnn-lstm" else args.size
+            process_counts = [int(p) for p in args.e2e_processes.split(",") if p]
             for decoder in decoders:
                 spec = ClipSpec(frames=args.frames, size=size, sampling="keyframe", decoder=decoder)
-                run.stage("rate", f"end to end {decoder} keyframe {resolution} {args.e2e_arch} "
-                                  f"x{max(pipeline_counts)}",
-                          lambda: end_to_end(sets[resolution] * 2, spec, args.e2e_arch, max(pipeline_counts),
-                                             args.batch, gpu))
+                name = f"end to end {decoder} keyframe {resolution} {args.e2e_arch}"
+                if not process_counts:
+                    run.stage("rate", f"{name} x{max(pipeline_counts)}",
+                              lambda: end_to_end(sets[resolution] * 2, spec, args.e2e_arch, max(pipeline_counts),
+                                                 args.batch, gpu))
+                    continue
+                threads = args.e2e_threads or max(pipeline_counts)
+                paths = [sets[resolution][i % len(sets[resolution])] for i in range(args.e2e_videos)]
+                with ProcessFleet(spec, args.e2e_arch, max(process_counts), threads, args.batch, gpu,
+                                  warm_up_path=paths[0]) as fleet:
+                    for processes in process_counts:
+                        run.stage("rate", f"{name} P{processes} x{threads}", lambda: fleet.rate(paths, processes))
     run.write()
     print(f"{len(run.report['failures'])} failed checks, {len(run.report['skipped'])} stages skipped, "
           f"{run.report['elapsed_s']} s", flush=True)

@@ -215,6 +215,8 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
         out: Path = typer.Option(..., "--out", help="Verdicts directory (a Parquet dataset)."),
         gpus: Optional[int] = typer.Option(None, "--gpus", help="GPU workers; default every visible GPU."),
         workers: Optional[int] = typer.Option(None, "--workers", help="CPU workers when there is no GPU."),
+        workers_per_gpu: int = typer.Option(1, "--workers-per-gpu", help="Scan workers (processes) sharing each "
+                                            "GPU, 1 to 8: more feed its decoders from more CPU cores."),
         batch_size: int = typer.Option(8, "--batch-size"),
         in_flight: int = typer.Option(2, "--in-flight", help="Batches each worker runs at once, each with its "
                                                              "own decode pipeline (more feed more NVDEC engines)."),
@@ -238,7 +240,8 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
     if extensions is not None:
         chosen = tuple(e.strip().lstrip(".").lower() for e in extensions.split(",") if e.strip())
     try:
-        config = ScanConfig(archive=archive, model=model, out=out, gpus=gpus, workers=workers, batch_size=batch_size,
+        config = ScanConfig(archive=archive, model=model, out=out, gpus=gpus, workers=workers,
+                            workers_per_gpu=workers_per_gpu, batch_size=batch_size,
                             batches_in_flight_per_worker=in_flight, batch_timeout_s=batch_timeout, sampling=sampling,
                             decoder=decoder, threshold=threshold, address=address, full=full,
                             retry_errors=retry_errors, extensions=chosen, follow_links=follow_links,

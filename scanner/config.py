@@ -9,6 +9,7 @@ from pathlib import Path
 from kernels.probe import VIDEO_EXTENSIONS
 
 DEFAULT_EXTENSIONS: tuple[str, ...] = VIDEO_EXTENSIONS
+MAX_WORKERS_PER_GPU = 8  # each holds a model and its decoders in GPU memory; NVDEC has at most 7 to 8 engines
 
 
 def default_cpu_workers() -> int:
@@ -23,6 +24,9 @@ class ScanConfig:
     out: Path
     gpus: int | None = None  # None: every visible GPU; 0: CPU workers
     workers: int | None = None  # CPU workers when there is no GPU; None: from the core count
+    # Scan workers (processes) sharing each GPU: one process's host side (probe, cut, feeding NVDEC,
+    # under Python's lock) bounds a GPU well below its decoders' limit (docs/performance.md).
+    workers_per_gpu: int = 1
     batch_size: int = 8
     sampling: str | None = None  # None: the model card's (each worker reads it; rows record what was used)
     decoder: str = "auto"
@@ -54,6 +58,9 @@ class ScanConfig:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
         if (self.gpus is not None and self.gpus < 0) or (self.workers is not None and self.workers < 1):
             raise ValueError("--gpus must be 0 or more and --workers 1 or more")
+        if not 1 <= self.workers_per_gpu <= MAX_WORKERS_PER_GPU:
+            raise ValueError(f"--workers-per-gpu must be between 1 and {MAX_WORKERS_PER_GPU}, "
+                             f"got {self.workers_per_gpu}")
         if self.batch_size < 1 or not 1 <= self.batches_in_flight_per_worker <= 16:
             raise ValueError("--batch-size must be 1 or more and --in-flight between 1 and 16")
         if not self.batch_timeout_s > 0:

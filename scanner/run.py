@@ -129,7 +129,8 @@ class _Scan:
         from scanner.workers import plan_workers
 
         try:
-            self.worker_plan = plan_workers(self.config.gpus, self.config.workers, ray.cluster_resources())
+            self.worker_plan = plan_workers(self.config.gpus, self.config.workers, ray.cluster_resources(),
+                                            self.config.workers_per_gpu)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         try:

@@ -139,22 +139,28 @@ def connect_ray(address: str | None) -> bool:
 @dataclasses.dataclass(frozen=True)
 class WorkerPlan:
     count: int
-    num_gpus: float  # per actor: 1 on GPUs (Ray chooses which and sets CUDA_VISIBLE_DEVICES), else 0
+    num_gpus: float  # per actor: 1/N with N workers per GPU (Ray packs N on each device), 0 on CPUs
     num_cpus: float  # per actor
 
 
-def plan_workers(gpus: int | None, workers: int | None, resources: dict) -> WorkerPlan:
-    """How many actors, with which resources, from --gpus/--workers and ``ray.cluster_resources()``.
-    ``gpus=None`` means every GPU of the cluster; 0 (or a cluster without GPUs) means CPU workers."""
+def plan_workers(gpus: int | None, workers: int | None, resources: dict, workers_per_gpu: int = 1) -> WorkerPlan:
+    """How many actors, with which resources, from --gpus/--workers/--workers-per-gpu and
+    ``ray.cluster_resources()``. ``gpus=None`` means every GPU of the cluster; 0 (or a cluster without
+    GPUs) means CPU workers, and then ``workers_per_gpu`` does not apply."""
     gpus_total, cpus_total = int(resources.get("GPU", 0)), float(resources.get("CPU", 1))
     gpus = gpus_total if gpus is None else gpus
     if gpus > gpus_total:
         raise ValueError(f"--gpus {gpus} asked for, but the cluster has {gpus_total} GPUs")
     if gpus > 0:
-        return WorkerPlan(gpus, 1.0, min(1.0, cpus_total / gpus))
+        count = gpus * workers_per_gpu
+        return WorkerPlan(count, 1.0 / workers_per_gpu, min(1.0, cpus_total / count))
     count = workers or max(1, int(cpus_total) // 2)  # one per two cores: each decodes with threads
     # More workers than cores would leave actors pending forever: share the cores out instead.
     return WorkerPlan(count, 0.0, min(1.0, cpus_total / count))
+
+
+# Processes sharing a GPU must not each take its memory at start-up, as TensorFlow and JAX do by default.
+SHARED_GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
 def start_actor(plan: WorkerPlan, name: str, config, archive: Path, worker_class: type | None = None):
@@ -163,9 +169,10 @@ def start_actor(plan: WorkerPlan, name: str, config, archive: Path, worker_class
     (max_task_retries=0) because the driver's own retries keep rows exactly-once."""
     import ray
 
+    shared = {"runtime_env": {"env_vars": SHARED_GPU_ENV}} if 0 < plan.num_gpus < 1 else {}
     return ray.remote(worker_class or ScanWorker).options(
         name=name, num_gpus=plan.num_gpus, num_cpus=plan.num_cpus,
         max_restarts=config.max_actor_restarts, max_task_retries=0,
-        max_concurrency=config.batches_in_flight_per_worker,
+        max_concurrency=config.batches_in_flight_per_worker, **shared,
     ).remote(str(Path(config.model).resolve()), str(archive), config.batch_size, config.sampling, config.decoder,
              config.threshold)

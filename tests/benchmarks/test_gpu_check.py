@@ -58,3 +58,40 @@ def test_gpu_check_reports_a_missing_decoder_as_a_failure(tmp_path):
     assert len(saved["failures"]) == 1 and saved["failures"][0].startswith("nvdec: PyNvVideoCodec cannot be loaded")
     assert [name for name in saved["modes"] if "nvdec" in name] == []  # no fallback measured as nvdec
     assert "Failed checks:" in (out / "report.md").read_text()
+
+
+def test_end_to_end_in_several_processes(tmp_path):
+    """--e2e-processes: the end-to-end stage in 1 then 2 processes at once, a row for their summed rate
+    and one per process, every rated clip decoded by the decoder asked for."""
+    out = tmp_path / "report"
+    main(["--out", str(out), *SMALL, "--decoders", "dali-cpu", "--pipelines", "1", "--feeds", "gops", "--extra", "",
+          "--models", "", "--e2e-arch", "cnn-lstm", "--e2e-processes", "1,2", "--e2e-threads", "1",
+          "--e2e-videos", "5"])
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["failures"] == [] and saved["skipped"] == []
+    name = "end to end dali-cpu keyframe 160x120 cnn-lstm"
+    assert [m for m in saved["modes"] if m.startswith("end to end")] == [
+        f"{name} P1 x1", f"{name} P1 x1 process 0", f"{name} P2 x1", f"{name} P2 x1 process 0",
+        f"{name} P2 x1 process 1"]
+    both = saved["modes"][f"{name} P2 x1"]
+    assert (both["processes"], both["threads_per_process"], both["videos"]) == (2, 1, 5)
+    assert both["decoders_used"] == {"dali-cpu": 5} and both["videos_per_s"]["median"] > 0
+    shares = [saved["modes"][f"{name} P2 x1 process {i}"] for i in (0, 1)]
+    assert [(s["videos"], s["decoders_used"]) for s in shares] == [(3, {"dali-cpu": 3}), (2, {"dali-cpu": 2})]
+    assert both["sum_of_process_rates"] == pytest.approx(sum(s["videos_per_s"]["median"] for s in shares))
+    assert saved["modes"][f"{name} P1 x1"]["decoders_used"] == {"dali-cpu": 5}
+    assert f"| {name} P2 x1 process 1 |" in (out / "report.md").read_text()
+
+
+def test_end_to_end_processes_that_cannot_start_fail_every_stage(tmp_path):
+    out = tmp_path / "report"
+    report = main(["--out", str(out), *SMALL, "--decoders", "dali-cpu", "--pipelines", "1", "--feeds", "gops",
+                   "--extra", "", "--models", "", "--e2e-arch", "no-such-arch", "--e2e-processes", "1,2",
+                   "--e2e-threads", "1", "--e2e-videos", "2"])
+    failures = [f for f in report["failures"] if f.startswith("end to end")]
+    assert len(failures) == 2 and report["failures"] == failures
+    for processes, failure in zip((1, 2), failures):
+        assert failure.startswith(f"end to end dali-cpu keyframe 160x120 no-such-arch P{processes} x1: "
+                                  "the end-to-end processes did not start: process ")
+    assert "no-such-arch" in failures[0].split("did not start", 1)[1]  # the child's own error, passed on
+    assert [m for m in report["modes"] if m.startswith("end to end")] == []

@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+from typer.testing import CliRunner
 
+from scanner import workers
+from scanner.cli import app
+from scanner.config import ScanConfig
 from scanner.run import run_scan
+from scanner.workers import WorkerPlan, plan_workers
 from tests.scanner.conftest import REPO, child_env, config_json, make_videos, rows_by_path, scan_config
+
+
+def test_plan_workers_several_per_gpu():
+    """N workers per GPU: N actors on each, each asking for 1/N of one, so Ray packs N on a device."""
+    assert plan_workers(None, None, {"CPU": 16, "GPU": 2}, workers_per_gpu=4) == WorkerPlan(8, 0.25, 1.0)
+    assert plan_workers(2, None, {"CPU": 2, "GPU": 2}, workers_per_gpu=2) == WorkerPlan(4, 0.5, 0.5)
+    assert plan_workers(1, None, {"CPU": 16, "GPU": 4}, workers_per_gpu=1) == WorkerPlan(1, 1.0, 1.0)
+    # CPU workers do not multiply: --workers says how many.
+    assert plan_workers(0, 3, {"CPU": 16, "GPU": 4}, workers_per_gpu=4) == WorkerPlan(3, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("value", [0, 9])
+def test_workers_per_gpu_out_of_range_is_a_usage_error(tmp_path, value):
+    with pytest.raises(ValueError, match=f"--workers-per-gpu must be between 1 and 8, got {value}"):
+        ScanConfig(archive=tmp_path, model=tmp_path / "m.keras", out=tmp_path / "out", workers_per_gpu=value)
+    result = CliRunner().invoke(app, ["run", str(tmp_path), "--model", str(tmp_path / "m.keras"),
+                                      "--out", str(tmp_path / "out"), "--workers-per-gpu", str(value)])
+    assert result.exit_code == 2
+    assert result.stderr == f"dfscan: error: --workers-per-gpu must be between 1 and 8, got {value}\n"
 
 
 @pytest.mark.timeout(300)
@@ -26,6 +51,35 @@ def test_logical_gpus_each_actor_gets_its_own_device(ray_cluster, tiny_model, tm
     # No NVIDIA driver here: the actors fell back to CPU decoding and CPU inference.
     assert {v[0]["decoder"] for v in rows.values()} == {"pyav"}
     assert {v[0]["status"] for v in rows.values()} == {"ok"}
+
+
+@pytest.mark.timeout(300)
+def test_two_workers_per_logical_gpu(ray_cluster, tiny_model, tmp_path, monkeypatch):
+    """`dfscan run --gpus 2 --workers-per-gpu 2`: four actors, two on each logical GPU, and every file
+    scanned exactly once."""
+
+    class WorkerTellingItsProcess(workers.ScanWorker):  # pickled by value: Ray's workers run it as is
+        def scan(self, paths: list[str]) -> dict:
+            result = super().scan(paths)
+            for row in result["rows"]:
+                row["worker"] += f"#pid{os.getpid()}"
+            return result
+
+    monkeypatch.setattr(workers, "ScanWorker", WorkerTellingItsProcess)  # start_actor's default class
+    root, out = tmp_path / "archive", tmp_path / "out"
+    names = make_videos(root, [f"v{i:02d}.mp4" for i in range(10)])
+    # One batch in flight per worker: the first four batches go one to each of the four ready actors.
+    result = CliRunner().invoke(app, ["run", str(root), "--model", str(tiny_model), "--out", str(out), "--gpus", "2",
+                                      "--workers-per-gpu", "2", "--batch-size", "2", "--in-flight", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = rows_by_path(out)
+    assert sorted(rows) == names and all(len(v) == 1 for v in rows.values())  # nothing lost or duplicated
+    processes = {row["worker"].rsplit("/", 1)[1] for (row,) in rows.values()}  # "gpu0#pid123"
+    assert len(processes) == 4
+    assert sorted(p.split("#")[0] for p in processes) == ["gpu0", "gpu0", "gpu1", "gpu1"]
+    assert {row["status"] for (row,) in rows.values()} == {"ok"}
+    (manifest,) = (out / "_runs").glob("*.json")
+    assert json.loads(manifest.read_text())["config"]["workers_per_gpu"] == 2
 
 
 @pytest.mark.timeout(300)
