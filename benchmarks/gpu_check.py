@@ -29,7 +29,6 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections import Counter
@@ -39,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.archive import parse_resolution, write_bench_video
-from benchmarks.gpu_e2e import CheckFailed, ProcessFleet, build_check_model, end_to_end
+from benchmarks.gpu_e2e import CheckFailed, ProcessFleet, build_check_model, end_to_end, run_threads
 from benchmarks.report import library_versions, machine_info, spread, write_report
 from kernels.clips import ClipReader, ClipSpec
 from kernels.decode.pyav import PyAVDecoder
@@ -103,13 +102,7 @@ def decode_rate(paths: list[str], spec: ClipSpec, pipelines: int, batch: int, gp
                 clip.frames = None  # only the verdict of the check is kept, not the pixels
             clips_seen.extend(clips)
 
-    threads = [threading.Thread(target=work, args=(r, s)) for r, s in zip(readers, shares)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
+    seconds = run_threads(work, readers, shares)
     decoded = sum(r.times.frames_decoded for r in readers) - decoded_before
     fed = [r.dali_files_fed() for r in readers]
     used = Counter(clip.decoder if clip.ok else "failed" for clip in clips_seen)

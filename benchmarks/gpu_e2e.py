@@ -51,6 +51,17 @@ def build_check_model(arch: str, frames: int, size: int):
         keras.mixed_precision.set_global_policy("float32")
 
 
+def run_threads(work, readers: list[ClipReader], shares: list[list[str]]) -> float:
+    """``work(reader, share)`` on one thread per reader, all at once; the wall seconds they took."""
+    threads = [threading.Thread(target=work, args=(r, s)) for r, s in zip(readers, shares)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def _score_shares(readers: list[ClipReader], shares: list[list[str]], predictor, batch: int) -> dict:
     """Each reader reads its share in its own thread, a fixed-shape batch at a time; predictions take
     turns on the one compiled model. Returns what was decoded, by whom, and the scores."""
@@ -72,13 +83,7 @@ def _score_shares(readers: list[ClipReader], shares: list[list[str]], predictor,
         except Exception as exc:  # noqa: BLE001 - reported as this stage's failure, not lost with the thread
             errors.append(f"{type(exc).__name__}: {exc}")
 
-    threads = [threading.Thread(target=work, args=(r, s)) for r, s in zip(readers, shares)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
+    seconds = run_threads(work, readers, shares)
     return {"seconds": seconds, "decoders_used": dict(used), "scores_finite": bool(np.isfinite(scored).all()),
             "errors": errors, "frames_decoded": sum(r.times.frames_decoded for r in readers) - decoded_before,
             "probe_s": sum(r.times.probe - b[0] for r, b in zip(readers, times_before)),
