@@ -61,6 +61,20 @@ def _remove_temporary(folder_fd: int, temporary: str) -> None:
         os.unlink(temporary, dir_fd=folder_fd)
 
 
+def _publish(fd: int, folder_fd: int, temporary: str, path: Path, fsync_dir: bool) -> None:
+    """Give the finished temporary (open as ``fd``) the usual permissions, flush it, check that its
+    name still holds this very file, and rename it over ``path`` (flushing the folder, with
+    ``fsync_dir``)."""
+    os.fchmod(fd, _FILE_MODE)  # private 0600 until now
+    os.fsync(fd)
+    mine, there = os.fstat(fd), os.stat(temporary, dir_fd=folder_fd, follow_symlinks=False)
+    if (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino):  # renamed away, something else put there
+        raise FileExistsError(f"temporary {temporary} beside {path} was replaced while being written")
+    os.replace(temporary, path.name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    if fsync_dir:
+        os.fsync(folder_fd)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, fsync_dir: bool = False,
                 follow_folder_link: bool = True) -> Iterator[BinaryIO]:
@@ -73,14 +87,7 @@ def atomic_file(path: str | os.PathLike, fsync_dir: bool = False,
         try:
             with os.fdopen(fd, "wb", closefd=False) as stream:
                 yield stream
-            os.fchmod(fd, _FILE_MODE)  # mkstemp-style 0600 until now: give it the usual permissions
-            os.fsync(fd)
-            mine, there = os.fstat(fd), os.stat(temporary, dir_fd=folder_fd, follow_symlinks=False)
-            if (mine.st_dev, mine.st_ino) != (there.st_dev, there.st_ino):  # renamed away, something else put there
-                raise FileExistsError(f"temporary {temporary} beside {path} was replaced while being written")
-            os.replace(temporary, path.name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
-            if fsync_dir:
-                os.fsync(folder_fd)
+            _publish(fd, folder_fd, temporary, path, fsync_dir)
         except BaseException:
             _remove_temporary(folder_fd, temporary)
             raise
@@ -105,15 +112,11 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp", fsync_dir: bool =
         temporary = str(path.parent / name)
         try:
             yield temporary
-            os.chmod(temporary, _FILE_MODE)
-            handle = os.open(temporary, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            handle = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder_fd)
             try:
-                os.fsync(handle)
+                _publish(handle, folder_fd, name, path, fsync_dir)
             finally:
                 os.close(handle)
-            os.replace(name, path.name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
-            if fsync_dir:
-                os.fsync(folder_fd)
         except BaseException:
             _remove_temporary(folder_fd, name)
             raise
