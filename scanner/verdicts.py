@@ -93,7 +93,6 @@ VERDICT_SCHEMA = pa.schema(
 )
 
 STATUSES = ("ok", "error")
-VERDICTS = ("real", "fake")  # the `verdict` column: the threshold's call, kept for readers of version 1
 DRIVER_WORKER = "driver"  # the worker column of a row that the driver wrote itself
 DRIVER_MESSAGE_CHARS = 500  # a driver row quotes a worker's last error, which may be a long traceback
 
