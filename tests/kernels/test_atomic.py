@@ -13,7 +13,8 @@ import pytest
 from kernels import atomic
 
 
-def _record_fsyncs(monkeypatch) -> list[tuple[str, int]]:
+def record_fsyncs(monkeypatch) -> list[tuple[str, int]]:
+    """Every fsync through kernels.atomic from now on, as ("file" | "dir", inode)."""
     flushed: list[tuple[str, int]] = []
     real_fsync = os.fsync
 
@@ -27,7 +28,7 @@ def _record_fsyncs(monkeypatch) -> list[tuple[str, int]]:
 
 
 def test_write_replaces_the_file_in_one_step(tmp_path, monkeypatch):
-    flushed = _record_fsyncs(monkeypatch)
+    flushed = record_fsyncs(monkeypatch)
     target = tmp_path / "report.json"
     target.write_bytes(b"old")
     atomic.atomic_write_bytes(target, b'{"new": 1}')
@@ -38,7 +39,7 @@ def test_write_replaces_the_file_in_one_step(tmp_path, monkeypatch):
 
 
 def test_fsync_dir_flushes_the_folder_after_the_rename(tmp_path, monkeypatch):
-    flushed = _record_fsyncs(monkeypatch)
+    flushed = record_fsyncs(monkeypatch)
     target = tmp_path / "_SUCCESS"
     atomic.atomic_write_bytes(target, b"", fsync_dir=True)
     assert target.read_bytes() == b""

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -15,8 +14,8 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from kernels import atomic
 from scanner import sink, verdicts
+from tests.kernels.test_atomic import record_fsyncs
 from tests.scanner.conftest import REPO, child_env
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -102,15 +101,7 @@ def test_commit_writes_manifest_then_success(tmp_path, monkeypatch):
 
 def test_parts_and_markers_are_flushed_with_their_folder(tmp_path, monkeypatch):
     """A rename is durable only once its folder is fsync'd: the sink asks for it on every file."""
-    flushed = []
-    real_fsync = os.fsync
-
-    def fsync(fd):
-        info = os.fstat(fd)
-        flushed.append(("dir" if stat.S_ISDIR(info.st_mode) else "file", info.st_ino))
-        real_fsync(fd)
-
-    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    flushed = record_fsyncs(monkeypatch)
     sink.prepare_out_dir(tmp_path)
     writer = sink.PartWriter(tmp_path, "run1")
     writer.add([row("a.mp4")])
