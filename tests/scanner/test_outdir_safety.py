@@ -252,12 +252,17 @@ def test_a_full_disk_while_taking_the_lock_is_one_line(out, monkeypatch):
     sink.OutDirLock(out, RUN).acquire().release()  # the descriptor was closed and the flock dropped with it
 
 
-def test_a_full_disk_mid_part_keeps_committed_parts_and_the_next_run_carries_on(out, monkeypatch):
+def _one_committed_part(out):
+    """A writer of RUN that has committed a.mp4's row, and that part's bytes."""
     sink.prepare_out_dir(out)
     writer = sink.PartWriter(out, RUN)
     writer.add([row("a.mp4")])
     writer.flush()
-    committed = (out / f"part-{RUN}-000000.parquet").read_bytes()
+    return writer, (out / f"part-{RUN}-000000.parquet").read_bytes()
+
+
+def test_a_full_disk_mid_part_keeps_committed_parts_and_the_next_run_carries_on(out, monkeypatch):
+    writer, committed = _one_committed_part(out)
     real_write = sink.pq.write_table
 
     def full(table, where, **kwargs):
@@ -277,11 +282,7 @@ def test_a_full_disk_mid_part_keeps_committed_parts_and_the_next_run_carries_on(
 
 
 def test_a_read_only_runs_keeps_the_parts_and_the_next_run_adopts_them(out, monkeypatch):
-    sink.prepare_out_dir(out)
-    writer = sink.PartWriter(out, RUN)
-    writer.add([row("a.mp4")])
-    writer.flush()
-    committed = (out / f"part-{RUN}-000000.parquet").read_bytes()
+    writer, committed = _one_committed_part(out)
     real_write = sink.atomic_write_bytes
 
     def read_only(path, data, **kwargs):
