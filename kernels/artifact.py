@@ -269,9 +269,15 @@ def save_keras_atomic(model, path: str | os.PathLike) -> None:
         model.save(temporary)
 
 
+def model_file(path: str | os.PathLike) -> Path:
+    """The model file a user names: ``RUN_DIR/model.keras`` itself, or ``RUN_DIR`` for the one inside it."""
+    path = Path(path)
+    return path / MODEL_FILE if path.is_dir() else path
+
+
 def card_path(model_path: str | os.PathLike) -> Path:
-    """The card beside a model: ``RUN_DIR/model.keras`` -> ``RUN_DIR/model.json``."""
-    return Path(model_path).with_suffix(".json")
+    """The card beside a model: ``RUN_DIR/model.keras`` (or ``RUN_DIR``) -> ``RUN_DIR/model.json``."""
+    return model_file(model_path).with_suffix(".json")
 
 
 def save_model(model, out_dir: str | os.PathLike, card: dict) -> dict:
@@ -294,9 +300,7 @@ def save_model(model, out_dir: str | os.PathLike, card: dict) -> dict:
 
 
 def _resolve(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        path = path / MODEL_FILE
+    path = model_file(path)
     if not path.is_file():
         raise ArtifactError(ArtifactProblem.NOT_FOUND, f"model file not found: {path}")
     if path.suffix.lower() in (".h5", ".hdf5"):

@@ -90,7 +90,7 @@ def frames(video: Path = typer.Argument(..., help="The video to sample."),
 
     try:
         if model is not None:
-            card = load_card(model / "model.keras" if model.is_dir() else model)
+            card = load_card(model)
             settings = {**card.clip_settings(), "sampling": card.sampling}
         else:
             settings = dict(frames=n_frames, size=size, sampling=sampling, crop=crop, face_margin=face_margin)

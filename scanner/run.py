@@ -75,10 +75,9 @@ def _validate(config: ScanConfig) -> tuple[str, str, str, dict]:
     (--sampling, else the card's), and how far the card says the model can be trusted."""
     if not Path(config.archive).is_dir():
         raise UsageError(f"archive not found or not a directory: {config.archive}")
-    from kernels.artifact import MODEL_FILE, ArtifactError, verify_model
+    from kernels.artifact import ArtifactError, model_file, verify_model
 
-    model = Path(config.model)
-    model = model / MODEL_FILE if model.is_dir() else model
+    model = model_file(config.model)
     if not model.is_file() or not os.access(model, os.R_OK):
         raise UsageError(f"model not found or unreadable: {config.model}")
     try:  # every check of the workers' load_model that needs no TensorFlow: the driver never imports it
