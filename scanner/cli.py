@@ -13,23 +13,22 @@ import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="dfscan: decide at scale whether videos are real or deepfakes.")
-_verbose = False  # --verbose, set once per process by the callback below
 
 
 @app.callback()
 def options(verbose: bool = typer.Option(False, "--verbose", help="Also show TensorFlow's and Keras's own "
                                          "logging (start-up notices, CUDA probing).")):
-    global _verbose
-    _verbose = verbose
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"  # inherited by Ray workers and the app
+    # Read by kernels.quiet (level 0: --verbose, start TensorFlow as it likes) and inherited by Ray
+    # workers and the app's server.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
 
 
 def _start_keras() -> None:
-    """Before a command that runs a model: start Keras without the libraries' chatter (see kernels.quiet)."""
-    if not _verbose:
-        from kernels.quiet import quiet_deep_learning_start
+    """Before a command that runs a model: start Keras without the libraries' chatter unless --verbose
+    (see kernels.quiet)."""
+    from kernels.quiet import quiet_deep_learning_start
 
-        quiet_deep_learning_start()
+    quiet_deep_learning_start()
 
 
 def fail_usage(message: str) -> None:
