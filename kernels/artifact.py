@@ -24,17 +24,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from kernels.atomic import atomic_path
+from kernels.clips import CROP_MODES, FACE_CROP, FRAME_CROP, ClipSpec
 from kernels.sampling import SAMPLING_MODES
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "model.json"
 CARD_KEYS = ("name", "arch", "frames", "size", "sampling", "threshold", "class_names", "sha256")
 FAKE_CLASS = "fake"
-# What a clip's frames are cut from before they are resized to S x S. Cards written before crops
-# existed say nothing, and their models saw whole frames.
-DEFAULT_CROP = "frame"
-FACE_CROP = "face"  # a square around the tracked face (kernels.faces), settings in the card's "face"
-CROP_MODES: tuple[str, ...] = (DEFAULT_CROP, FACE_CROP)
+# Cards written before crops existed say nothing, and their models saw whole frames. A face-crop
+# card keeps its settings in its "face" object.
+DEFAULT_CROP = FRAME_CROP
 FACE_DETECTORS = ("mtcnn",)  # the detectors this version runs
 # The card's "face" object, key by key, as the ClipSpec field it sets: a model is read the way it was
 # trained, with no flag to match.
@@ -160,8 +159,6 @@ class ModelCard(Mapping):
                                 f"dfscan makes (it makes {', '.join(CROP_MODES)})")
         if card.crop == FACE_CROP:
             _check_face_settings(raw.get("face"), source)
-            from kernels.clips import ClipSpec
-
             try:  # the ranges ClipSpec allows, checked once when the card is read, not in each worker
                 ClipSpec(**card.clip_settings())
             except ValueError as exc:

@@ -30,7 +30,10 @@ from kernels.resize import crop_resize, resize_frames, upright
 from kernels.sampling import SAMPLING_MODES, plan_indices, shift_indices
 
 
-CROP_MODES: tuple[str, ...] = ("frame", "face")
+# What a clip's frames are cut from before they are resized to S x S: the whole frame, or a square
+# around the tracked face (kernels.faces).
+FRAME_CROP, FACE_CROP = "frame", "face"
+CROP_MODES: tuple[str, ...] = (FRAME_CROP, FACE_CROP)
 
 
 @dataclasses.dataclass(frozen=True)
