@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels.artifact import fake_index, save_keras_atomic, save_model, write_json_atomic
+from kernels.artifact import FACE_SPEC_FIELDS, fake_index, save_keras_atomic, save_model, write_json_atomic
 from kernels.atomic import atomic_path, atomic_write_bytes
 from kernels.clips import ClipReader, ClipSpec
 from kernels.decode import gpu_count
@@ -231,9 +231,9 @@ def _callbacks(config: TrainConfig, run_dir: Path, monitor: str, train_batches: 
 
 def face_settings(spec: ClipSpec, detector) -> dict:
     """The card's "face" object: what kernels.artifact.ModelCard.clip_settings gives back to readers."""
-    return {"detector": detector.name, "detector_version": detector.version, "margin": spec.face_margin,
-            "detect_frames": min(spec.face_detect_frames, spec.frames), "detect_size": spec.face_detect_size,
-            "work_size": spec.face_work_size}
+    settings = {key: getattr(spec, field) for key, field in FACE_SPEC_FIELDS.items()}
+    settings["detect_frames"] = min(spec.face_detect_frames, spec.frames)  # the frames really detected on
+    return {"detector": detector.name, "detector_version": detector.version, **settings}
 
 
 def model_card(config: TrainConfig, run_dir: Path, dataset_summary: dict, metrics: dict, detector=None) -> dict:
