@@ -242,6 +242,17 @@ class LoadedModel(CardFacts):
     path: str  # the .keras file
 
 
+def dfscan_version() -> str:
+    """The installed dfscan's version, for provenance (model cards, the app's exports); "source" in a
+    checkout that was not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dfscan")
+    except PackageNotFoundError:
+        return "source"
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

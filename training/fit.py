@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels.artifact import FACE_SPEC_FIELDS, fake_index, save_keras_atomic, save_model, write_json_atomic
+from kernels.artifact import FACE_SPEC_FIELDS, dfscan_version, fake_index, save_keras_atomic, save_model, write_json_atomic
 from kernels.atomic import atomic_path, atomic_write_bytes
 from kernels.clips import ClipReader, ClipSpec
 from kernels.decode import gpu_count
@@ -101,12 +101,7 @@ def library_versions() -> dict[str, str]:
 
     versions = {"python": platform.python_version(), "keras": keras.__version__,
                 "backend": keras.backend.backend(), "numpy": np.__version__, "av": av.__version__}
-    try:
-        from importlib.metadata import version
-
-        versions["dfscan"] = version("dfscan")
-    except Exception:  # noqa: BLE001 - not installed as a package (a source checkout)
-        versions["dfscan"] = "source"
+    versions["dfscan"] = dfscan_version()
     if versions["backend"] == "tensorflow":
         import tensorflow as tf
 

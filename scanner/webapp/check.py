@@ -23,7 +23,7 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from kernels.artifact import sha256_file
+from kernels.artifact import dfscan_version, sha256_file
 from kernels.clips import Clip, ClipReader, ClipSpec
 from kernels.export import boxed_frames
 from kernels.errors import ErrorClass, VideoError
@@ -94,17 +94,6 @@ EXPORT_COLUMNS = ("file", "size_bytes", "clip_sha256", "dfscan_version",
                   *(f.name for f in dataclasses.fields(ModelResult) if f.name != "model_path"),
                   *PROBE_COLUMNS, "checked_at")
 CLIP_COLUMNS = ("file", "size_bytes", "clip_sha256", "dfscan_version", "checked_at")  # once per clip in JSON
-
-
-def dfscan_version() -> str:
-    """The installed dfscan's version; "source" in a checkout that was not installed (as training
-    records it in a card)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("dfscan")
-    except PackageNotFoundError:
-        return "source"
 
 
 def card_fields(entry: ModelEntry) -> dict:

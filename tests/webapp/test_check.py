@@ -11,9 +11,10 @@ import json
 import numpy as np
 import pytest
 
+from kernels.artifact import dfscan_version
 from kernels.sampling import plan_indices
 from scanner.webapp import streamlit_command
-from scanner.webapp.check import dfscan_version, export_csv, export_json, run_check, save_upload, validate_upload
+from scanner.webapp.check import export_csv, export_json, run_check, save_upload, validate_upload
 from scanner.webapp.models import discover
 from scanner.webapp.settings import DEFAULT_MAX_UPLOAD_MB, AppSettings, parse_args
 from tests.webapp.stubs import fake_run, stub_load
