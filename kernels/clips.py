@@ -4,11 +4,16 @@ scanning and training.
 A ``ClipReader`` is built once per worker. It owns its decoders (and so its DALI pipelines), never
 raises for a bad file, and returns one ``Clip`` per path, each with its exact frame indices.
 
-With ``crop="face"`` the decoders deliver each frame at a working size (``face_work_size`` square,
-squashed as every decoder squashes), a few frames per clip go to the face detector (batched across
-the clips of one read, unsquashed to the display's shape), and each frame's square around the
-tracked face is cut from the working frame and resized to S x S (on the GPU for GPU clips). A clip
-with a face in too few frames falls back to whole frames, and says so in ``Clip.crop``.
+With ``crop="face"`` the decoders do not squash: each clip's frames arrive upright at display
+resolution, aspect kept, (F, H, W, 3) uint8 with H and W differing between clips, the long side
+capped at ``face_work_size``. A few frames per clip, downsized, go to the face detector (batched
+across the clips of one read); the track's crop squares are in display pixels, and each frame's square
+is cut from the decoded frame (scaled by decoded/display) and resized once to S x S, on the GPU for
+GPU clips. Why not a fixed working square, as before: squashing 1920x1080 into 1024x1024 resampled
+the face anisotropically (1.9x across, 1.05x down) and then again to S, so the model saw a face
+stretched and blurred in one direction only. A square reaching past the frame's edge is padded with
+black (``kernels.resize.crop_resize``), not moved: the face stays centred and unsquashed. A clip with
+a face in too few frames falls back to whole frames, and says so in ``Clip.crop``.
 """
 
 from __future__ import annotations
@@ -47,7 +52,11 @@ class ClipSpec:
     face_margin: float = 1.3  # the crop's side, as a multiple of the face box's longer side
     face_detect_frames: int = 8  # of the F frames, how many the detector sees (spread evenly)
     face_detect_size: int = 480  # the long side of the frames the detector sees (MTCNN: 320-640 works)
-    face_work_size: int = 1024  # frames are decoded to this square before the crop is cut from them
+    # With crop=face, frames are decoded at their own shape with the long side capped at this: 1080p,
+    # landscape or portrait, stays native and 4K is halved. The cap bounds host memory: a read of 8
+    # clips of F=20 1080p frames holds 8 x 20 x 1920 x 1080 x 3 bytes = 1.0 GB until they are cropped
+    # (the 1024 x 1024 working square it replaces held 0.5 GB); on a GPU decoder that memory is the GPU's.
+    face_work_size: int = 1920
 
     def __post_init__(self):
         if self.frames < 1:
@@ -71,9 +80,10 @@ class ClipSpec:
                              f"at most 4096 pixels ({self.face_work_size})")
 
     @property
-    def decode_size(self) -> int:
-        """The square side the decoders deliver: S, or the working size the face crop is cut from."""
-        return self.face_work_size if self.crop == "face" else self.size
+    def full_res_cap(self) -> int | None:
+        """What the decoders are told: None, squash every frame to S x S (crop="frame"); else keep each
+        frame's shape, the long side at most this (crop="face": the crop is cut from these frames)."""
+        return self.face_work_size if self.crop == "face" else None
 
 
 @dataclasses.dataclass
@@ -81,7 +91,7 @@ class Clip:
     path: str
     probe: Probe | None = None
     indices: np.ndarray | None = None  # (F,) int64 source frame numbers
-    frames: np.ndarray | None = None  # (F, S, S, 3) uint8 RGB
+    frames: np.ndarray | None = None  # (F, S, S, 3) uint8 RGB (numpy, or a GPU tensor)
     decoder: str | None = None  # the backend that produced ``frames``
     error: VideoError | None = None
     fallback_from: str | None = None  # the backend that failed this file first, if any
@@ -124,7 +134,7 @@ class ClipReader:
         self.dali_batch = dali_batch
         self.threads = threads
         self.times = StageTimes()
-        self._pyav = PyAVDecoder(spec.decode_size, threads=threads)
+        self._pyav = PyAVDecoder(spec.size, threads=threads, full_res_cap=spec.full_res_cap)
         self._face_detector = face_detector  # MTCNN, built on first use, unless one is given
         self.detection_cache = detection_cache  # training: detect each video once, not every epoch
         self._batch_decoders: dict[str, object] = {}  # dali-cpu, dali-gpu, nvdec: decoders that take a batch
@@ -139,12 +149,13 @@ class ClipReader:
             if name == "nvdec":
                 from kernels.decode.nvdec import NvdecDecoder
 
-                self._batch_decoders[name] = NvdecDecoder(self.spec.decode_size)
+                self._batch_decoders[name] = NvdecDecoder(self.spec.size, full_res_cap=self.spec.full_res_cap)
             else:
                 from kernels.decode.dali import DaliDecoder
 
-                self._batch_decoders[name] = DaliDecoder(self.spec.decode_size, gpu=name == "dali-gpu", max_batch=self.dali_batch,
-                                               threads=max(1, self.threads or 2), feed=self.dali_feed)
+                self._batch_decoders[name] = DaliDecoder(self.spec.size, gpu=name == "dali-gpu", max_batch=self.dali_batch,
+                                                         threads=max(1, self.threads or 2), feed=self.dali_feed,
+                                                         full_res_cap=self.spec.full_res_cap)
         return self._batch_decoders[name]
 
     def _probe(self, path: str) -> Probe:
@@ -224,7 +235,7 @@ class ClipReader:
 
     def _crop_faces(self, clips: list[Clip]) -> None:
         """Detect on a few frames of every clip in one batch (unless cached), track, and cut each frame's square."""
-        spec, work = self.spec, self.spec.decode_size
+        spec = self.spec
         positions = detect_positions(spec.frames, spec.face_detect_frames)  # (K,)
         detector = self.face_detector
         settings = (detector.name, detector.version, spec.face_detect_size)
@@ -238,7 +249,7 @@ class ClipReader:
             width, height = clip.probe.display_width, clip.probe.display_height
             scale = min(1.0, spec.face_detect_size / max(width, height))  # never larger than displayed
             shapes[number] = (max(1, round(height * scale)), max(1, round(width * scale)))
-            # The working frame is squashed to a square: unsquash it to the display's shape to detect.
+            # Decoded frames have the display's shape (capped): downsize them to detect.
             picked = clip.frames[positions] if isinstance(clip.frames, np.ndarray) else \
                 _take(clip.frames, positions)
             images.extend(np.asarray(resize_frames(picked, *shapes[number])))  # K x (h, w, 3), to the host
@@ -257,8 +268,9 @@ class ClipReader:
             clip.faces = dataclasses.replace(build_track(by_position, clip.indices, (width, height), spec.face_margin),
                                              detector=f"{detector.name} {detector.version}")
             clip.crop = "face" if clip.faces.found else "frame"
-            rects = working_rects(clip.faces.crop_boxes, (width, height), work)
-            clip.frames = crop_resize(clip.frames, rects, spec.size)  # (F, S, S, 3)
+            decoded_size = (int(clip.frames.shape[2]), int(clip.frames.shape[1]))  # (w, h): display, capped
+            rects = decoded_rects(clip.faces.crop_boxes, (width, height), decoded_size)
+            clip.frames = crop_resize(clip.frames, rects, spec.size)  # (F, H, W, 3) -> (F, S, S, 3)
 
     def _decode_with_pyav(self, clips: list[Clip], positions: list[int]) -> None:
         for i in positions:
@@ -299,15 +311,17 @@ class ClipReader:
         return ClipBatch(frames=frames, clips=clips)
 
 
-def working_rects(boxes: np.ndarray, display_size: tuple[int, int], work: int) -> np.ndarray:
-    """Boxes (x, y, w, h) in display pixels as whole-pixel rectangles (x0, y0, x1, y1) of the working
-    frame, the display squashed to work x work.  (F, 4) float -> (F, 4) int"""
-    width, height = display_size
-    scale = np.array([work / width, work / height, work / width, work / height])
-    corners = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1) * scale  # (F, 4)
-    rects = np.clip(np.round(corners), 0, work).astype(np.int64)
-    rects[:, 2:] = np.maximum(rects[:, 2:], rects[:, :2] + 1)  # at least one pixel
-    return rects
+def decoded_rects(boxes: np.ndarray, display_size: tuple[int, int], decoded_size: tuple[int, int]) -> np.ndarray:
+    """Boxes (x, y, w, h) in display pixels as whole-pixel rectangles (x0, y0, x1, y1) of the decoded
+    frame (the display, its long side capped: ``decoded_size`` = (w, h)). Not clamped: a square past
+    the frame's edge stays square, and ``crop_resize`` pads it. The corner and the side are rounded
+    separately, so a square box stays square (to a pixel where the cap scaled the two axes by slightly
+    different roundings).  (F, 4) float -> (F, 4) int"""
+    (width, height), (decoded_width, decoded_height) = display_size, decoded_size
+    scale = np.array([decoded_width / width, decoded_height / height])
+    corners = np.round(boxes[:, :2] * scale)  # (F, 2)
+    sides = np.maximum(np.round(boxes[:, 2:] * scale), 1)  # (F, 2): at least one pixel
+    return np.concatenate([corners, corners + sides], axis=1).astype(np.int64)
 
 
 def _take(frames, positions: np.ndarray):

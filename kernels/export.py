@@ -76,14 +76,18 @@ def faces_document(clip: Clip) -> dict:
 
 def boxed_frames(clip: Clip, side: int = SHEET_SIDE) -> np.ndarray:
     """The clip's whole frames, upright at the display's shape (long side ``side``), each with the
-    square the model sees: green where the face was detected, amber where interpolated, a red edge
-    where no face was found and the whole frame was used.  (F, h, w, 3) uint8"""
+    square the model sees (cut off where it reaches past the frame, the part the crop pads with
+    black): green where the face was detected, amber where interpolated, a red edge where no face was
+    found and the whole frame was used.  (F, h, w, 3) uint8"""
     faces = clip.faces
     width, height = faces.display_size
     scale = side / max(width, height)
     shape = (max(1, round(height * scale)), max(1, round(width * scale)))
-    whole = PyAVDecoder(side).decode_clip_concealed(clip.probe, clip.indices)[0]  # (F, side, side, 3) squashed
-    whole = resize_frames(upright(whole, clip.probe.rotation), *shape)  # (F, h, w, 3)
+    # Decoded at its own shape, long side at most ``side``; a smaller video is enlarged to it here.
+    whole = PyAVDecoder(side, full_res_cap=side).decode_clip_concealed(clip.probe, clip.indices)[0]  # (F, h', w', 3)
+    whole = upright(whole, clip.probe.rotation)
+    if whole.shape[1:3] != shape:
+        whole = resize_frames(whole, *shape)  # (F, h, w, 3)
     boxed = []
     for position, frame in enumerate(whole):
         image = Image.fromarray(frame)

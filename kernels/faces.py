@@ -134,7 +134,8 @@ class FaceTrack:
 
     display_size: tuple[int, int]  # (width, height) of the displayed frame
     boxes: np.ndarray  # (F, 4) float: the smoothed face box per frame
-    crop_boxes: np.ndarray  # (F, 4) float: what is cut per frame; the whole frame when no face was found
+    crop_boxes: np.ndarray  # (F, 4) float: what is cut per frame (may reach past the edge); the whole frame
+    # when no face was found
     detector_boxes: np.ndarray  # (F, 4) float: the detector's own box of the track's face, NaN where none
     confidences: np.ndarray  # (F,) float: the detector's score where the track was detected, else NaN
     detected: np.ndarray  # (F,) bool: a detection of the track's face in this frame
@@ -252,13 +253,14 @@ def smooth(values: np.ndarray, times: np.ndarray) -> np.ndarray:
     return smoothed
 
 
-def square_crop(box: np.ndarray, margin: float, width: int, height: int) -> np.ndarray:
-    """The square the model sees: ``margin`` x the box's longer side, centred on the box, shrunk to the
-    frame's shorter side if larger and moved (not cut) to lie inside the frame.  (4,) -> (4,)"""
-    side = min(margin * max(box[2], box[3]), width, height)
-    x = min(max(box[0] + box[2] / 2 - side / 2, 0.0), width - side)
-    y = min(max(box[1] + box[3] / 2 - side / 2, 0.0), height - side)
-    return np.array([x, y, side, side], dtype=np.float64)
+def square_crop(box: np.ndarray, margin: float) -> np.ndarray:
+    """The square the model sees: ``margin`` x the box's longer side, centred on the box. Near the
+    frame's edge it reaches past it (the crop is padded with black there, ``kernels.resize.crop_resize``):
+    moving it inside would put the face off-centre by an amount that depends on where it stands, and
+    shrinking it would change the face's scale, both things the model would learn.  (4,) -> (4,)"""
+    side = margin * max(box[2], box[3])
+    centre_x, centre_y = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return np.array([centre_x - side / 2, centre_y - side / 2, side, side], dtype=np.float64)
 
 
 def build_track(detections: dict[int, Detections], times: np.ndarray, display_size: tuple[int, int],
@@ -287,7 +289,7 @@ def build_track(detections: dict[int, Detections], times: np.ndarray, display_si
     # Linear between the frames detected on, held flat before the first and after the last.
     interpolated = np.stack([np.interp(every, linked_times, smoothed[:, c]) for c in range(4)], axis=1)  # (F, 4)
     boxes = np.concatenate([interpolated[:, :2] - interpolated[:, 2:] / 2, interpolated[:, 2:]], axis=1)
-    crops = np.stack([square_crop(box, margin, width, height) for box in boxes])
+    crops = np.stack([square_crop(box, margin) for box in boxes])
     if not face_found(int(detected.sum()), len(detections)):
         crops = whole.copy()
     return FaceTrack(display_size, boxes, crops, detector_boxes, confidences, detected, len(detections), margin)

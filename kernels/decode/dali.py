@@ -10,6 +10,11 @@ the whole file as it is. Each distinct frame is decoded once; ``fn.sequence_rear
 frames afterwards, because repeated indices restart DALI's decoder from frame 0. An operator error
 invalidates the whole pipeline, so after an error the pipeline is rebuilt and the batch is split
 until the failing file is isolated; its batch-mates still get their frames.
+
+With ``full_res_cap`` (``crop="face"``) nothing is squashed: each sample is resized to its own
+capped size (``kernels.resize.capped_size``, given to the graph per sample; a sample within the cap
+is copied unchanged), so the clips of one batch differ in shape and are handed out one by one, each
+still on the GPU for ``dali-gpu``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from kernels.decode.gops import cut_to_gops
 from kernels.dlpack import copy_on_device, to_framework_tensor
 from kernels.errors import ErrorClass, VideoError, is_device_error
 from kernels.probe import Probe
-from kernels.resize import dali_resize
+from kernels.resize import capped_size, dali_resize, dali_resize_per_sample
 from kernels.sampling import split_unique
 
 
@@ -40,9 +45,10 @@ def checked_feed(feed: str) -> str:
 
 class DaliDecoder:
     def __init__(self, size: int, gpu: bool, max_batch: int = 8, threads: int = 2, device_id: int = 0,
-                 feed: str = "gops"):
+                 feed: str = "gops", full_res_cap: int | None = None):
         self.feed = checked_feed(feed)
         self.size = size
+        self.full_res_cap = full_res_cap  # None: squash to S x S; else the long side's cap, aspect kept
         self.gpu = gpu
         self.name = "dali-gpu" if gpu else "dali-cpu"
         self.max_batch = max_batch
@@ -63,7 +69,7 @@ class DaliDecoder:
     def _build(self):
         from nvidia.dali import fn, pipeline_def, types
 
-        size, gpu = self.size, self.gpu
+        size, gpu, per_sample = self.size, self.gpu, self.full_res_cap is not None
 
         @pipeline_def(batch_size=self.max_batch, num_threads=self.threads,
                       device_id=self.device_id if gpu else None, prefetch_queue_depth=1)
@@ -72,8 +78,13 @@ class DaliDecoder:
             frames = fn.external_source(name="frames", dtype=types.INT32, ndim=1)  # (U,) distinct
             order = fn.external_source(name="order", dtype=types.INT32, ndim=1)  # (F,) into frames
             video = fn.decoders.video(encoded, device="mixed" if gpu else "cpu", frames=frames)
-            video = dali_resize(video, size)  # (U, S, S, 3) uint8
-            return fn.sequence_rearrange(video, new_order=order)  # (F, S, S, 3) uint8
+            if per_sample:
+                widths = fn.external_source(name="width", dtype=types.FLOAT, ndim=0)
+                heights = fn.external_source(name="height", dtype=types.FLOAT, ndim=0)
+                video = dali_resize_per_sample(video, widths, heights)  # (U, h, w, 3) uint8, h, w per sample
+            else:
+                video = dali_resize(video, size)  # (U, S, S, 3) uint8
+            return fn.sequence_rearrange(video, new_order=order)  # (F, S, S, 3) or (F, h, w, 3) uint8
 
         pipeline = graph()
         pipeline.build()
@@ -86,6 +97,11 @@ class DaliDecoder:
         pipe.feed_input("encoded", [p[0] for p in payloads])
         pipe.feed_input("frames", [p[1] for p in payloads])
         pipe.feed_input("order", [p[2] for p in payloads])
+        if self.full_res_cap is not None:
+            pipe.feed_input("width", [np.array(p[3][0], dtype=np.float32) for p in payloads])
+            pipe.feed_input("height", [np.array(p[3][1], dtype=np.float32) for p in payloads])
+            (video,) = pipe.run()
+            return video  # B samples (F, h, w, 3) uint8 of their own shapes, on the GPU for dali-gpu
         (video,) = pipe.run()
         return video.as_tensor()  # (B, F, S, S, 3) uint8, on the GPU for dali-gpu
 
@@ -112,9 +128,14 @@ class DaliDecoder:
             return
         # DALI reuses its output buffers on the next run: take an owned copy now (on the GPU for
         # dali-gpu, handed over through DLPack; in host memory for dali-cpu).
+        if self.full_res_cap is not None:  # samples of different shapes: one copy each
+            for row, position in enumerate(positions):
+                sample = dense[row]
+                results[position] = copy_on_device(to_framework_tensor(sample)) if self.hand_off else np.array(sample)
+            return
         batch = copy_on_device(to_framework_tensor(dense)) if self.hand_off else np.array(dense)
         for row, position in enumerate(positions):
-            results[position] = (batch, row)
+            results[position] = batch[row]
 
     def _encoded(self, probe: Probe, unique: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """The bytes DALI decodes, the frame indices to ask it for, and whether the file was cut:
@@ -152,15 +173,22 @@ class DaliDecoder:
             self.files_cut += int(was_cut)
             self.files_whole += int(not was_cut)
             self.frames_decoded += int(frames.max()) + 1
-            payloads.append((encoded, frames.astype(np.int32), splits[position][1].astype(np.int32)))
+            payloads.append((encoded, frames.astype(np.int32), splits[position][1].astype(np.int32),
+                             self.output_size(probes[position])))
         return payloads
+
+    def output_size(self, probe: Probe) -> tuple[int, int]:
+        """(width, height) of the file's frames: S x S, or the capped coded size (as the PyAV backend)."""
+        if self.full_res_cap is None:
+            return self.size, self.size
+        return capped_size(probe.width, probe.height, self.full_res_cap)
 
     def decode_batch(self, probes: Sequence[Probe], plans: Sequence[np.ndarray]):
         """Decode several files at once.
 
-        Returns ``(frames, errors)``: frames is a list with, per file, a (F, S, S, 3) uint8 array
-        (host numpy for dali-cpu; a DALI GPU tensor slice for dali-gpu) or None; errors is a list of
-        VideoError or None.
+        Returns ``(frames, errors)``: frames is a list with, per file, a (F, S, S, 3) uint8 array, or
+        (F, h, w, 3) with ``full_res_cap`` (host numpy for dali-cpu; a framework tensor on the GPU for
+        dali-gpu) or None; errors is a list of VideoError or None.
         """
         errors: dict[int, VideoError] = {}
         payloads = self._payloads(probes, plans, errors)
@@ -174,8 +202,7 @@ class DaliDecoder:
                 frames_out.append(None)
                 errors_out.append(errors[position])
                 continue
-            batch, row = results[position]
-            frames_out.append(batch[row])
+            frames_out.append(results[position])
             errors_out.append(None)
         return frames_out, errors_out
 

@@ -11,7 +11,9 @@ The CPU demuxes only the packets the plan needs (``kernels.decode.gops.cut_to_an
 them as Annex B access units; NVDEC returns frames in display order, the wanted ones are copied out
 of the decoder's buffers at once (they are reused by the next call), and NV12 -> RGB (BT.601, limited
 range, as FFmpeg does for an untagged stream) and the antialiased resize to S x S run on the GPU in
-one compiled function. The clip reaches the model through DLPack without visiting the host.
+one compiled function. The clip reaches the model through DLPack without visiting the host. With
+``full_res_cap`` (``crop="face"``) the frames keep their own shape: converted at native size, resized
+only where the long side exceeds the cap (``kernels.resize.capped_size``), as ``dali-gpu`` does.
 
 Everything here but NVDEC itself is tested on the CPU: the Annex B stream decodes with FFmpeg to the
 file's frames (tests/kernels/test_annex_b.py), and the colour conversion and resize run on the CPU
@@ -29,6 +31,7 @@ from kernels.decode import NVDEC_BACKEND_CODECS
 from kernels.decode.gops import CutUnsupported, cut_to_annex_b
 from kernels.errors import ErrorClass, VideoError, is_device_error
 from kernels.probe import Probe
+from kernels.resize import capped_size
 from kernels.sampling import split_unique
 
 MAX_SIDE = 1920  # a decoder is created for up to MAX_SIDE x MAX_SIDE: 1080p, landscape or portrait
@@ -118,9 +121,10 @@ _C_SCALE = 255.0 / 224.0
 _R_V, _G_U, _G_V, _B_U = 1.402, -0.344136, -0.714136, 1.772
 
 
-def nv12_to_rgb_resized(nv12, height: int, width: int, size: int):
-    """(N, H*3/2, W) uint8 NV12 -> (N, S, S, 3) uint8 RGB, the whole frame squashed to S x S with an
-    antialiased bilinear filter (``kernels.resize``'s rule). Backend-neutral Keras ops."""
+def nv12_to_rgb_resized(nv12, height: int, width: int, out_height: int, out_width: int):
+    """(N, H*3/2, W) uint8 NV12 -> (N, h, w, 3) uint8 RGB, the whole frame resized to h x w (S x S:
+    squashed) with an antialiased bilinear filter (``kernels.resize``'s rule); at (H, W) it is only
+    converted. Backend-neutral Keras ops."""
     from keras import ops
 
     frames = ops.cast(nv12, "float32")
@@ -130,18 +134,19 @@ def nv12_to_rgb_resized(nv12, height: int, width: int, size: int):
     chroma = ops.repeat(ops.repeat(chroma, 2, axis=1), 2, axis=2)  # (N, H, W, 2)
     u, v = chroma[..., 0], chroma[..., 1]
     rgb = ops.stack([luma + _R_V * v, luma + _G_U * u + _G_V * v, luma + _B_U * u], axis=-1)  # (N, H, W, 3)
-    resized = ops.image.resize(rgb, (size, size), interpolation="bilinear", antialias=True,
-                               data_format="channels_last")  # (N, S, S, 3)
-    return ops.cast(ops.clip(ops.round(resized), 0, 255), "uint8")
+    if (out_height, out_width) != (height, width):
+        rgb = ops.image.resize(rgb, (out_height, out_width), interpolation="bilinear", antialias=True,
+                               data_format="channels_last")  # (N, h, w, 3)
+    return ops.cast(ops.clip(ops.round(rgb), 0, 255), "uint8")
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_conversion(count: int, height: int, width: int, size: int):
-    """One compiled conversion per frame count and source size (the count is padded to F)."""
+def _compiled_conversion(count: int, height: int, width: int, out_height: int, out_width: int):
+    """One compiled conversion per frame count, source and output size (the count is padded to F)."""
     import keras
 
     def convert(nv12):
-        return nv12_to_rgb_resized(nv12, height, width, size)
+        return nv12_to_rgb_resized(nv12, height, width, out_height, out_width)
 
     if keras.backend.backend() == "jax":
         import jax
@@ -183,8 +188,9 @@ def _to_framework(frame):
 class NvdecDecoder:
     name = "nvdec"
 
-    def __init__(self, size: int, device_id: int = 0, max_side: int = MAX_SIDE):
+    def __init__(self, size: int, device_id: int = 0, max_side: int = MAX_SIDE, full_res_cap: int | None = None):
         self.size = size
+        self.full_res_cap = full_res_cap  # None: squash to S x S; else the long side's cap, aspect kept
         self.device_id = device_id
         self.max_side = max_side
         self.frames_decoded = 0  # every frame NVDEC returned, wanted or not
@@ -209,8 +215,14 @@ class NvdecDecoder:
         decoder.setReconfigParams(probe.width, probe.height)
         return key, decoder
 
+    def output_size(self, probe: Probe) -> tuple[int, int]:
+        """(width, height) of the file's frames: S x S, or the capped coded size (as the other backends)."""
+        if self.full_res_cap is None:
+            return self.size, self.size
+        return capped_size(probe.width, probe.height, self.full_res_cap)
+
     def _decode_file(self, probe: Probe, indices: np.ndarray):
-        """(F, S, S, 3) uint8 on the GPU for one file."""
+        """(F, S, S, 3) uint8 on the GPU for one file; (F, h, w, 3) with ``full_res_cap``."""
         nvc = load_pynvvideocodec()
         unique, inverse = split_unique(indices)  # (U,), (F,)
         cut = cut_to_annex_b(probe, unique)
@@ -240,12 +252,13 @@ class NvdecDecoder:
         from keras import ops
 
         padded = copies + [copies[-1]] * (len(indices) - len(copies))  # one compiled shape per source size
-        convert = _compiled_conversion(len(padded), probe.height, probe.width, self.size)
-        frames = convert(ops.stack(padded))  # (F', S, S, 3) uint8
-        return ops.take(frames, ops.convert_to_tensor(inverse.astype(np.int32)), axis=0)  # (F, S, S, 3)
+        out_width, out_height = self.output_size(probe)
+        convert = _compiled_conversion(len(padded), probe.height, probe.width, out_height, out_width)
+        frames = convert(ops.stack(padded))  # (F', h, w, 3) uint8
+        return ops.take(frames, ops.convert_to_tensor(inverse.astype(np.int32)), axis=0)  # (F, h, w, 3)
 
     def decode_batch(self, probes: Sequence[Probe], plans: Sequence[np.ndarray]):
-        """Per file, (F, S, S, 3) uint8 on the GPU or None, and a VideoError or None (as DaliDecoder).
+        """Per file, (F, S, S, 3) (or (F, h, w, 3)) uint8 on the GPU or None, and a VideoError or None (as DaliDecoder).
         A file NVDEC cannot read is that file's error; device errors propagate."""
         frames_out, errors_out = [], []
         for probe, plan in zip(probes, plans):

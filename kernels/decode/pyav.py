@@ -3,6 +3,9 @@
 It walks forward through the wanted frames, seeking to the keyframe before a wanted frame whenever
 that skips decoding, and never decodes a frame twice. Decoded frames are mapped to exact frame
 indices through the probe's presentation-timestamp table.
+
+Frames come out squashed to S x S (``crop="frame"``), or, given ``full_res_cap`` (``crop="face"``),
+at the coded frame's own shape with the long side capped, for the face crop to be cut from.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from av.video.reformatter import VideoReformatter
 
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import Probe
-from kernels.resize import RESIZE_INTERPOLATION
+from kernels.resize import RESIZE_INTERPOLATION, capped_size
 from kernels.sampling import decoded_frame_cost, keyframe_at_or_before, split_unique
 
 
@@ -28,18 +31,28 @@ class _SeekMismatch(Exception):
 class PyAVDecoder:
     name = "pyav"
 
-    def __init__(self, size: int, threads: int = 0):
+    def __init__(self, size: int, threads: int = 0, full_res_cap: int | None = None):
         self.size = size
+        self.full_res_cap = full_res_cap  # None: squash to S x S; else the long side's cap, aspect kept
         self.threads = threads  # 0: FFmpeg picks one thread per core
         self.frames_decoded = 0  # counter for benchmarks: every frame the codec produced
         # Reused across frames and files: building a swscale context costs more than using it
         # (measured at 720p -> 224: 3.0 ms a frame fresh, 0.55 ms reused).
         self._reformatter = VideoReformatter()
 
-    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        # One swscale call converts to RGB and resizes (bilinear, scaled to the reduction factor).
-        return self._reformatter.reformat(frame, width=self.size, height=self.size, format="rgb24",
-                                          interpolation=RESIZE_INTERPOLATION).to_ndarray()  # (S, S, 3) uint8
+    def output_size(self, probe: Probe) -> tuple[int, int]:
+        """(width, height) of every frame this decoder gives for the file: S x S, or the capped coded size."""
+        if self.full_res_cap is None:
+            return self.size, self.size
+        return capped_size(probe.width, probe.height, self.full_res_cap)
+
+    def _converter(self, width: int, height: int):
+        def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+            # One swscale call converts to RGB and resizes (bilinear, scaled to the reduction factor);
+            # at the frame's own size it only converts.
+            return self._reformatter.reformat(frame, width=width, height=height, format="rgb24",
+                                              interpolation=RESIZE_INTERPOLATION).to_ndarray()  # (h, w, 3) uint8
+        return to_rgb
 
     @staticmethod
     def _thread_type(probe: Probe, wanted: np.ndarray) -> str:
@@ -50,7 +63,7 @@ class PyAVDecoder:
         return "AUTO"
 
     def decode_clip(self, probe: Probe, indices: np.ndarray) -> np.ndarray:
-        """Frames ``indices`` of the probed file.  # (F, S, S, 3) uint8"""
+        """Frames ``indices`` of the probed file.  # (F, h, w, 3) uint8: (F, S, S, 3) unless full_res_cap"""
         return self.decode_clip_concealed(probe, indices)[0]
 
     def decode_clip_concealed(self, probe: Probe, indices: np.ndarray) -> tuple[np.ndarray, int]:
@@ -59,7 +72,7 @@ class PyAVDecoder:
         As a player does with a damaged file, a packet that fails to decode is skipped and decoding goes
         on; a wanted frame the decoder never produced is replaced by the nearest decoded frame (the one
         before it, or the first after it). A clip with more than half its frames replaced is refused
-        (DECODE_ERROR): too little of it is the video.  # (F, S, S, 3) uint8, int"""
+        (DECODE_ERROR): too little of it is the video.  # (F, h, w, 3) uint8, int"""
         unique, inverse = split_unique(indices)
         decoded, replaced = self._decode_unique(probe, unique)  # (U, S, S, 3), (U,) bool
         replaced_count = int(replaced[inverse].sum())
@@ -79,7 +92,9 @@ class PyAVDecoder:
         return self._decode_pass(probe, wanted, can_seek=False)
 
     def _decode_pass(self, probe: Probe, wanted: np.ndarray, can_seek: bool) -> tuple[np.ndarray, np.ndarray]:
-        run = _Run(wanted, np.empty((len(wanted), self.size, self.size, 3), dtype=np.uint8))  # (U, S, S, 3)
+        width, height = self.output_size(probe)
+        run = _Run(wanted, np.empty((len(wanted), height, width, 3), dtype=np.uint8),  # (U, h, w, 3)
+                   self._converter(width, height))
         frame_pts = probe.frame_pts
         keys = np.asarray(probe.keyframes, dtype=np.int64)
         try:
@@ -105,7 +120,7 @@ class PyAVDecoder:
                 raise VideoError(ErrorClass.DECODE_ERROR, f"decoder failed: {exc}") from None
         finally:
             container.close()
-        return run.finish(self._to_rgb)
+        return run.finish()
 
     def _decode_run(self, container, stream, run: "_Run", position, frame_pts, keys, can_seek) -> tuple[int, bool]:
         """Decode forward until every wanted frame is filled or a seek would skip work. Returns the next
@@ -126,7 +141,7 @@ class PyAVDecoder:
                 elif can_seek and position < 0:
                     raise _SeekMismatch()
                 position = index + 1
-                run.offer(index, frame, self._to_rgb)
+                run.offer(index, frame)
                 if run.filled == len(wanted):
                     return position, True
                 next_key = keyframe_at_or_before(keys, int(wanted[run.filled]))
@@ -139,14 +154,15 @@ class _Run:
     """The wanted frames of one pass, filled in order; a wanted frame the decoder skipped is replaced
     by the last decoded frame before it (or, at the very start, the first one after it)."""
 
-    def __init__(self, wanted: np.ndarray, out: np.ndarray):
-        self.wanted, self.out = wanted, out  # (U,), (U, S, S, 3)
+    def __init__(self, wanted: np.ndarray, out: np.ndarray, to_rgb):
+        self.wanted, self.out, self.to_rgb = wanted, out, to_rgb  # (U,), (U, h, w, 3), frame -> (h, w, 3)
         self.replaced = np.zeros(len(wanted), dtype=bool)  # (U,)
         self.filled = 0
         self.pending: list[int] = []  # missing before any frame was decoded: take the first one after
         self.last_frame_seen = None
 
-    def offer(self, index: int, frame, to_rgb) -> None:
+    def offer(self, index: int, frame) -> None:
+        to_rgb = self.to_rgb
         if self.filled >= len(self.wanted) or index < self.wanted[self.filled]:
             self.last_frame_seen = frame
             return
@@ -167,8 +183,9 @@ class _Run:
             self.out[position] = rgb if rgb is not None else to_rgb(frame)
         self.pending = []
 
-    def finish(self, to_rgb) -> tuple[np.ndarray, np.ndarray]:
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
         """Fill what the file never produced with its last decoded frame."""
+        to_rgb = self.to_rgb
         if self.filled < len(self.wanted) or self.pending:
             if self.last_frame_seen is None:
                 raise VideoError(ErrorClass.DECODE_ERROR, "the decoder produced no frame")

@@ -1,15 +1,17 @@
 """ClipReader's routing and its second try: NVDEC's minimum sizes, and a file a DALI backend fails
 retried on PyAV, with the clip saying which decoder answered. The face stage (crop="face") on every
-CPU decoder and both sampling modes, with a real face (tests/face_media.py)."""
+CPU decoder and both sampling modes, with a real face (tests/face_media.py): crops cut from the
+full-resolution frame, padded with black at the border."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
-from kernels.clips import ClipReader, ClipSpec, working_rects
+from kernels.clips import ClipReader, ClipSpec, decoded_rects
 from kernels.decode import choose_decoder
 from kernels.decode.dali import DaliDecoder
+from kernels.decode.pyav import PyAVDecoder
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import probe
 from kernels.faces import DetectionCache, Detections, MtcnnDetector
@@ -50,8 +52,6 @@ def test_a_file_dali_fails_is_retried_on_pyav(tmp_path, monkeypatch):
 
 
 def test_a_file_neither_decoder_reads_keeps_pyavs_error(tmp_path, monkeypatch):
-    from kernels.decode.pyav import PyAVDecoder
-
     paths = [str(write_index_video(tmp_path / f"v{i}", 30, "vp9")) for i in range(2)]
     real_dali, real_pyav = DaliDecoder.decode_batch, PyAVDecoder.decode_clip_concealed
 
@@ -106,11 +106,10 @@ def face_spec(**changes) -> ClipSpec:
     return ClipSpec(**{**fields, **changes})
 
 
-def reference_crop(left: int, top: int, crop_box, display=(640, 360), work=640, size=64, portrait_size=(128, 150)):
-    """The crop cut from the frame as it was encoded, by the same rule.  (S, S, 3)"""
+def reference_crop(left: int, top: int, crop_box, display=(640, 360), size=64, portrait_size=(128, 150)):
+    """The crop cut from the frame as it was encoded (full resolution), by the same rule.  (S, S, 3)"""
     frame = frame_with_portrait(left, top, display, portrait_size)[None]  # (1, H, W, 3)
-    squashed = resize_frames(frame, work, work)
-    return crop_resize(squashed, working_rects(np.array([crop_box]), display, work), size)[0]
+    return crop_resize(frame, decoded_rects(np.array([crop_box]), display, display), size)[0]
 
 
 @pytest.mark.parametrize("decoder", ["pyav", "dali-cpu"])
@@ -135,7 +134,7 @@ def test_face_crops_follow_the_face_on_every_decoder_and_sampling(face_video, mt
 
 def test_face_detection_is_one_batch_per_read_and_no_face_falls_back(tmp_path, face_video, mtcnn):
     """Two videos with a face, one without: one detector call for all; the faceless one gets whole
-    frames, cut from the working frame as every crop is, and says so."""
+    frames, the full-resolution frame resized to S x S, and says so."""
     no_face = str(write_index_video(tmp_path / "grid", 30, "vp9", width=256, height=192))
     detector = CountingDetector(mtcnn)
     reader = ClipReader(face_spec(), gpu=False, face_detector=detector)
@@ -143,7 +142,8 @@ def test_face_detection_is_one_batch_per_read_and_no_face_falls_back(tmp_path, f
     assert detector.calls == [12]
     assert [c.crop for c in clips] == ["face", "frame", "face"]
     assert (clips[1].faces.found, clips[1].faces.face_frames, clips[1].faces.median_box) == (False, 0, None)
-    whole = ClipReader(ClipSpec(frames=6, size=640), gpu=False).read([no_face])[0].frames  # the working frames
+    whole = PyAVDecoder(64, full_res_cap=1920).decode_clip(clips[1].probe, clips[1].indices)  # (6, 192, 256, 3)
+    assert whole.shape == (6, 192, 256, 3)
     np.testing.assert_array_equal(clips[1].frames, resize_frames(whole, 64, 64))
     direct = ClipReader(ClipSpec(frames=6, size=64), gpu=False).read([no_face])[0].frames  # crop="frame"
     assert mean_abs_difference(clips[1].frames, direct) < 3
@@ -205,7 +205,7 @@ def test_face_spec_is_validated():
                 dict(face_detect_size=32), dict(face_work_size=32)):
         with pytest.raises(ValueError):
             face_spec(**bad)
-    assert ClipSpec(crop="face").decode_size == 1024 and ClipSpec().decode_size == 224
+    assert ClipSpec(crop="face").full_res_cap == 1920 and ClipSpec().full_res_cap is None
 
 
 class StillFaceDetector:

@@ -25,14 +25,20 @@ def test_detect_positions_spread_evenly_first_and_last_included():
     assert detect_positions(1, 8).tolist() == [0]
 
 
-def test_square_crop_margin_and_clamp_exact():
+def test_square_crop_margin_exact_and_never_moved_or_shrunk():
     # Centred on the box, 1.5 x its longer side.
-    assert square_crop(np.array([100.0, 50, 40, 60]), 1.5, 640, 360).tolist() == [75.0, 35.0, 90.0, 90.0]
-    # Moved, not cut, to stay inside the frame.
-    assert square_crop(np.array([0.0, 0, 40, 60]), 1.5, 640, 360).tolist() == [0.0, 0.0, 90.0, 90.0]
-    assert square_crop(np.array([610.0, 320, 30, 40]), 1.5, 640, 360).tolist() == [580.0, 300.0, 60.0, 60.0]
-    # Larger than the frame's short side: shrunk to it.
-    assert square_crop(np.array([600.0, 300, 100, 200]), 2.0, 640, 360).tolist() == [280.0, 0.0, 360.0, 360.0]
+    assert square_crop(np.array([100.0, 50, 40, 60]), 1.5).tolist() == [75.0, 35.0, 90.0, 90.0]
+    # At the border it reaches past the frame (the crop pads it), still centred on the face.
+    assert square_crop(np.array([0.0, 0, 40, 60]), 1.5).tolist() == [-25.0, -15.0, 90.0, 90.0]
+    assert square_crop(np.array([610.0, 320, 30, 40]), 1.5).tolist() == [595.0, 310.0, 60.0, 60.0]
+    # Larger than the frame (640 x 360): as large as the margin says.
+    assert square_crop(np.array([600.0, 300, 100, 200]), 2.0).tolist() == [450.0, 200.0, 400.0, 400.0]
+
+
+def test_a_track_near_the_border_keeps_its_square_centred_on_the_face():
+    detections = {p: faces([-10.0 + 5 * p, 300, 40, 40]) for p in range(4)}  # leaving by the left edge
+    track = build_track(detections, np.arange(4), (640, 360), margin=1.5)
+    np.testing.assert_allclose(track.crop_boxes, [[-20.0 + 5 * p, 290, 60, 60] for p in range(4)], atol=1e-9)
 
 
 def test_iou_exact():
@@ -139,6 +145,38 @@ def test_crop_resize_cuts_the_rectangle_and_resizes_it():
     crops = crop_resize(frames, np.array([[40, 10, 60, 30], [100, 50, 140, 90]]), 16)
     assert crops.shape == (2, 16, 16, 3) and crops.dtype == np.uint8
     assert (crops[0] == 200).all() and (crops[1] == 100).all()
+
+
+def test_a_crop_half_outside_the_frame_is_black_there_and_the_inside_resized_alone():
+    """Exact pixels: the outside half of the output is 0, the inside half is the inside part resized
+    to its share of S, on every side of the frame."""
+    frames = np.random.default_rng(1).integers(1, 256, (4, 60, 80, 3), dtype=np.uint8)  # no pixel is 0
+    rects = np.array([[-20, 10, 20, 50],  # the left half outside
+                      [60, 0, 100, 40],  # the right half outside
+                      [30, -20, 70, 20],  # the top half outside
+                      [30, 40, 70, 80]])  # the bottom half outside
+    crops = crop_resize(frames, rects, 16)  # (4, 16, 16, 3)
+    assert crops.shape == (4, 16, 16, 3) and crops.dtype == np.uint8
+    assert (crops[0, :, :8] == 0).all() and (crops[1, :, 8:] == 0).all()
+    assert (crops[2, :8] == 0).all() and (crops[3, 8:] == 0).all()
+    np.testing.assert_array_equal(crops[0, :, 8:], resize_frames(frames[:1, 10:50, 0:20], 16, 8)[0])
+    np.testing.assert_array_equal(crops[1, :, :8], resize_frames(frames[1:2, 0:40, 60:80], 16, 8)[0])
+    np.testing.assert_array_equal(crops[2, 8:], resize_frames(frames[2:3, 0:20, 30:70], 8, 16)[0])
+    np.testing.assert_array_equal(crops[3, :8], resize_frames(frames[3:4, 40:60, 30:70], 8, 16)[0])
+    assert (crops[:, 4:12, 4:12].min(axis=-1) > 0).sum() > 0  # the inside is the picture, not black
+
+
+def test_a_padded_crop_on_a_framework_tensor_equals_numpy():
+    import keras
+
+    frames = np.random.default_rng(2).integers(1, 256, (3, 60, 80, 3), dtype=np.uint8)
+    rects = np.array([[-30, -10, 30, 50], [50, 30, 110, 90], [-200, 0, -100, 100]])  # corners; wholly outside
+    on_host = crop_resize(frames, rects, 24)
+    as_tensor = crop_resize(keras.ops.convert_to_tensor(frames), rects, 24)
+    assert not isinstance(as_tensor, np.ndarray)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(as_tensor), on_host)
+    assert (on_host[0, :4].max(), on_host[0, :, :12].max(), on_host[2].max()) == (0, 0, 0)
+    np.testing.assert_array_equal(on_host[0, 4:, 12:], resize_frames(frames[:1, 0:50, 0:30], 20, 12)[0])
 
 
 def test_crop_resize_on_a_framework_tensor_equals_numpy():
