@@ -72,3 +72,34 @@ def write_face_video(path: Path, frames: int = 30, codec: str = "vp9", top: int 
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def write_frames_video(path: Path, images: list[np.ndarray], codec: str = "vp9") -> Path:
+    """A video of the given RGB images (H, W, 3), one frame each, at 25 fps."""
+    spec = CODECS[codec]
+    path = Path(path).with_suffix("." + spec.extension)
+    height, width = images[0].shape[:2]
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(spec.encoder, rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, spec.pix_fmt
+        stream.options = dict(spec.options)
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def frame_with_portrait_cut(left: int, top: int, frame_size=(640, 360), portrait_size=(128, 150)) -> np.ndarray:
+    """As ``frame_with_portrait``, but the portrait may stand partly outside the frame (``left`` or
+    ``top`` negative, or past the far edge): only its part inside is drawn.  (H, W, 3)"""
+    width, height = frame_size
+    frame = np.full((height, width, 3), BACKGROUND, dtype=np.uint8)
+    small = np.asarray(Image.fromarray(portrait()).resize(portrait_size, Image.BILINEAR))
+    x0, y0 = max(left, 0), max(top, 0)
+    x1, y1 = min(left + portrait_size[0], width), min(top + portrait_size[1], height)
+    frame[y0:y1, x0:x1] = small[y0 - top:y1 - top, x0 - left:x1 - left]
+    return frame

@@ -16,7 +16,8 @@ from kernels.errors import ErrorClass, VideoError
 from kernels.probe import probe
 from kernels.faces import DetectionCache, Detections, MtcnnDetector
 from kernels.resize import crop_resize, mean_abs_difference, resize_frames
-from tests.face_media import frame_with_portrait, moving_lefts, pasted_face_box, write_face_video
+from tests.face_media import (frame_with_portrait, frame_with_portrait_cut, moving_lefts, pasted_face_box,
+                               write_face_video, write_frames_video)
 from tests.media import read_index, write_index_video
 
 
@@ -257,3 +258,148 @@ def test_face_stage_on_framework_tensors_equals_numpy(face_video, mtcnn, monkeyp
     assert as_tensor.crop == "face"
     np.testing.assert_array_equal(as_tensor.faces.crop_boxes, as_numpy.faces.crop_boxes)
     np.testing.assert_array_equal(np.asarray(as_tensor.frames), as_numpy.frames)
+
+
+# --- crop="face" from the full-resolution frame; crop="frame" exactly as before ---------------------
+
+STRIPED_DISPLAY = (1280, 720)  # wider than the 1024 working square faces used to be cut from
+STRIPED_PORTRAIT = (576, 285, 128, 150)  # left, top, width, height
+
+
+def striped_frame() -> np.ndarray:
+    """The portrait in a 1280 x 720 frame, every other column darker by 60: detail across that a
+    squash of 1280 to 1024 columns cannot keep.  (720, 1280, 3)"""
+    left, top, width, height = STRIPED_PORTRAIT
+    frame = frame_with_portrait(left, top, STRIPED_DISPLAY, (width, height)).astype(np.int16)
+    frame[:, ::2] -= 60
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def striped_videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("striped")
+    images = [striped_frame()] * 24
+    return {codec: str(write_frames_video(folder / codec, images, codec)) for codec in ("h264", "vp9")}
+
+
+def working_square_crops(frames: np.ndarray, crop_boxes: np.ndarray, display, size: int, work: int = 1024):
+    """What the face path did before: the frame squashed to a work x work square, the crop box clamped
+    to it, cut and resized to S.  (F, H, W, 3) -> (F, S, S, 3)"""
+    width, height = display
+    squashed = resize_frames(frames, work, work)
+    scale = np.array([work / width, work / height, work / width, work / height])
+    corners = np.concatenate([crop_boxes[:, :2], crop_boxes[:, :2] + crop_boxes[:, 2:]], axis=1) * scale
+    return crop_resize(squashed, np.clip(np.round(corners), 0, work).astype(np.int64), size)
+
+
+def use_fake_nvdec(monkeypatch) -> None:
+    """PyNvVideoCodec's stand-in (FFmpeg behind the same calls), so the nvdec backend runs on a CPU."""
+    from kernels.decode import nvdec
+    from tests.kernels.test_nvdec import FakePyNvVideoCodec
+
+    fake = FakePyNvVideoCodec()
+    monkeypatch.setattr(nvdec, "load_pynvvideocodec", lambda: fake)
+    monkeypatch.setattr(nvdec, "nvdec_available", lambda: True)
+
+
+@pytest.mark.parametrize("decoder, codec, sampling", [("pyav", "h264", "uniform"), ("pyav", "vp9", "keyframe"),
+                                                      ("dali-cpu", "vp9", "uniform"), ("dali-cpu", "vp9", "keyframe"),
+                                                      ("nvdec", "h264", "uniform")])
+def test_face_crops_are_cut_from_the_full_resolution_frame(striped_videos, monkeypatch, decoder, codec, sampling):
+    """Every decoder hands the face stage the 1280 x 720 frame itself: the crop equals the one cut
+    from PyAV's full-resolution frame with the same box, keeps the one-pixel stripes, and is not
+    what the 1024 working square gave."""
+    if decoder == "nvdec":
+        use_fake_nvdec(monkeypatch)
+    left, top, width, height = STRIPED_PORTRAIT
+    detector = StillFaceDetector(pasted_face_box(left, top, width, height), STRIPED_DISPLAY[0])
+    spec = ClipSpec(frames=4, size=72, sampling=sampling, decoder=decoder, crop="face", face_detect_frames=2)
+    (clip,) = ClipReader(spec, gpu=decoder == "nvdec", face_detector=detector).read([striped_videos[codec]])
+    assert clip.ok and (clip.decoder, clip.crop) == (decoder, "face"), clip.error
+    frames = np.asarray(clip.frames)
+    assert frames.shape == (4, 72, 72, 3)
+    native = PyAVDecoder(72, full_res_cap=1920).decode_clip(clip.probe, clip.indices)
+    assert native.shape == (4, 720, 1280, 3)  # 1280 x 720 is under the cap: decoded as it is
+    rects = decoded_rects(clip.faces.crop_boxes, STRIPED_DISPLAY, STRIPED_DISPLAY)
+    assert (rects[:, 2] - rects[:, 0]).tolist() == [72] * 4  # 1.3 x the 55-pixel face: about S, cut 1:1
+    expected = crop_resize(native, rects, 72)
+    if decoder == "pyav":
+        np.testing.assert_array_equal(frames, expected)
+    else:
+        assert mean_abs_difference(frames, expected) < 3
+    stripes = np.abs(np.diff(frames[..., 1].astype(np.int16), axis=2)).mean()  # column to column, green
+    old = working_square_crops(native, clip.faces.crop_boxes, STRIPED_DISPLAY, 72)
+    old_stripes = np.abs(np.diff(old[..., 1].astype(np.int16), axis=2)).mean()
+    assert stripes > 40 and old_stripes < stripes / 2, (stripes, old_stripes)
+    assert mean_abs_difference(frames, old) > 10
+
+
+@pytest.mark.parametrize("frames, size", [(1, 32), (5, 48), (9, 96)])
+def test_a_capped_portrait_video_is_cropped_at_its_capped_shape(tmp_path, frames, size):
+    """A portrait video (coded 360 x 640) with the long side capped at 320: decoded at 180 x 320, the
+    aspect kept, the crop box scaled by decoded/display; any F and S."""
+    video = str(write_face_video(tmp_path / "portrait", 12, "h264", top=300, frame_size=(360, 640), lefts=(100, 100)))
+    detector = StillFaceDetector(pasted_face_box(100, 300, 128, 150), 360)
+    spec = ClipSpec(frames=frames, size=size, decoder="pyav", crop="face", face_detect_frames=2, face_work_size=320)
+    (clip,) = ClipReader(spec, gpu=False, face_detector=detector).read([video])
+    assert clip.ok and clip.crop == "face" and np.asarray(clip.frames).shape == (frames, size, size, 3)
+    capped = PyAVDecoder(size, full_res_cap=320).decode_clip(clip.probe, clip.indices)
+    assert capped.shape == (frames, 320, 180, 3)
+    rects = decoded_rects(clip.faces.crop_boxes, (360, 640), (180, 320))
+    np.testing.assert_array_equal(clip.frames, crop_resize(capped, rects, size))
+    # The box lands on the face: the same crop of the frame as encoded, halved as the cap halves it.
+    halved = resize_frames(frame_with_portrait(100, 300, (360, 640), (128, 150))[None], 320, 180)
+    assert mean_abs_difference(np.asarray(clip.frames[0]), crop_resize(halved, rects[:1], size)[0]) < 6
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "dali-cpu"])
+def test_a_face_at_the_border_is_padded_not_moved(tmp_path, mtcnn, decoder):
+    """The portrait stands 40 pixels past the left edge: MTCNN finds the face, the square stays centred
+    on it, reaches past the edge, and that part of the crop is black while the rest is the picture."""
+    video = write_frames_video(tmp_path / "border", [frame_with_portrait_cut(-40, 100)] * 12, "vp9")
+    spec = face_spec(decoder=decoder, frames=4, face_detect_frames=2, face_margin=2.0)
+    (clip,) = ClipReader(spec, gpu=False, face_detector=mtcnn).read([str(video)])
+    assert clip.ok and clip.crop == "face" and clip.faces.face_frames == 2, clip.error
+    truth = np.array(pasted_face_box(-40, 100, 128, 150))
+    boxes, squares = clip.faces.boxes, clip.faces.crop_boxes
+    assert np.hypot(*(boxes[0, :2] + boxes[0, 2:] / 2 - truth[:2] - truth[2:] / 2)) < 6
+    np.testing.assert_allclose(squares[:, :2] + squares[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2, atol=1e-9)
+    assert (squares[:, 2] == squares[:, 3]).all() and (squares[:, 0] < -10).all()  # square, past the edge
+    frames = np.asarray(clip.frames)
+    rects = decoded_rects(squares, (640, 360), (640, 360))
+    for frame, (x0, _, x1, _) in zip(frames, rects.tolist()):
+        black = round(-x0 * 64 / (x1 - x0))  # output columns left of the frame's edge
+        assert 8 <= black < 32
+        assert (frame[:, :black] == 0).all()
+        assert (frame[:, black:].max(axis=(0, 2)) > 30).all()  # every column of the picture: backdrop or face
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "dali-cpu"])
+def test_crop_frame_is_the_decoders_squash_byte_for_byte(face_video, decoder):
+    """crop="frame" is untouched by the face path: each frame is the whole frame squashed to S x S by
+    the decoder itself (swscale's bilinear for PyAV, DALI's antialiased linear resize), as before."""
+    (clip,) = ClipReader(ClipSpec(frames=4, size=48, decoder=decoder), gpu=False).read([str(face_video)])
+    assert clip.ok and clip.decoder == decoder
+    wanted = clip.indices.tolist()
+    if decoder == "pyav":
+        import av
+
+        with av.open(str(face_video)) as container:
+            decoded = [frame.reformat(width=48, height=48, format="rgb24", interpolation="BILINEAR").to_ndarray()
+                       for frame in container.decode(video=0)]
+        expected = np.stack([decoded[i] for i in wanted])
+    else:
+        from nvidia.dali import fn, pipeline_def, types
+
+        @pipeline_def(batch_size=1, num_threads=1, device_id=None)
+        def squash():
+            encoded = fn.external_source(name="encoded", dtype=types.UINT8, ndim=1)
+            video = fn.decoders.video(encoded, device="cpu", frames=sorted(set(wanted)))
+            return fn.resize(video, resize_x=48, resize_y=48, interp_type=types.INTERP_LINEAR, antialias=True)
+
+        pipeline = squash()
+        pipeline.build()
+        pipeline.feed_input("encoded", [np.fromfile(face_video, dtype=np.uint8)])
+        unique = np.array(pipeline.run()[0][0])
+        expected = unique[[sorted(set(wanted)).index(i) for i in wanted]]
+    np.testing.assert_array_equal(clip.frames, expected)
