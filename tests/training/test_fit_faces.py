@@ -36,9 +36,9 @@ def test_a_face_model_is_trained_scored_and_scanned_on_face_crops(tmp_path, monk
     assert sum(detected) == 16
     card = load_card(tmp_path / "run" / "model.keras")
     assert card.crop == "face" and card["face"] == {"detector": "mtcnn", "detector_version": "1.0.0", "margin": 1.5,
-                                                   "detect_frames": 4, "detect_size": 480, "work_size": 1024}
+                                                   "detect_frames": 4, "detect_size": 480, "work_size": 1920}
     assert card.clip_settings() == {"frames": 4, "size": 32, "crop": "face", "face_margin": 1.5,
-                                    "face_detect_frames": 4, "face_detect_size": 480, "face_work_size": 1024}
+                                    "face_detect_frames": 4, "face_detect_size": 480, "face_work_size": 1920}
     assert result.card["input"]["resize"].startswith("square of margin x the tracked face box")
 
     detected.clear()
