@@ -209,3 +209,36 @@ def test_probe_cache_probes_each_unchanged_file_once(tmp_path, monkeypatch):
     uncached.read([path])
     uncached.read([path])
     assert len(calls) == 4
+
+
+@pytest.mark.parametrize("decoder, codec", [("pyav", "h264"), ("dali-cpu", "vp9"), ("nvdec", "h264")])
+def test_face_mode_decoders_keep_each_files_shape_under_the_cap(tmp_path, monkeypatch, decoder, codec):
+    """full_res_cap (crop="face"): no squash. A landscape file over the cap, a portrait one over it and
+    one under it, in one batch: each at its own capped shape (aspect kept, never enlarged), the
+    planned frames, and for the batch decoders PyAV's pixels. (nvdec runs on its FFmpeg stand-in.)"""
+    from kernels.decode import nvdec
+    from kernels.decode.dali import DaliDecoder
+    from kernels.decode.pyav import PyAVDecoder
+    from tests.kernels.test_nvdec import FakePyNvVideoCodec
+
+    probes = [probe(write_index_video(tmp_path / "wide", 30, codec, width=256, height=192)),
+              probe(write_index_video(tmp_path / "tall", 30, codec, width=192, height=256)),
+              probe(write_index_video(tmp_path / "small", 30, codec, width=128, height=96))]
+    plans = [np.array([0, 7, 7, 29]), np.array([3, 4, 20, 21]), np.array([29, 0, 1, 2])]
+    pyav = PyAVDecoder(SIZE, full_res_cap=200)
+    if decoder == "pyav":
+        frames = [pyav.decode_clip(facts, plan) for facts, plan in zip(probes, plans)]
+    else:
+        if decoder == "nvdec":
+            fake = FakePyNvVideoCodec()
+            monkeypatch.setattr(nvdec, "load_pynvvideocodec", lambda: fake)
+            backend = nvdec.NvdecDecoder(size=SIZE, full_res_cap=200)
+        else:
+            backend = DaliDecoder(size=SIZE, gpu=False, max_batch=4, full_res_cap=200)
+        frames, errors = backend.decode_batch(probes, plans)
+        assert errors == [None] * 3
+    for clip, facts, plan, shape in zip(frames, probes, plans, [(4, 150, 200, 3), (4, 200, 150, 3), (4, 96, 128, 3)]):
+        clip = np.asarray(clip)
+        assert clip.shape == shape and clip.dtype == np.uint8
+        assert shown_indices(clip) == plan.tolist()
+        assert mean_abs_difference(clip, pyav.decode_clip(facts, plan)) < 3.0

@@ -124,3 +124,28 @@ def test_gpu_frames_of_phone_video_are_upright(tmp_path, decoder):
     assert clip.ok and clip.decoder == decoder and on_gpu(clip.frames)
     for frame, index in zip(np.asarray(clip.frames), clip.indices.tolist()):
         assert mean_abs_difference(frame, upright_reference(index + 1, 90, 32)) < 12
+
+
+@pytest.mark.parametrize("decoder", ["dali-gpu", "nvdec"])
+def test_face_mode_frames_keep_their_own_shape_in_gpu_memory(tmp_path, decoder):
+    """crop="face" (full_res_cap): no squash. A landscape and a portrait file in one batch, both over
+    the cap: each clip at its own capped shape, still on the GPU, the planned frames, PyAV's pixels."""
+    probes = [probe(write_index_video(tmp_path / "wide", 30, "h264", width=256, height=192)),
+              probe(write_index_video(tmp_path / "tall", 30, "h264", width=192, height=256))]
+    plans = [np.array([0, 7, 7, 29]), np.array([3, 4, 20, 21])]
+    if decoder == "dali-gpu":
+        from kernels.decode.dali import DaliDecoder
+
+        backend = DaliDecoder(size=32, gpu=True, max_batch=2, full_res_cap=200)
+    else:
+        from kernels.decode.nvdec import NvdecDecoder
+
+        backend = NvdecDecoder(size=32, full_res_cap=200)
+    frames, errors = backend.decode_batch(probes, plans)
+    assert errors == [None, None]
+    for clip, facts, plan, shape in zip(frames, probes, plans, [(4, 150, 200, 3), (4, 200, 150, 3)]):
+        assert on_gpu(clip), f"{decoder} returned face-mode frames outside GPU memory"
+        assert tuple(clip.shape) == shape
+        host = np.asarray(clip)
+        assert [read_index(frame) for frame in host] == plan.tolist()
+        assert mean_abs_difference(host, PyAVDecoder(32, full_res_cap=200).decode_clip(facts, plan)) < 3.0
