@@ -86,17 +86,26 @@ def crop_resize(frames, rects: np.ndarray, size: int):
     frames' device)"""
     rects = np.asarray(rects, dtype=np.int64)
     height, width = int(frames.shape[1]), int(frames.shape[2])
-    inside = [x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height for x0, y0, x1, y1 in rects.tolist()]
-    if all(inside) and (rects == rects[0]).all():  # one rectangle for all (the whole frame): one call
-        x0, y0, x1, y1 = rects[0].tolist()
-        return resize_frames(frames[:, y0:y1, x0:x1], size, size)
-    crops = [_padded_crop(frames[i:i + 1], rect, (width, height), size)
-             for i, rect in enumerate(rects.tolist())]  # F x (1, S, S, 3)
-    if isinstance(frames, np.ndarray):
-        return np.concatenate(crops)
-    from keras import ops
-
-    return ops.concatenate(crops, axis=0)
+    on_host = isinstance(frames, np.ndarray)
+    if not on_host:
+        from keras import ops
+    crops: list = [None] * len(rects)  # F x (1, S, S, 3)
+    # Rectangles inside the frame of one size (a face keeping its size as it moves) are resized in
+    # one call: per-frame calls cost a few milliseconds each on a CPU, a batch about one.
+    same_size: dict[tuple[int, int], list[int]] = {}
+    for i, (x0, y0, x1, y1) in enumerate(rects.tolist()):
+        if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
+            same_size.setdefault((x1 - x0, y1 - y0), []).append(i)
+        else:
+            crops[i] = _padded_crop(frames[i:i + 1], rects[i].tolist(), (width, height), size)
+    for members in same_size.values():
+        cuts = [frames[i, y0:y1, x0:x1] for i, (x0, y0, x1, y1) in zip(members, rects[members].tolist())]
+        resized = resize_frames(np.stack(cuts) if on_host else ops.stack(cuts), size, size)  # (M, S, S, 3)
+        for row, i in enumerate(members):
+            crops[i] = resized[row:row + 1]
+    if len(crops) == 1:
+        return crops[0]
+    return np.concatenate(crops) if on_host else ops.concatenate(crops, axis=0)
 
 
 def _padded_crop(frame, rect: list[int], frame_size: tuple[int, int], size: int):

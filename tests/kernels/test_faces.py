@@ -179,6 +179,15 @@ def test_a_padded_crop_on_a_framework_tensor_equals_numpy():
     np.testing.assert_array_equal(on_host[0, 4:, 12:], resize_frames(frames[:1, 0:50, 0:30], 20, 12)[0])
 
 
+def test_crops_of_one_size_resized_together_equal_each_resized_alone():
+    frames = np.random.default_rng(3).integers(0, 256, (4, 60, 80, 3), dtype=np.uint8)
+    rects = np.array([[0, 0, 30, 30], [10, 5, 40, 35], [50, 30, 80, 60], [-10, 0, 20, 30]])  # the last padded
+    crops = crop_resize(frames, rects, 12)
+    for i, (x0, y0, x1, y1) in enumerate(rects[:3].tolist()):
+        np.testing.assert_array_equal(crops[i], resize_frames(frames[i:i + 1, y0:y1, x0:x1], 12, 12)[0])
+    np.testing.assert_array_equal(crops[3], crop_resize(frames[3:], rects[3:], 12)[0])
+
+
 def test_crop_resize_on_a_framework_tensor_equals_numpy():
     import keras
 
