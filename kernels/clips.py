@@ -153,9 +153,9 @@ class ClipReader:
             else:
                 from kernels.decode.dali import DaliDecoder
 
-                self._batch_decoders[name] = DaliDecoder(self.spec.size, gpu=name == "dali-gpu", max_batch=self.dali_batch,
-                                                         threads=max(1, self.threads or 2), feed=self.dali_feed,
-                                                         full_res_cap=self.spec.full_res_cap)
+                self._batch_decoders[name] = DaliDecoder(
+                    self.spec.size, gpu=name == "dali-gpu", max_batch=self.dali_batch,
+                    threads=max(1, self.threads or 2), feed=self.dali_feed, full_res_cap=self.spec.full_res_cap)
         return self._batch_decoders[name]
 
     def _probe(self, path: str) -> Probe:

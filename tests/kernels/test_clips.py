@@ -338,7 +338,8 @@ def test_face_crops_are_cut_from_the_full_resolution_frame(striped_videos, monke
 def test_a_capped_portrait_video_is_cropped_at_its_capped_shape(tmp_path, frames, size):
     """A portrait video (coded 360 x 640) with the long side capped at 320: decoded at 180 x 320, the
     aspect kept, the crop box scaled by decoded/display; any F and S."""
-    video = str(write_face_video(tmp_path / "portrait", 12, "h264", top=300, frame_size=(360, 640), lefts=(100, 100)))
+    video = str(write_face_video(tmp_path / "portrait", 12, "h264", top=300, frame_size=(360, 640),
+                                 lefts=(100, 100)))
     detector = StillFaceDetector(pasted_face_box(100, 300, 128, 150), 360)
     spec = ClipSpec(frames=frames, size=size, decoder="pyav", crop="face", face_detect_frames=2, face_work_size=320)
     (clip,) = ClipReader(spec, gpu=False, face_detector=detector).read([video])
