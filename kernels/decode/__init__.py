@@ -1,6 +1,8 @@
 """Decoders behind one interface, and the per-file choice between them.
 
-Every backend yields RGB uint8 frames resized to S x S by the rule in ``kernels.resize``:
+Every backend yields RGB uint8 frames resized to S x S by the rule in ``kernels.resize`` or, given
+``full_res_cap`` (``crop="face"``), at the file's own shape with the long side capped
+(``kernels.resize.capped_size``), for the face crop to be cut from:
 - ``dali-gpu``: DALI ``mixed`` (NVDEC) decode and GPU resize; the output stays on the GPU.
 - ``dali-cpu``: the same DALI graph on the CPU; DALI 2.4 reads only VP8, VP9 and MJPEG there.
 - ``pyav``: FFmpeg through PyAV, for every codec FFmpeg reads.
