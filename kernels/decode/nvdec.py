@@ -8,8 +8,11 @@ created once for the largest frame it will meet (1920x1920 covers portrait 1080p
 every video: a flush at the end of each video, ``setReconfigParams`` with the next video's size.
 
 The CPU demuxes only the packets the plan needs (``kernels.decode.gops.cut_to_annex_b``) and feeds
-them as Annex B access units; NVDEC returns frames in display order, the wanted ones are copied out
-of the decoder's buffers at once (they are reused by the next call), and NV12 -> RGB (BT.601, limited
+them as Annex B, each run (a keyframe and the frames after it that the plan needs) as one packet by
+default: the parser finds the access units itself when a packet carries no end-of-picture flag, and
+on the H200 one ``Decode`` call per access unit was part of the host time that bounded keyframe
+scans (docs/performance.md); ``feed="unit"`` keeps one packet per access unit to compare. NVDEC returns frames in display order,
+the wanted ones are copied out of the decoder's buffers at once (they are reused by the next call), and NV12 -> RGB (BT.601, limited
 range, as FFmpeg does for an untagged stream) and the antialiased resize to S x S run on the GPU in
 one compiled function. The clip reaches the model through DLPack without visiting the host. With
 ``full_res_cap`` (``crop="face"``) the frames keep their own shape: converted at native size, resized
@@ -35,6 +38,7 @@ from kernels.resize import capped_size
 from kernels.sampling import split_unique
 
 MAX_SIDE = 1920  # a decoder is created for up to MAX_SIDE x MAX_SIDE: 1080p, landscape or portrait
+NVDEC_FEEDS = ("run", "unit")  # one packet per run of the cut, or one per access unit
 
 
 class NvdecUnavailable(RuntimeError):
@@ -188,15 +192,20 @@ def _to_framework(frame):
 class NvdecDecoder:
     name = "nvdec"
 
-    def __init__(self, size: int, device_id: int = 0, max_side: int = MAX_SIDE, full_res_cap: int | None = None):
+    def __init__(self, size: int, device_id: int = 0, max_side: int = MAX_SIDE, full_res_cap: int | None = None,
+                 feed: str = "run"):
+        if feed not in NVDEC_FEEDS:
+            raise ValueError(f"unknown nvdec feed {feed!r}; expected one of {', '.join(NVDEC_FEEDS)}")
         self.size = size
         self.full_res_cap = full_res_cap  # None: squash to S x S; else the long side's cap, aspect kept
+        self.feed = feed
         self.device_id = device_id
         self.max_side = max_side
         self.frames_decoded = 0  # every frame NVDEC returned, wanted or not
         self.files_cut = 0
         self.files_whole = 0  # always 0: a stream that cannot be cut is this file's error (PyAV retries)
         self.decoders_created = 0
+        self.packets_fed = 0  # Decode calls with data (the flush not counted)
         self._decoders: dict[tuple, object] = {}
 
     def _decoder(self, probe: Probe):
@@ -232,11 +241,12 @@ class NvdecDecoder:
         key, decoder = self._decoder(probe)
         produced = 0
         try:
-            for unit in cut.access_units + [b""]:  # the empty packet flushes the decoder
+            for unit in _packets(cut, self.feed) + [b""]:  # the empty packet flushes the decoder
                 payload = np.frombuffer(unit, dtype=np.uint8)  # kept alive through Decode
                 packet = nvc.PacketData()
                 if payload.size:
                     packet.bsl_data, packet.bsl = payload.ctypes.data, payload.size
+                    self.packets_fed += 1
                 for frame in decoder.Decode(packet):
                     if produced in wanted:
                         copies[wanted[produced]] = _to_framework(frame)
@@ -286,6 +296,16 @@ class NvdecDecoder:
                 frames_out.append(None)
                 errors_out.append(VideoError(ErrorClass.DECODE_ERROR, f"nvdec: {type(exc).__name__}: {exc}"))
         return frames_out, errors_out
+
+
+def _packets(cut, feed: str) -> list[bytes]:
+    """What each ``Decode`` call gets: one run of the cut per packet, or one access unit per packet.
+    No end-of-picture flag is set either way (``decode_flag`` 0), so NVDEC's parser splits a run at
+    its start codes exactly as it does a file's stream."""
+    if feed == "unit":
+        return list(cut.access_units)
+    ends = [*cut.run_starts.tolist()[1:], len(cut.access_units)]
+    return [b"".join(cut.access_units[start:end]) for start, end in zip(cut.run_starts.tolist(), ends)]
 
 
 def _round_up(value: int, step: int) -> int:

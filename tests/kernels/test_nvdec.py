@@ -132,6 +132,32 @@ def test_persistent_decoders_give_the_planned_frames(tmp_path, fake_nvc):
     assert 16 <= decoder.frames_decoded < 40 + 40 + 60 + 61 + 40  # runs from keyframes, not whole files
 
 
+@pytest.mark.parametrize("encoding", ["x264-pyramid-mkv", "x265-cra-long"])
+def test_each_run_is_one_packet_and_gives_the_same_frames_as_one_packet_per_access_unit(tmp_path, fake_nvc,
+                                                                                         encoding):
+    """The default feed hands NVDEC's parser a whole run per Decode call: one call per run of the cut
+    (plus the flush), and exactly the frames the access-unit feed gives: B-pyramids, HEVC CRA runs."""
+    from kernels.decode.gops import cut_to_annex_b
+
+    codec, count = OPEN_GOP_ENCODINGS[encoding]
+    facts = probe(write_index_video(tmp_path / encoding, min(count, 60), codec, width=160, height=160))
+    plan = np.array([2, 14, 15, 40, 59])
+    runs = len(cut_to_annex_b(facts, np.unique(plan)).run_starts)
+    by_run, by_unit = nvdec.NvdecDecoder(size=32), nvdec.NvdecDecoder(size=32, feed="unit")
+    run_frames, run_errors = by_run.decode_batch([facts], [plan])
+    unit_frames, unit_errors = by_unit.decode_batch([facts], [plan])
+    assert run_errors == unit_errors == [None]
+    assert [read_index(f) for f in np.asarray(run_frames[0])] == plan.tolist()
+    assert np.array_equal(np.asarray(run_frames[0]), np.asarray(unit_frames[0]))
+    assert runs >= 3 and by_run.packets_fed == runs
+    assert by_unit.packets_fed == by_run.frames_decoded == by_unit.frames_decoded > runs
+
+
+def test_an_unknown_feed_is_refused():
+    with pytest.raises(ValueError, match="unknown nvdec feed 'frame'"):
+        nvdec.NvdecDecoder(size=32, feed="frame")
+
+
 def test_colours_and_resize_match_the_pyav_backend(tmp_path, fake_nvc):
     """NV12 -> RGB (BT.601, limited range) and the antialiased resize, against swscale's."""
     from benchmarks.archive import write_bench_video
