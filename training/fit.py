@@ -245,7 +245,8 @@ def model_card(config: TrainConfig, run_dir: Path, dataset_summary: dict, metric
         "input": {"dtype": "uint8", "shape": [None, config.frames, config.size, config.size, 3],
                   "channels": "RGB", "decoder": config.decoder,
                   "resize": "whole frame squashed to SxS (kernels.resize)" if config.crop == "frame" else
-                  "square of margin x the tracked face box, cut from the working frame, resized to SxS"},
+                  ("square of margin x the tracked face box, cut from the full-resolution frame (black past its "
+                   "edge), resized to SxS")},
         "crop": config.crop,
         **({"face": face_settings(config.clip_spec(), detector)} if config.crop == "face" else {}),
         "input_normalisation": INPUT_NORMALISATION[config.arch],
