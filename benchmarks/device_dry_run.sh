@@ -16,6 +16,8 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install -q "jax[cpu]>=0.10" "keras==3.15.1" "nvidia-dali-cuda130==2.4.0" "av==18.1.0" \
     numpy pytest pytest-timeout pyarrow typer rich matplotlib pillow psutil
 fi
+# The face stage reads MTCNN's weights from the mtcnn wheel (which needs only lz4 and joblib), as the device does.
+"$venv/bin/pip" install -q "mtcnn==1.0.0" "lz4==4.4.5" "joblib==1.6.0"
 if "$venv/bin/python" -c "import tensorflow" 2>/dev/null; then
   echo "the dry-run venv must not hold TensorFlow (the device has none)" >&2; exit 2
 fi
