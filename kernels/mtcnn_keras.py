@@ -23,6 +23,7 @@ import functools
 import hashlib
 import importlib.util
 import io
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -34,7 +35,7 @@ CELL_STRIDE = 2  # P-net's window step, pixels
 SCALE_FACTOR = 0.709  # between the pyramid's levels
 PNET_THRESHOLD, RNET_THRESHOLD, ONET_THRESHOLD = 0.6, 0.7, 0.8
 PNET_NMS_PER_SCALE, PNET_NMS, RNET_NMS, ONET_NMS = 0.5, 0.7, 0.7, 0.7
-PATCH_BUCKET = 64  # R- and O-net batches are padded to a multiple of this, so a compiling backend sees few shapes
+PATCH_BUCKET = 64  # R- and O-net batches are padded to this times a power of two: a compiling backend sees few shapes
 
 WEIGHTS_SHA256 = {  # the mtcnn 1.0.0 wheel's files: anything else is not unpickled
     "pnet": "ea6b0c3e685ebee3165326ad6484acc95f2ef78f1c94fbf40a55704fa989f7b5",
@@ -300,14 +301,44 @@ def crop_and_resize(images: np.ndarray, boxes: np.ndarray, size: int) -> np.ndar
     return np.where(inside[..., None], patches, 0.0).astype(np.float32)
 
 
-def _run(model, patches: np.ndarray) -> list[np.ndarray]:
-    """A patch network on (n, s, s, 3), padded to a multiple of PATCH_BUCKET rows."""
+def _pyramid_pass(variables, images, sizes: tuple[tuple[int, int], ...]):
+    """P-net over each level of one image stack: per level (offsets, odds)."""
+    pnet = networks()[0]
+    pyramid = AreaPyramid(images)
+    return [pnet.stateless_call(*variables, pyramid.level(height, width), training=False)[0]
+            for height, width in sizes]
+
+
+def _patch_pass(variables, patches, network: int):
+    return networks()[network].stateless_call(*variables, patches, training=False)[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _passes():
+    """The two passes and each network's weights. On JAX each pass is compiled whole, once per input
+    shape (one per frame size and batch: op by op it compiles every op for every pyramid level, minutes
+    on a CPU); TensorFlow runs these small networks eagerly as fast as traced, and a trace per shape costs more."""
+    import keras
+
+    variables = [([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
+                 for model in networks()]
+    if keras.config.backend() != "jax":
+        return _pyramid_pass, _patch_pass, variables
+    import jax
+
+    return (jax.jit(_pyramid_pass, static_argnums=2), jax.jit(_patch_pass, static_argnums=2), variables)
+
+
+def _run_patches(network: int, patches: np.ndarray) -> list[np.ndarray]:
+    """R-net (1) or O-net (2) on (n, s, s, 3), padded to PATCH_BUCKET times a power of two rows."""
     from keras import ops
 
+    _, patch_pass, variables = _passes()
     count = len(patches)
-    padded = np.zeros((-(-count // PATCH_BUCKET) * PATCH_BUCKET, *patches.shape[1:]), dtype=np.float32)
+    rows = PATCH_BUCKET * 2 ** max(0, math.ceil(math.log2(max(count, 1) / PATCH_BUCKET)))
+    padded = np.zeros((rows, *patches.shape[1:]), dtype=np.float32)
     padded[:count] = patches
-    return [ops.convert_to_numpy(output)[:count] for output in model(padded, training=False)]
+    return [ops.convert_to_numpy(output)[:count] for output in patch_pass(variables[network], padded, network)]
 
 
 def _detect_same_size(images: np.ndarray) -> list[np.ndarray]:
@@ -315,22 +346,23 @@ def _detect_same_size(images: np.ndarray) -> list[np.ndarray]:
     [x1, y1, x2, y2, score] in that image's pixels, clamped to it, best first."""
     from keras import ops
 
-    pnet, rnet, onet = networks()
+    pyramid_pass, _, variables = _passes()
     count, height, width, _ = images.shape
     normalized = (images.astype(np.float32) - 127.5) / 128  # (B, H, W, 3) in [-1, 1], the package's scaling
-    pyramid = AreaPyramid(ops.convert_to_tensor(normalized))
+    scales = scale_pyramid(width, height)
+    sizes = tuple((int(height * scale), int(width * scale)) for scale in scales)
+    levels = pyramid_pass(variables[0], ops.convert_to_tensor(normalized), sizes) if sizes else []
     per_scale = []
-    for scale in scale_pyramid(width, height):
-        scaled = pyramid.level(int(height * scale), int(width * scale))
-        offsets, odds = (ops.convert_to_numpy(output) for output in pnet(scaled, training=False))
-        per_scale.append(nms(_proposals(offsets, odds, scale), PNET_NMS_PER_SCALE, sort=False))
+    for scale, (offsets, odds) in zip(scales, levels):
+        proposals = _proposals(ops.convert_to_numpy(offsets), ops.convert_to_numpy(odds), scale)
+        per_scale.append(nms(proposals, PNET_NMS_PER_SCALE, sort=False))
     boxes = np.concatenate(per_scale) if per_scale else np.zeros((0, 6))
-    for model, size, threshold, overlap, method in ((rnet, 24, RNET_THRESHOLD, RNET_NMS, "union"),
-                                                    (onet, 48, ONET_THRESHOLD, ONET_NMS, "min")):
-        boxes = _square(nms(boxes, PNET_NMS)) if model is rnet else _square(boxes)
+    for network, size, threshold, overlap, method in ((1, 24, RNET_THRESHOLD, RNET_NMS, "union"),
+                                                      (2, 48, ONET_THRESHOLD, ONET_NMS, "min")):
+        boxes = _square(nms(boxes, PNET_NMS)) if network == 1 else _square(boxes)
         if len(boxes) == 0:
             break
-        outputs = _run(model, crop_and_resize(normalized, boxes, size))
+        outputs = _run_patches(network, crop_and_resize(normalized, boxes, size))
         boxes = _refine(boxes, outputs[0], outputs[-1][:, 1])
         boxes = nms(boxes[boxes[:, 5] > threshold], overlap, method)
     limits = np.array([width - 1, height - 1, width - 1, height - 1], dtype=np.float64)

@@ -9,6 +9,7 @@ rounding to flip where another backend's convolution order or the generic area r
 TensorFlow's fused op) moves a box edge by a hair across a half pixel, and 1e-3 in the score is far
 below the 0.9 confidence the track cuts at, far above float noise."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -23,7 +24,8 @@ from kernels.faces import MtcnnDetector
 from kernels.mtcnn_keras import AreaPyramid, WeightsUnavailable, detect_faces, scale_pyramid
 from tests.face_media import PORTRAIT_FACE, frame_with_portrait, pasted_face_box, portrait
 
-pytest.importorskip("mtcnn", reason="the port reads its weights from the mtcnn package")
+if importlib.util.find_spec("mtcnn") is None:  # found, not imported: importing it imports TensorFlow
+    pytest.skip("the port reads its weights from the mtcnn package, not installed", allow_module_level=True)
 
 
 def two_portraits() -> np.ndarray:
