@@ -255,7 +255,8 @@ def face_rate(videos: int, frames: int, detect_size: int, batch: int) -> dict:
     return {"videos_per_s": videos / seconds, "frames_detected_per_s": len(found) / seconds,
             "ms_per_video": 1000 * seconds / videos, "seconds": seconds, "warm_up_s": compile_s,
             "videos": videos, "frames_per_video": frames, "detect_size": list(images[0].shape[1:3]),
-            "videos_per_call": batch, "backend": keras.config.backend(), "detector": f"{detector.name} {detector.version}"}
+            "videos_per_call": batch, "backend": keras.config.backend(),
+            "detector": f"{detector.name} {detector.version}"}
 
 
 def _rate_mode(result: dict) -> dict:

@@ -216,8 +216,9 @@ def _sort_by_score(boxes: np.ndarray, column: int = 5) -> np.ndarray:
 def _overlaps(boxes: np.ndarray, method: str) -> np.ndarray:
     """Pairwise overlap of (n, 4) x1, y1, x2, y2 boxes: over the union, or over the smaller.  (n, n)"""
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    width = np.maximum(0, np.minimum(boxes[None, :, 2], boxes[:, None, 2]) - np.maximum(boxes[None, :, 0], boxes[:, None, 0]))
-    height = np.maximum(0, np.minimum(boxes[None, :, 3], boxes[:, None, 3]) - np.maximum(boxes[None, :, 1], boxes[:, None, 1]))
+    lower = np.maximum(boxes[None, :, :2], boxes[:, None, :2])  # (n, n, 2): each pair's overlap, x1 y1
+    upper = np.minimum(boxes[None, :, 2:], boxes[:, None, 2:])
+    width, height = np.moveaxis(np.maximum(0, upper - lower), -1, 0)  # (n, n) each
     inter = width * height
     with np.errstate(divide="ignore", invalid="ignore"):
         if method == "union":

@@ -126,7 +126,11 @@ def test_a_face_found_elsewhere_fails_the_face_stage(tmp_path, monkeypatch):
     from benchmarks import gpu_check
 
     pasted = gpu_check.face_frames
-    monkeypatch.setattr(gpu_check, "face_frames", lambda *a: (pasted(*a)[0], [b + [40, 0, 0, 0] for b in pasted(*a)[1]]))
+    def moved(*args):
+        images, boxes = pasted(*args)
+        return images, [box + [40, 0, 0, 0] for box in boxes]
+
+    monkeypatch.setattr(gpu_check, "face_frames", moved)
     report = main(["--out", str(tmp_path / "report"), *SMALL, *FACE_STAGE])
     assert len(report["failures"]) == 1 and report["modes"] == {}
     assert report["failures"][0].startswith(f"{FACE_MODE}: the face stage missed 4 of 4 faces: frame 0: ")
