@@ -16,6 +16,8 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install -q "jax[cpu]>=0.10" "keras==3.15.1" "nvidia-dali-cuda130==2.4.0" "av==18.1.0" \
     numpy pytest pytest-timeout pyarrow typer rich matplotlib pillow psutil
 fi
+# The face stage reads MTCNN's weights from the mtcnn wheel (which needs only lz4 and joblib), as the device does.
+"$venv/bin/pip" install -q "mtcnn==1.0.0" "lz4==4.4.5" "joblib==1.6.0"
 if "$venv/bin/python" -c "import tensorflow" 2>/dev/null; then
   echo "the dry-run venv must not hold TensorFlow (the device has none)" >&2; exit 2
 fi
@@ -27,5 +29,6 @@ export DALI_ARGS="--decoders dali-cpu" NVDEC_ARGS="--decoders nvdec --models= --
 export GPU_CHECK_ARGS="--codec vp9 --extra 360x640:vp9 --videos 4 --seconds 2 --resolutions 640x360,320x240 \
   --pipelines 1,2 --batch 2 --size 64 --frames 8 --models cnn-lstm --model-batch 4 --model-repeats 2 \
   --e2e-arch cnn-lstm --e2e-threads 1 --e2e-videos 8" E2E_PROCESSES=1,2
+export FACE_ARGS="--face-videos 4 --face-frames 4 --face-size 480 --face-batch 2"  # Keras on JAX, weights from the wheel
 # nvdec has no CPU stand-in here (tests/kernels/test_nvdec.py fakes it): its run must fail, cleanly.
 benchmarks/device_run.sh

@@ -92,38 +92,26 @@ class FaceDetector(Protocol):
 
 
 class MtcnnDetector:
-    """MTCNN (P-, R- and O-net) from the ``mtcnn`` package, on the GPU when TensorFlow sees one.
-    The networks are built once per process, on first use; ``detect`` runs images in batches."""
+    """MTCNN (P-, R- and O-net) with the ``mtcnn`` package's weights, run as Keras 3 models on whatever
+    backend and device Keras uses (``kernels.mtcnn_keras``: the package's boxes, without TensorFlow).
+    The networks are built once per process, on first use; ``detect`` runs images in batches of
+    ``batch``, those of one size together, so an image's faces do not depend on its batch."""
 
     name = "mtcnn"
 
     def __init__(self, batch: int = 16):
         from importlib.metadata import version
 
-        self.version = version("mtcnn")
+        self.version = version("mtcnn")  # the weights' package: cards and caches name it as before
         self.batch = batch
 
-    @staticmethod
-    @functools.lru_cache(maxsize=1)
-    def _networks():
-        import tensorflow as tf
-        from mtcnn import MTCNN
-
-        device = "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
-        return MTCNN(stages="face_and_landmarks_detection", device=device)
-
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        from kernels.mtcnn_keras import detect_faces
+
         found: list[Detections] = []
         for start in range(0, len(images), self.batch):
             chunk = [np.ascontiguousarray(image) for image in images[start:start + self.batch]]
-            # MTCNN pads a batch of different sizes itself; an image of a few pixels just has no face.
-            answers = self._networks().detect_faces(chunk)  # one list of {"box", "confidence"} per image
-            for faces in answers:
-                if not faces:
-                    found.append(Detections.empty())
-                    continue
-                found.append(Detections(np.array([face["box"] for face in faces], dtype=np.float64).reshape(-1, 4),
-                                        np.array([face["confidence"] for face in faces], dtype=np.float64)))
+            found.extend(Detections(boxes.reshape(-1, 4), scores) for boxes, scores in detect_faces(chunk))
         return found
 
 

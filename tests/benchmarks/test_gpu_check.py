@@ -1,6 +1,7 @@
 """The device check script runs end to end on a CPU with DALI's CPU decoder and VP9 videos, and it
 can fail: a decoder that is not there, or a check that does not hold, is a failure in the report."""
 
+import importlib.util
 import json
 
 import pytest
@@ -95,3 +96,41 @@ def test_end_to_end_processes_that_cannot_start_fail_every_stage(tmp_path):
                                   "the end-to-end processes did not start: process ")
     assert "no-such-arch" in failures[0].split("did not start", 1)[1]  # the child's own error, passed on
     assert [m for m in report["modes"] if m.startswith("end to end")] == []
+
+
+FACE_STAGE = ["--decoders", "", "--extra", "", "--models", "", "--e2e-arch", "", "--face-videos", "2",
+              "--face-frames", "2", "--face-batch", "2"]
+FACE_MODE = "faces mtcnn 1080p K=2 at 480 B=2"
+
+
+needs_mtcnn_weights = pytest.mark.skipif(importlib.util.find_spec("mtcnn") is None,  # found, not imported (TF)
+                                         reason="MTCNN's weights come from the mtcnn package")
+
+
+@needs_mtcnn_weights
+def test_the_face_stage_reports_detected_frames_per_second(tmp_path):
+    report = main(["--out", str(tmp_path / "report"), *SMALL, *FACE_STAGE])
+    assert report["failures"] == [] and list(report["modes"]) == [FACE_MODE]
+    faces = report["modes"][FACE_MODE]
+    assert (faces["videos"], faces["frames_per_video"], faces["detect_size"], faces["videos_per_call"]) == (
+        2, 2, [270, 480], 2)
+    assert faces["frames_detected_per_s"] > 0 and faces["ms_per_video"] > 0
+    assert faces["detector"] == "mtcnn 1.0.0"
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert saved["modes"][FACE_MODE]["frames_detected_per_s"] == faces["frames_detected_per_s"]
+
+
+@needs_mtcnn_weights
+def test_a_face_found_elsewhere_fails_the_face_stage(tmp_path, monkeypatch):
+    """The stage checks where the faces are, so a detector answering nonsense cannot pass as a rate."""
+    from benchmarks import gpu_check
+
+    pasted = gpu_check.face_frames
+    def moved(*args):
+        images, boxes = pasted(*args)
+        return images, [box + [40, 0, 0, 0] for box in boxes]
+
+    monkeypatch.setattr(gpu_check, "face_frames", moved)
+    report = main(["--out", str(tmp_path / "report"), *SMALL, *FACE_STAGE])
+    assert len(report["failures"]) == 1 and report["modes"] == {}
+    assert report["failures"][0].startswith(f"{FACE_MODE}: the face stage missed 4 of 4 faces: frame 0: ")
