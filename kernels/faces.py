@@ -15,7 +15,6 @@ between the frames detected on and holds it at the ends.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 from typing import Protocol, Sequence
