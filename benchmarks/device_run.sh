@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The GPU issue's one prepared device run, for a lent H100/H200 (about 6.5 minutes, at most 9.5 by its timeouts).
+# The GPU issue's one prepared device run, for a lent H100/H200 (about 7 minutes, at most 9.75 by its timeouts).
 #
 # On the device machine, after the wheels have been carried and installed into /tmp/site
 # (docs/performance.md gives the whole call sequence):
 #   export PYTHONPATH=/tmp/site:$PWD; benchmarks/device_run.sh
 # Everything it measures lands in $OUT (8 files): nvidia-smi.txt (clocks), utilization.csv (decoder
 # and GPU utilisation every 500 ms), pytest.log (the GPU tests), gpu_check.log, and the reports of
-# dali-gpu (with the face stage) and of nvdec (with NVDEC's engine count), end to end in 1, 2 and 4 processes in each:
-# {dali,nvdec}/report.{json,md}.
+# dali-gpu (with the face stage) and of nvdec (with NVDEC's engine count, one engine's rate on every
+# frame, and one packet per run against one per access unit), end to end in 1, 2 and 4 processes in
+# each: {dali,nvdec}/report.{json,md}.
 # Exit 0 only if every test and check passed.
 #
 # benchmarks/device_dry_run.sh runs this same script on a CPU first.
@@ -47,7 +48,8 @@ archive=$(mktemp -d /tmp/dfscan-device-archive.XXXXXX)
 common="--videos 16 --resolutions 1080p --e2e-processes ${E2E_PROCESSES:-1,2,4} --e2e-threads 4"
 # The face stage (MTCNN as Keras models on JAX, 16 videos x 8 frames at 480 px, 8 videos a call; about
 # 20 s, most of it compiling) runs once, in the dali report, before the end-to-end stage; its budget
-# and timeout are 30 s longer for it.
+# and timeout are 30 s longer for it. nvdec's engine and feed stages (about 15 s, estimated) run after
+# its rates, before the end-to-end stage; its budget and timeout are 15 s longer for them.
 # shellcheck disable=SC2086
 timeout "${DALI_TIMEOUT_S:-260}" "$python" -m benchmarks.gpu_check --out "$out/dali" --archive-dir "$archive" \
   --budget-s "${DALI_BUDGET_S:-180}" $common \
@@ -57,8 +59,8 @@ timeout "${DALI_TIMEOUT_S:-260}" "$python" -m benchmarks.gpu_check --out "$out/d
 echo "== gpu_check dali ($(( $(date +%s) - started )) s)"
 grep -v -E "^(WARNING|I0000|W0000)" "$out/gpu_check.log" | tail -n 50
 # shellcheck disable=SC2086
-timeout "${NVDEC_TIMEOUT_S:-200}" "$python" -m benchmarks.gpu_check --out "$out/nvdec" --archive-dir "$archive" \
-  --budget-s "${NVDEC_BUDGET_S:-140}" $common ${NVDEC_ARGS:---decoders nvdec --models= --pipelines 1,4,8} \
+timeout "${NVDEC_TIMEOUT_S:-215}" "$python" -m benchmarks.gpu_check --out "$out/nvdec" --archive-dir "$archive" \
+  --budget-s "${NVDEC_BUDGET_S:-155}" $common ${NVDEC_ARGS:---decoders nvdec --models= --pipelines 1,4,8 --nvdec-engine} \
   ${GPU_CHECK_ARGS:-} >> "$out/gpu_check.log" 2>&1 || status=1
 echo "== gpu_check nvdec ($(( $(date +%s) - started )) s)"
 grep -v -E "^(WARNING|I0000|W0000)" "$out/gpu_check.log" | tail -n 40

@@ -14,6 +14,9 @@ here, never a GPU number.
 - ``rates``: videos/s and decoded frames/s per decoder, sampling, DALI feed and pipeline count.
 - ``overhead``: frame 0 alone, the fixed cost per video.
 - ``model``: the compiled predict step alone (mixed bf16 on a GPU).
+- ``nvdec engine`` and ``feed`` (``--nvdec-engine``, ``benchmarks.nvdec_engine``): one engine's
+  rate on the clip set, every frame, nothing converted; and the decoder alone fed one packet per run
+  against one per access unit.
 - ``faces``: the face stage alone (``--face-videos``): MTCNN as Keras models on the device's backend
   (``kernels.mtcnn_keras``, what ``MtcnnDetector`` runs) on K frames per video at the detect size,
   batched across videos as ``ClipReader`` batches them; detected frames/s and ms per video, beside
@@ -44,6 +47,8 @@ import numpy as np
 
 from benchmarks.archive import parse_resolution, write_bench_video
 from benchmarks.gpu_e2e import CheckFailed, ProcessFleet, build_check_model, end_to_end, run_threads
+from benchmarks.gpu_faces import face_rate
+from benchmarks.nvdec_engine import engine_rate, feed_rates
 from benchmarks.report import library_versions, machine_info, spread, write_report
 from kernels.clips import ClipReader, ClipSpec
 from kernels.decode.pyav import PyAVDecoder
@@ -191,74 +196,6 @@ def model_rate(arch: str, frames: int, size: int, batch: int, repeats: int) -> d
     return {"videos_per_s": batch * repeats / seconds, "seconds": seconds, "compile_s": compile_s}
 
 
-FACE_TOLERANCE = 6.0  # detect-size pixels: a face found further than this from where it was pasted fails
-
-
-PORTRAIT_FACE = (178.0, 110.0, 173.0, 220.0)  # the face in matplotlib's 512 x 600 portrait, (x, y, w, h)
-
-
-def face_frames(videos: int, frames: int, detect_size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per video, ``frames`` grey 1080p frames with matplotlib's portrait (scaled to 300 x 352) pasted
-    at a place of its own, moving 10 px a frame, resized as ``ClipReader`` resizes them for the
-    detector: the images (K, h, w, 3) uint8 and the face's expected box in each, (K, 4) detect-size px."""
-    import matplotlib
-    from PIL import Image
-
-    from kernels.resize import resize_frames
-
-    width, height, (face_width, face_height) = 1920, 1080, (300, 352)
-    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    with Image.open(path) as source:
-        portrait = np.asarray(source.convert("RGB").resize((face_width, face_height), Image.BILINEAR))
-    face = np.array(PORTRAIT_FACE) * np.array([face_width / 512, face_height / 600] * 2)
-    scale = detect_size / max(width, height)
-    rng = np.random.default_rng(7)
-    images, boxes = [], []
-    for _ in range(videos):
-        left, top = int(rng.integers(0, width - face_width - 10 * frames)), int(rng.integers(0, height - face_height))
-        full = np.full((frames, height, width, 3), 90, dtype=np.uint8)
-        for k in range(frames):
-            full[k, top:top + face_height, left + 10 * k:left + 10 * k + face_width] = portrait
-        images.append(np.asarray(resize_frames(full, round(height * scale), round(width * scale))))
-        boxes.append(np.array([face + [left + 10 * k, top, 0, 0] for k in range(frames)]) * scale)
-    return images, boxes
-
-
-def face_rate(videos: int, frames: int, detect_size: int, batch: int) -> dict:
-    """The face stage: ``batch`` videos' K frames to the detector at once. The first pass compiles
-    (one program per input shape on JAX) and is reported apart; the second is timed."""
-    from kernels.faces import MtcnnDetector
-
-    images, expected = face_frames(videos, frames, detect_size)
-    detector = MtcnnDetector(batch=batch * frames)
-
-    def one_pass() -> list:
-        found = []
-        for start in range(0, videos, batch):
-            found.extend(detector.detect([frame for video in images[start:start + batch] for frame in video]))
-        return found
-
-    started = time.perf_counter()
-    one_pass()
-    compile_s = time.perf_counter() - started
-    started = time.perf_counter()
-    found = one_pass()
-    seconds = time.perf_counter() - started
-    wanted = np.concatenate(expected)  # (videos * K, 4)
-    misses = [f"frame {i}: {d.boxes.round(1).tolist()} where the face is {box.round(1).tolist()}"
-              for i, (d, box) in enumerate(zip(found, wanted))
-              if len(d.scores) != 1 or np.abs(d.boxes[0] - box).max() > FACE_TOLERANCE]
-    if misses:
-        raise CheckFailed(f"the face stage missed {len(misses)} of {len(found)} faces: {misses[0]}")
-    import keras
-
-    return {"videos_per_s": videos / seconds, "frames_detected_per_s": len(found) / seconds,
-            "ms_per_video": 1000 * seconds / videos, "seconds": seconds, "warm_up_s": compile_s,
-            "videos": videos, "frames_per_video": frames, "detect_size": list(images[0].shape[1:3]),
-            "videos_per_call": batch, "backend": keras.config.backend(),
-            "detector": f"{detector.name} {detector.version}"}
-
-
 def _rate_mode(result: dict) -> dict:
     stages = {k: result[k + "_s"] for k in ("probe", "decode") if k + "_s" in result}
     if "compile_s" in result:
@@ -345,7 +282,7 @@ class _Run:
                 self.report["modes"][f"{name} {part}"] = _rate_mode(part_result)
         summary = result.get("error") or {k: v for k, v in result.items() if k in (
             "videos_per_s", "frames_decoded_per_s", "mean_abs_diff_vs_pyav", "decoders_used", "compile_s",
-            "sum_of_process_rates", "frames_detected_per_s", "ms_per_video", "warm_up_s")}
+            "sum_of_process_rates", "frames_detected_per_s", "ms_per_video", "warm_up_s", "unit_over_run_seconds")}
         print(f"{name}: {summary}", flush=True)
         self.write()
         return result
@@ -375,6 +312,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--models", default="resnet50-lstm,cnn-lstm")
     parser.add_argument("--model-batch", type=int, default=64)
     parser.add_argument("--model-repeats", type=int, default=10)
+    parser.add_argument("--nvdec-engine", action="store_true",
+                        help="with nvdec: one engine's rate (every frame, one thread, no resize) and the feed "
+                             "of one packet per run against one per access unit")
     parser.add_argument("--face-videos", type=int, default=0,
                         help="videos of the face stage (0 skips it): 1080p frames with a face, K per video")
     parser.add_argument("--face-frames", type=int, default=8, help="frames detected on per video (K)")
@@ -435,6 +375,12 @@ def main(argv: list[str] | None = None) -> dict:
                 spec = ClipSpec(frames=1, size=args.size, sampling="uniform", decoder=decoder)
                 run.stage("rate", f"{decoder} overhead {resolution} x{max(pipeline_counts)}",
                           lambda: decode_rate(paths, spec, max(pipeline_counts), args.batch, gpu, feeds[-1]))
+        if args.nvdec_engine and "nvdec" in decoders:
+            for resolution in args.resolutions.split(","):
+                run.stage("rate", f"nvdec engine {resolution} x1 every frame, no resize",
+                          lambda: engine_rate(sets[resolution]))
+                run.stage("rate", f"nvdec keyframe {resolution} x1 decoder alone feed=run vs unit",
+                          lambda: feed_rates(sets[resolution], args.frames, args.size))
         for arch in filter(None, args.models.split(",")):
             size = 64 if arch == "cnn-lstm" else args.size
             run.stage("rate", f"model {arch} S={size} B={args.model_batch}",

@@ -208,7 +208,7 @@ class NvdecDecoder:
         self.packets_fed = 0  # Decode calls with data (the flush not counted)
         self._decoders: dict[tuple, object] = {}
 
-    def _decoder(self, probe: Probe):
+    def decoder_for(self, probe: Probe):
         """The persistent decoder for this stream's codec and bit depth, reconfigured to its size."""
         nvc = load_pynvvideocodec()
         side = max(self.max_side, _round_up(max(probe.width, probe.height), 32))
@@ -238,7 +238,7 @@ class NvdecDecoder:
         self.files_cut += 1
         wanted = {int(position): rank for rank, position in enumerate(cut.frames.tolist())}
         copies: list = [None] * len(unique)
-        key, decoder = self._decoder(probe)
+        key, decoder = self.decoder_for(probe)
         produced = 0
         try:
             for unit in _packets(cut, self.feed) + [b""]:  # the empty packet flushes the decoder

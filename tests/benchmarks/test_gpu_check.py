@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from benchmarks import gpu_faces
 from benchmarks.gpu_check import main
 from kernels.decode.nvdec import nvdec_available
 
@@ -123,14 +124,34 @@ def test_the_face_stage_reports_detected_frames_per_second(tmp_path):
 @needs_mtcnn_weights
 def test_a_face_found_elsewhere_fails_the_face_stage(tmp_path, monkeypatch):
     """The stage checks where the faces are, so a detector answering nonsense cannot pass as a rate."""
-    from benchmarks import gpu_check
+    pasted = gpu_faces.face_frames
 
-    pasted = gpu_check.face_frames
     def moved(*args):
         images, boxes = pasted(*args)
         return images, [box + [40, 0, 0, 0] for box in boxes]
 
-    monkeypatch.setattr(gpu_check, "face_frames", moved)
+    monkeypatch.setattr(gpu_faces, "face_frames", moved)
     report = main(["--out", str(tmp_path / "report"), *SMALL, *FACE_STAGE])
     assert len(report["failures"]) == 1 and report["modes"] == {}
     assert report["failures"][0].startswith(f"{FACE_MODE}: the face stage missed 4 of 4 faces: frame 0: ")
+
+
+def test_the_nvdec_engine_and_feed_stages_are_in_the_report(tmp_path, monkeypatch):
+    """Wired into gpu_check (--nvdec-engine), against the CPU stand-in for PyNvVideoCodec."""
+    from kernels.decode import nvdec
+    from kernels.probe import probe
+    from tests.kernels.test_nvdec import FakePyNvVideoCodec
+
+    fake = FakePyNvVideoCodec()
+    monkeypatch.setattr(nvdec, "load_pynvvideocodec", lambda: fake)
+    monkeypatch.setattr("benchmarks.nvdec_engine.load_pynvvideocodec", lambda: fake)
+    archive = tmp_path / "archive"
+    small = [a if a != "vp9" else "h264" for a in SMALL]
+    report = main(["--out", str(tmp_path / "report"), *small, "--decoders", "nvdec", "--pipelines", "1",
+                   "--extra", "", "--models", "", "--e2e-arch", "", "--nvdec-engine", "--archive-dir", str(archive)])
+    assert report["failures"] == []
+    engine = report["modes"]["nvdec engine 160x120 x1 every frame, no resize"]
+    files = sorted((archive / "160x120").glob("*.mp4"))
+    assert len(files) == engine["videos"] == 3 and engine["frames"] == sum(probe(p).frame_count for p in files)
+    feed = report["modes"]["nvdec keyframe 160x120 x1 decoder alone feed=run vs unit"]
+    assert set(feed["by_feed"]) == {"run", "unit"} and feed["videos"] == 3
