@@ -1,6 +1,6 @@
 """Test media with a real face, generated at test time: matplotlib's sample portrait of Grace Hopper
-(``mpl-data/sample_data/grace_hopper.jpg``), pasted small at a known, moving position into plain
-frames and encoded with PyAV. No binary media is committed."""
+(benchmarks/portrait.py, shared with the bench archive), pasted small at a known, moving position
+into plain frames and encoded with PyAV. No binary media is committed."""
 
 from __future__ import annotations
 
@@ -8,43 +8,23 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import matplotlib
 import numpy as np
-from PIL import Image
 
+from benchmarks.portrait import PORTRAIT_FACE, moving_lefts, paste_portrait, pasted_face_box, portrait
 from tests.media import CODECS
 
-# Where MTCNN finds the face in the full 512 x 600 portrait: (x, y, w, h), measured once.
-PORTRAIT_FACE = (178.0, 110.0, 173.0, 220.0)
+__all__ = ["PORTRAIT_FACE", "BACKGROUND", "portrait", "pasted_face_box", "frame_with_portrait", "moving_lefts",
+           "write_face_video"]
+
 BACKGROUND = 90  # a plain grey backdrop
 
 
-def portrait() -> np.ndarray:
-    """The full portrait.  (600, 512, 3) uint8"""
-    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    return np.asarray(Image.open(path).convert("RGB"))
-
-
-def pasted_face_box(left: int, top: int, width: int, height: int) -> tuple[float, float, float, float]:
-    """The face's box once the portrait is resized to width x height and pasted at (left, top)."""
-    full_height, full_width = portrait().shape[:2]
-    x, y, w, h = PORTRAIT_FACE
-    sx, sy = width / full_width, height / full_height
-    return (left + x * sx, top + y * sy, w * sx, h * sy)
-
-
 def frame_with_portrait(left: int, top: int, frame_size=(640, 360), portrait_size=(128, 150)) -> np.ndarray:
-    """A grey frame with the portrait resized to ``portrait_size`` (w, h) at (left, top).  (H, W, 3)"""
+    """A grey frame with the portrait resized to ``portrait_size`` (w, h) at (left, top), cut where it
+    reaches past an edge.  (H, W, 3)"""
     width, height = frame_size
     frame = np.full((height, width, 3), BACKGROUND, dtype=np.uint8)
-    small = np.asarray(Image.fromarray(portrait()).resize(portrait_size, Image.BILINEAR))
-    frame[top:top + portrait_size[1], left:left + portrait_size[0]] = small
-    return frame
-
-
-def moving_lefts(frames: int, start: int = 60, end: int = 440) -> list[int]:
-    """The portrait's left edge per frame: linear from ``start`` to ``end``."""
-    return [round(start + (end - start) * i / max(1, frames - 1)) for i in range(frames)]
+    return paste_portrait(frame, left, top, portrait_size)
 
 
 def write_face_video(path: Path, frames: int = 30, codec: str = "vp9", top: int = 100,
