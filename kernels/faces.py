@@ -113,17 +113,24 @@ class MtcnnDetector:
         return MTCNN(stages="face_and_landmarks_detection", device=device)
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        found: list[Detections] = []
-        for start in range(0, len(images), self.batch):
-            chunk = [np.ascontiguousarray(image) for image in images[start:start + self.batch]]
-            # MTCNN pads a batch of different sizes itself; an image of a few pixels just has no face.
-            answers = self._networks().detect_faces(chunk)  # one list of {"box", "confidence"} per image
-            for faces in answers:
-                if not faces:
-                    found.append(Detections.empty())
-                    continue
-                found.append(Detections(np.array([face["box"] for face in faces], dtype=np.float64).reshape(-1, 4),
-                                        np.array([face["confidence"] for face in faces], dtype=np.float64)))
+        found: list[Detections] = [Detections.empty()] * len(images)
+        # One shape per batch: mtcnn 1.0.0 pads a batch of different sizes to the largest, then takes
+        # the padding back off by pairing the ids of the images *with* faces with every image's padding
+        # (utils/bboxes.py, fix_bboxes_offsets), so after an image without a face the next image's boxes
+        # are shifted by another image's padding. Images of one shape have no padding to misplace.
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for number, image in enumerate(images):
+            by_shape.setdefault(tuple(image.shape), []).append(number)
+        for numbers in by_shape.values():
+            for start in range(0, len(numbers), self.batch):
+                chunk = numbers[start:start + self.batch]
+                # An image of a few pixels just has no face.
+                answers = self._networks().detect_faces([np.ascontiguousarray(images[n]) for n in chunk])
+                for number, faces in zip(chunk, answers):  # one list of {"box", "confidence"} per image
+                    if faces:
+                        found[number] = Detections(
+                            np.array([face["box"] for face in faces], dtype=np.float64).reshape(-1, 4),
+                            np.array([face["confidence"] for face in faces], dtype=np.float64))
         return found
 
 
