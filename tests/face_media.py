@@ -4,17 +4,17 @@ into plain frames and encoded with PyAV. No binary media is committed."""
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 from pathlib import Path
+from typing import Sequence
 
 import av
 import numpy as np
 
-from benchmarks.portrait import PORTRAIT_FACE, moving_lefts, paste_portrait, pasted_face_box, portrait
+# The portrait and its face's box are the bench archive's too; the face tests import them from here.
+from benchmarks.portrait import PORTRAIT_FACE, moving_lefts, paste_portrait, pasted_face_box, portrait  # noqa: F401
 from tests.media import CODECS
-
-__all__ = ["PORTRAIT_FACE", "BACKGROUND", "portrait", "pasted_face_box", "frame_with_portrait", "moving_lefts",
-           "write_face_video"]
 
 BACKGROUND = 90  # a plain grey backdrop
 
@@ -45,6 +45,48 @@ def write_face_video(path: Path, frames: int = 30, codec: str = "vp9", top: int 
             stream.set_display_rotation(rotation)
         for i, left in enumerate(moving_lefts(frames, *lefts)):
             image = np.ascontiguousarray(np.rot90(frame_with_portrait(left, top, frame_size, portrait_size), -turns))
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+# --- several portraits, or none, at chosen places (tests/scanner/test_face_rows.py) -------------------
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """One portrait in a video: its left edge per frame (one entry: the same in every frame), its top,
+    and its size (w, h). A left or top past an edge cuts the portrait there."""
+
+    lefts: tuple[int, ...]
+    top: int
+    size: tuple[int, int] = (128, 150)
+
+    def left(self, frame: int) -> int:
+        return self.lefts[min(frame, len(self.lefts) - 1)]
+
+    def face_box(self, frame: int) -> tuple[float, float, float, float]:
+        """Where the face is in frame ``frame``, as it would be were the frame unbounded."""
+        return pasted_face_box(self.left(frame), self.top, *self.size)
+
+
+def write_portraits_video(path: Path, placements: Sequence[Placement], frames: int = 8, codec: str = "h264",
+                          frame_size: tuple[int, int] = (640, 360)) -> Path:
+    """A video of ``frames`` grey frames (``frame_size`` w x h) showing each portrait of ``placements``,
+    pasted in order (a later one covers an earlier); no placements: a video without a face."""
+    spec = CODECS[codec]
+    path = Path(path).with_suffix("." + spec.extension)
+    width, height = frame_size
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(spec.encoder, rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, spec.pix_fmt
+        stream.options = dict(spec.options)
+        for i in range(frames):
+            image = np.full((height, width, 3), BACKGROUND, dtype=np.uint8)
+            for placement in placements:
+                paste_portrait(image, placement.left(i), placement.top, placement.size)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, 25)
             for packet in stream.encode(frame):
