@@ -1,5 +1,7 @@
 """Synthetic benchmark archives: panning textured scenes, encoded like real footage (x264 defaults:
-long GOPs of up to 250 frames), so decode cost behaves as it does on an archive."""
+long GOPs of up to 250 frames), so decode cost behaves as it does on an archive. Bench archives
+carry a real face moving across the scene (benchmarks/portrait.py), so face crops are measured on a
+face the detector finds, on the same files as whole frames."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+from benchmarks.portrait import moving_lefts, paste_portrait, portrait
 
 RESOLUTIONS = {"240p": (426, 240), "360p": (640, 360), "480p": (854, 480), "720p": (1280, 720),
                "1080p": (1920, 1080)}
@@ -29,11 +33,23 @@ def parse_resolution(text: str) -> tuple[int, int]:
     return width, height
 
 
+def face_placement(width: int, height: int, frames: int) -> tuple[list[int], int, tuple[int, int]]:
+    """Where a bench video's portrait is: its left edge per frame (crossing the frame), its top, and
+    its size (w, h), half the frame's height (the face is about a fifth of it, as in a head shot)."""
+    portrait_height = max(2, height // 2)
+    full_height, full_width = portrait().shape[:2]
+    portrait_width = max(2, round(portrait_height * full_width / full_height))
+    margin = width // 20
+    lefts = moving_lefts(frames, margin, max(margin, width - portrait_width - margin))
+    return lefts, height // 4, (portrait_width, portrait_height)
+
+
 def write_bench_video(path: Path, width: int, height: int, frames: int, fps: int, codec: str, seed: int,
-                      block: int = 8) -> Path:
+                      block: int = 8, face: bool = False) -> Path:
     """``block``: the texture's cell size in pixels. 8 (hard-edged cells) codes like busy footage; a
     larger one gives smooth gradients, so two decoders' resized frames can be compared without their
-    resize filters' different aliasing dominating."""
+    resize filters' different aliasing dominating. ``face``: the portrait moves across the scene
+    (``face_placement``)."""
     encoder, _, options = ENCODERS[codec]
     rng = np.random.default_rng(seed)
     # A texture larger than the frame, panned by a few pixels per frame: motion the encoder must code.
@@ -46,13 +62,16 @@ def write_bench_video(path: Path, width: int, height: int, frames: int, fps: int
 
         cells = texture.shape[1] * block, texture.shape[0] * block
         texture = np.asarray(Image.fromarray(texture).resize(cells, Image.Resampling.BICUBIC))
+    lefts, top, portrait_size = face_placement(width, height, frames)
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(encoder, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = dict(options)
         for i in range(frames):
             dy, dx = (i * 2) % 512, (i * 3) % 512
-            image = np.ascontiguousarray(texture[dy:dy + height, dx:dx + width])
+            image = texture[dy:dy + height, dx:dx + width].copy()  # contiguous, and ours to paste into
+            if face:
+                paste_portrait(image, lefts[i], top, portrait_size)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             for packet in stream.encode(frame):
                 container.mux(packet)
@@ -62,7 +81,7 @@ def write_bench_video(path: Path, width: int, height: int, frames: int, fps: int
 
 
 def write_bench_archive(directory: Path, videos: int, resolution: str = "720p", seconds: float = 10.0,
-                        codec: str = "h264", fps: int = 30) -> list[Path]:
+                        codec: str = "h264", fps: int = 30, faces: bool = True) -> list[Path]:
     if codec not in ENCODERS:
         raise ValueError(f"codec must be one of {', '.join(ENCODERS)}, got {codec!r}")
     width, height = parse_resolution(resolution)
@@ -70,5 +89,6 @@ def write_bench_archive(directory: Path, videos: int, resolution: str = "720p", 
     directory.mkdir(parents=True, exist_ok=True)
     extension = ENCODERS[codec][1]
     frames = max(1, int(round(seconds * fps)))
-    return [write_bench_video(directory / f"bench_{i:05d}.{extension}", width, height, frames, fps, codec, seed=i)
+    return [write_bench_video(directory / f"bench_{i:05d}.{extension}", width, height, frames, fps, codec, seed=i,
+                              face=faces)
             for i in range(videos)]

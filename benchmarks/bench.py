@@ -1,6 +1,7 @@
 """`dfscan bench`: in one run, on the same files with the same model, measure
-1. the real scanner (``scanner.run.run_scan``) in each requested sampling mode,
-2. the seed-style baseline (OpenCV reads every frame, one ``model.predict`` per video),
+1. the real scanner (``scanner.run.run_scan``) in each requested sampling mode, on whole frames and on
+   face crops (the face stage's own seconds beside the others, and how many faces it found),
+2. the seed-style baseline (OpenCV reads every frame, one ``model.predict`` per video, no faces),
 3. the pure-decode bound (frame-threaded PyAV decodes every frame, converts nothing),
 and write ``report.json``, ``report.md`` and ``throughput.png``. Figures are medians over R repeats
 after a warm-up, each with its spread.
@@ -14,14 +15,18 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from benchmarks.archive import parse_resolution, write_bench_archive
 from benchmarks.baseline import run_baseline
 from benchmarks.decode_bound import run_decode_bound
-from scanner.config import default_cpu_workers
 from benchmarks.report import bottleneck, library_versions, machine_info, spread, write_report
+from scanner.config import default_cpu_workers
+from scanner.workers import ScanWorker
 
 @dataclasses.dataclass(frozen=True)
 class BenchConfig:
@@ -42,8 +47,10 @@ class BenchConfig:
     repeats: int = 3
     batch_size: int = 8
     decoders: tuple[str, ...] = ("auto",)  # several: the scanner is measured with each, side by side
+    crops: tuple[str, ...] = ("frame", "face")  # the scanner is measured with each: whole frames, face crops
 
     def __post_init__(self):
+        from kernels.clips import CROP_MODES
         from kernels.decode import DECODERS
 
         unknown = [d for d in self.decoders if d not in DECODERS]
@@ -51,6 +58,10 @@ class BenchConfig:
             raise ValueError(f"unknown decoder {', '.join(unknown) or '(none)'}; expected some of {', '.join(DECODERS)}")
         if self.sampling not in ("uniform", "keyframe", "both"):
             raise ValueError(f"unknown sampling {self.sampling!r}; expected uniform, keyframe or both")
+        unknown_crops = [c for c in self.crops if c not in CROP_MODES]
+        if unknown_crops or not self.crops or len(set(self.crops)) != len(self.crops):
+            raise ValueError(f"crops must be some of {', '.join(CROP_MODES)}, each once; got "
+                             f"{','.join(self.crops) or '(none)'}")
         if self.repeats < 1:
             raise ValueError("repeats must be at least 1")
         if self.archive is None:
@@ -121,36 +132,110 @@ def _bench_model(config: BenchConfig, directory: Path) -> Path:
     return save_untrained(config.arch, config.frames, config.size, config.width, directory,
                           f"bench-{config.arch}-untrained")
 
+
+def with_crop(model: Path, crop: str, directory: Path) -> Path:
+    """``model`` read with ``crop``: itself if its card says so, else a copy of the file beside a card
+    that says so (a face card gets the default face settings). The weights are the same; throughput does
+    not depend on what they learnt, only on the input contract the card states."""
+    from kernels.artifact import card_path, load_card, model_file, write_json_atomic
+    from kernels.clips import ClipSpec
+    from kernels.faces import MtcnnDetector
+    from training.fit import face_settings
+
+    card = load_card(model)
+    if card.crop == crop:
+        return Path(model)
+    directory.mkdir(parents=True, exist_ok=True)
+    copy = directory / model_file(model).name
+    shutil.copyfile(model_file(model), copy)
+    raw = {key: value for key, value in card.items() if key != "face"}
+    raw.update(name=f"{card.name} ({crop} crops)", crop=crop)
+    if crop == "face":
+        raw["face"] = face_settings(ClipSpec(frames=card.frames, size=card.size, crop="face"), MtcnnDetector())
+    write_json_atomic(card_path(copy), raw)
+    return copy
+
+
+class StageTimedWorker(ScanWorker):
+    """The scan worker, also reporting the face stage's own seconds (``StageTimes.faces``: detection,
+    tracking and crop) beside probe, decode and inference, which ScanWorker reports. A face model's
+    detector is built and run once at start-up, as the model is compiled: its first call (building
+    MTCNN's networks, seconds) is paid once a night, not per video, and the bench leaves start-up out."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.spec.crop == "face":
+            from benchmarks.portrait import portrait
+            from kernels.faces import MtcnnDetector
+
+            started = time.perf_counter()
+            # A real face, so all three networks run (a face-less image stops after the first).
+            MtcnnDetector().detect([np.ascontiguousarray(portrait()[::2, ::2])])  # networks: one per process
+            self.startup_s += time.perf_counter() - started
+
+    def _scan(self, paths: list[str]) -> dict:
+        reader = self._reader()  # this thread's own: its face seconds are this batch's alone
+        faces_before = reader.times.faces
+        result = super()._scan(paths)
+        result["stages"]["faces"] = reader.times.faces - faces_before
+        return result
+
+
 def _scan_once(config: BenchConfig, archive: Path, model: Path, sampling: str, decoder: str, out: Path):
     from scanner.config import ScanConfig
     from scanner.run import run_scan
 
     return run_scan(ScanConfig(archive=archive, model=model, out=out, gpus=config.gpus, workers=config.workers,
                                batch_size=config.batch_size, sampling=sampling, decoder=decoder, full=True,
-                               progress=False))
+                               progress=False), worker_class=StageTimedWorker)
 
-def _scanner_mode(config: BenchConfig, archive: Path, model: Path, sampling: str, decoder: str, scratch: Path,
-                  say: Callable[[str], None]) -> dict:
+
+def face_summary(verdicts_dir: Path) -> dict:
+    """What the face stage found in one run's rows: the crops the model saw, the videos with a face,
+    and the face frames (of the frames detected on) per video."""
+    from scanner import verdicts
+
+    table = verdicts.read_table(verdicts_dir, columns=["crop", "face_found", "face_frames"])
+    crops = [c for c in table["crop"].to_pylist() if c is not None]
+    frames = [f for f in table["face_frames"].to_pylist() if f is not None]
+    return {"crops": {crop: crops.count(crop) for crop in sorted(set(crops))},
+            "videos_with_face": sum(1 for found in table["face_found"].to_pylist() if found),
+            "face_frames": frames}
+
+
+def _scanner_mode(config: BenchConfig, archive: Path, model: Path, sampling: str, decoder: str, crop: str,
+                  scratch: Path, say: Callable[[str], None]) -> dict:
     runs = []
     for attempt in range(config.repeats + 1):  # the first run warms caches and is not counted
-        summary = _scan_once(config, archive, model, sampling, decoder,
-                             scratch / f"verdicts-{sampling}-{decoder}-{attempt}")
+        out = scratch / f"verdicts-{sampling}-{crop}-{decoder}-{attempt}"
+        summary = _scan_once(config, archive, model, sampling, decoder, out)
         # Worker start-up (model load, XLA compile) happens once per night, not per video: leave it out.
         scan_seconds = max(summary.seconds - summary.startup_seconds, 1e-9)
         if attempt:
-            runs.append((summary, scan_seconds))
-            say(f"  scanner {sampling} repeat {attempt}: {summary.scanned / scan_seconds:.2f} videos/s")
-    rates = [s.scanned / seconds for s, seconds in runs]
-    median_run = sorted(runs, key=lambda r: r[0].scanned / r[1])[len(runs) // 2][0]
+            runs.append((summary, scan_seconds, out))
+            say(f"  scanner {sampling} {crop} repeat {attempt}: {summary.scanned / scan_seconds:.2f} videos/s")
+    rates = [s.scanned / seconds for s, seconds, _ in runs]
+    median_run, _, median_out = sorted(runs, key=lambda r: r[0].scanned / r[1])[len(runs) // 2]
+    stages = {"faces": 0.0, **median_run.stage_seconds}
     return {
+        "crop": crop,
         "videos_per_s": spread(rates),
-        "frames_decoded_per_s": spread([s.frames_decoded / seconds for s, seconds in runs]),
-        "stage_seconds": median_run.stage_seconds,
-        "rows": [s.scanned for s, _ in runs],
-        "errors": [s.errors for s, _ in runs],
-        "startup_seconds": spread([s.startup_seconds for s, _ in runs]),
-        "bottleneck": bottleneck(median_run.stage_seconds),
+        "frames_decoded_per_s": spread([s.frames_decoded / seconds for s, seconds, _ in runs]),
+        "stage_seconds": stages,
+        # The face stage per video (summed over workers, like every stage): what a face crop costs.
+        "face_ms_per_video": 1000 * stages["faces"] / median_run.scanned if median_run.scanned else None,
+        "faces": face_summary(median_out),
+        "rows": [s.scanned for s, _, _ in runs],
+        "errors": [s.errors for s, _, _ in runs],
+        "startup_seconds": spread([s.startup_seconds for s, _, _ in runs]),
+        "bottleneck": bottleneck(stages),
     }
+
+
+def mode_name(sampling: str, crop: str, decoder: str, decoders: tuple[str, ...]) -> str:
+    """``scanner keyframe`` (whole frames), ``scanner keyframe face``, with the decoder when several are measured."""
+    return (f"scanner {sampling}" + ("" if crop == "frame" else f" {crop}")
+            + ("" if decoders == ("auto",) else f" {decoder}"))
 
 OPENCV_MISSING = ("dfscan bench measures the seed-style baseline with OpenCV, which is not installed: "
                   "pip install 'dfscan[bench]'")
@@ -175,15 +260,19 @@ def run_bench(config: BenchConfig, say: Callable[[str], None] = print) -> dict:
         files = _archive_files(archive)
         if not files:
             raise ValueError(f"no video files under {archive}")
-        model_path = _bench_model(config, scratch / "model")
+        given = _bench_model(config, scratch / "model")
+        models = {crop: with_crop(given, crop, scratch / f"model-{crop}") for crop in config.crops}
+        model_path = models[config.crops[0]]
 
         modes: dict[str, dict] = {}
         with PeakMemory() as memory:
             for decoder in config.decoders:
                 for sampling in config.modes():
-                    name = f"scanner {sampling}" + ("" if config.decoders == ("auto",) else f" {decoder}")
-                    say(name)
-                    modes[name] = _scanner_mode(config, archive, model_path, sampling, decoder, scratch, say)
+                    for crop in config.crops:
+                        name = mode_name(sampling, crop, decoder, config.decoders)
+                        say(name)
+                        modes[name] = _scanner_mode(config, archive, models[crop], sampling, decoder, crop, scratch,
+                                                    say)
 
             say("seed-style baseline")
             from kernels.predict import load_predictor

@@ -8,32 +8,24 @@ a rate.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
 from benchmarks.gpu_e2e import CheckFailed
+from benchmarks.portrait import pasted_face_box, resized_portrait
 
 FACE_TOLERANCE = 6.0  # detect-size pixels: a face found further than this from where it was pasted fails
-
-
-PORTRAIT_FACE = (178.0, 110.0, 173.0, 220.0)  # the face in matplotlib's 512 x 600 portrait, (x, y, w, h)
 
 
 def face_frames(videos: int, frames: int, detect_size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per video, ``frames`` grey 1080p frames with matplotlib's portrait (scaled to 300 x 352) pasted
     at a place of its own, moving 10 px a frame, resized as ``ClipReader`` resizes them for the
     detector: the images (K, h, w, 3) uint8 and the face's expected box in each, (K, 4) detect-size px."""
-    import matplotlib
-    from PIL import Image
-
     from kernels.resize import resize_frames
 
     width, height, (face_width, face_height) = 1920, 1080, (300, 352)
-    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    with Image.open(path) as source:
-        portrait = np.asarray(source.convert("RGB").resize((face_width, face_height), Image.BILINEAR))
-    face = np.array(PORTRAIT_FACE) * np.array([face_width / 512, face_height / 600] * 2)
+    portrait = resized_portrait(face_width, face_height)
+    face = np.array(pasted_face_box(0, 0, face_width, face_height))
     scale = detect_size / max(width, height)
     rng = np.random.default_rng(7)
     images, boxes = [], []

@@ -307,15 +307,18 @@ def bench(archive: Optional[Path] = typer.Option(None, "--archive", help="Measur
           batch_size: int = typer.Option(8, "--batch-size"),
           decoders: str = typer.Option("auto", "--decoders",
                                        help="Scan with each of these decoders, side by side (e.g. nvdec,dali-gpu)."),
+          crops: str = typer.Option("frame,face", "--crop",
+                                    help="Scan with whole frames, face crops, or both side by side (frame,face)."),
           out: Path = typer.Option(Path("bench-report"), "--out", help="REPORT_DIR for report.json/.md/.png.")):
-    """Throughput of the real scanner vs the seed-style loop and the pure-decode bound."""
+    """Throughput of the real scanner (whole frames and face crops) vs the seed-style loop and the pure-decode bound."""
     from benchmarks.bench import BenchConfig, run_bench
 
     try:
         config = BenchConfig(out=out, archive=archive, synthetic=synthetic, resolution=resolution, seconds=seconds,
                              codec=codec, gpus=gpus, workers=workers, sampling=sampling, model=model, arch=arch,
                              frames=n_frames, size=size, width=width, repeats=repeats, batch_size=batch_size,
-                             decoders=tuple(d.strip() for d in decoders.split(",") if d.strip()))
+                             decoders=tuple(d.strip() for d in decoders.split(",") if d.strip()),
+                             crops=tuple(c.strip() for c in crops.split(",") if c.strip()))
     except ValueError as exc:
         fail_usage(str(exc))
     _start_keras()

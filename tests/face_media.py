@@ -1,50 +1,30 @@
 """Test media with a real face, generated at test time: matplotlib's sample portrait of Grace Hopper
-(``mpl-data/sample_data/grace_hopper.jpg``), pasted small at a known, moving position into plain
-frames and encoded with PyAV. No binary media is committed."""
+(benchmarks/portrait.py, shared with the bench archive), pasted small at a known, moving position
+into plain frames and encoded with PyAV. No binary media is committed."""
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 from pathlib import Path
+from typing import Sequence
 
 import av
-import matplotlib
 import numpy as np
-from PIL import Image
 
+# The portrait and its face's box are the bench archive's too; the face tests import them from here.
+from benchmarks.portrait import PORTRAIT_FACE, moving_lefts, paste_portrait, pasted_face_box, portrait  # noqa: F401
 from tests.media import CODECS
 
-# Where MTCNN finds the face in the full 512 x 600 portrait: (x, y, w, h), measured once.
-PORTRAIT_FACE = (178.0, 110.0, 173.0, 220.0)
 BACKGROUND = 90  # a plain grey backdrop
 
 
-def portrait() -> np.ndarray:
-    """The full portrait.  (600, 512, 3) uint8"""
-    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    return np.asarray(Image.open(path).convert("RGB"))
-
-
-def pasted_face_box(left: int, top: int, width: int, height: int) -> tuple[float, float, float, float]:
-    """The face's box once the portrait is resized to width x height and pasted at (left, top)."""
-    full_height, full_width = portrait().shape[:2]
-    x, y, w, h = PORTRAIT_FACE
-    sx, sy = width / full_width, height / full_height
-    return (left + x * sx, top + y * sy, w * sx, h * sy)
-
-
 def frame_with_portrait(left: int, top: int, frame_size=(640, 360), portrait_size=(128, 150)) -> np.ndarray:
-    """A grey frame with the portrait resized to ``portrait_size`` (w, h) at (left, top).  (H, W, 3)"""
+    """A grey frame with the portrait resized to ``portrait_size`` (w, h) at (left, top), cut where it
+    reaches past an edge.  (H, W, 3)"""
     width, height = frame_size
     frame = np.full((height, width, 3), BACKGROUND, dtype=np.uint8)
-    small = np.asarray(Image.fromarray(portrait()).resize(portrait_size, Image.BILINEAR))
-    frame[top:top + portrait_size[1], left:left + portrait_size[0]] = small
-    return frame
-
-
-def moving_lefts(frames: int, start: int = 60, end: int = 440) -> list[int]:
-    """The portrait's left edge per frame: linear from ``start`` to ``end``."""
-    return [round(start + (end - start) * i / max(1, frames - 1)) for i in range(frames)]
+    return paste_portrait(frame, left, top, portrait_size)
 
 
 def write_face_video(path: Path, frames: int = 30, codec: str = "vp9", top: int = 100,
@@ -74,6 +54,48 @@ def write_face_video(path: Path, frames: int = 30, codec: str = "vp9", top: int 
     return path
 
 
+# --- several portraits, or none, at chosen places (tests/scanner/test_face_rows.py) -------------------
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """One portrait in a video: its left edge per frame (one entry: the same in every frame), its top,
+    and its size (w, h). A left or top past an edge cuts the portrait there."""
+
+    lefts: tuple[int, ...]
+    top: int
+    size: tuple[int, int] = (128, 150)
+
+    def left(self, frame: int) -> int:
+        return self.lefts[min(frame, len(self.lefts) - 1)]
+
+    def face_box(self, frame: int) -> tuple[float, float, float, float]:
+        """Where the face is in frame ``frame``, as it would be were the frame unbounded."""
+        return pasted_face_box(self.left(frame), self.top, *self.size)
+
+
+def write_portraits_video(path: Path, placements: Sequence[Placement], frames: int = 8, codec: str = "h264",
+                          frame_size: tuple[int, int] = (640, 360)) -> Path:
+    """A video of ``frames`` grey frames (``frame_size`` w x h) showing each portrait of ``placements``,
+    pasted in order (a later one covers an earlier); no placements: a video without a face."""
+    spec = CODECS[codec]
+    path = Path(path).with_suffix("." + spec.extension)
+    width, height = frame_size
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(spec.encoder, rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, spec.pix_fmt
+        stream.options = dict(spec.options)
+        for i in range(frames):
+            image = np.full((height, width, 3), BACKGROUND, dtype=np.uint8)
+            for placement in placements:
+                paste_portrait(image, placement.left(i), placement.top, placement.size)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 def write_frames_video(path: Path, images: list[np.ndarray], codec: str = "vp9") -> Path:
     """A video of the given RGB images (H, W, 3), one frame each, at 25 fps."""
     spec = CODECS[codec]
@@ -91,15 +113,3 @@ def write_frames_video(path: Path, images: list[np.ndarray], codec: str = "vp9")
         for packet in stream.encode():
             container.mux(packet)
     return path
-
-
-def frame_with_portrait_cut(left: int, top: int, frame_size=(640, 360), portrait_size=(128, 150)) -> np.ndarray:
-    """As ``frame_with_portrait``, but the portrait may stand partly outside the frame (``left`` or
-    ``top`` negative, or past the far edge): only its part inside is drawn.  (H, W, 3)"""
-    width, height = frame_size
-    frame = np.full((height, width, 3), BACKGROUND, dtype=np.uint8)
-    small = np.asarray(Image.fromarray(portrait()).resize(portrait_size, Image.BILINEAR))
-    x0, y0 = max(left, 0), max(top, 0)
-    x1, y1 = min(left + portrait_size[0], width), min(top + portrait_size[1], height)
-    frame[y0:y1, x0:x1] = small[y0 - top:y1 - top, x0 - left:x1 - left]
-    return frame

@@ -1,4 +1,5 @@
-"""`dfscan bench` on a tiny synthetic archive: three files, consistent numbers."""
+"""`dfscan bench` on a tiny synthetic archive: three files with a face, consistent numbers, whole
+frames and face crops side by side."""
 
 import json
 
@@ -8,19 +9,25 @@ from typer.testing import CliRunner
 from scanner.cli import app
 
 
+STAGE_NAMES = {"probe", "decode", "faces", "inference", "write"}
+
+
 @pytest.mark.usefixtures("ray_cluster")
 def test_bench_writes_consistent_report(tmp_path):
+    """Whole frames and face crops (the default) in both sampling modes: the archive's portrait is
+    large enough at 256x144 (its face about 26 pixels high) for MTCNN to find in every frame."""
+    pytest.importorskip("mtcnn", reason="MTCNN runs on TensorFlow, which the GPU lending machine lacks")
     out = tmp_path / "report"
     result = CliRunner().invoke(app, [
-        "bench", "--synthetic", "3", "--resolution", "96x64", "--seconds", "1", "--codec", "h264",
+        "bench", "--synthetic", "3", "--resolution", "256x144", "--seconds", "1", "--codec", "h264",
         "--gpus", "0", "--workers", "1", "--sampling", "both", "--frames", "4", "--size", "32", "--width", "0.25",
         "--repeats", "2", "--batch-size", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "throughput.png"]
     report = json.loads((out / "report.json").read_text())
     modes = report["modes"]
-    assert list(modes) == ["scanner uniform", "scanner keyframe", "baseline (seed loop)",
-                           "decode bound (PyAV, all frames)"]
+    assert list(modes) == ["scanner uniform", "scanner uniform face", "scanner keyframe", "scanner keyframe face",
+                           "baseline (seed loop)", "decode bound (PyAV, all frames)"]
     assert report["archive"]["files"] == 3
     for name, mode in modes.items():
         assert mode["rows"] == [3, 3], name  # every repeat saw every file
@@ -36,18 +43,38 @@ def test_bench_writes_consistent_report(tmp_path):
     assert per_video["decode bound (PyAV, all frames)"] == pytest.approx(30, rel=0.02)
     assert per_video["scanner keyframe"] == pytest.approx(4, rel=0.02)
     assert per_video["scanner keyframe"] < per_video["scanner uniform"] == pytest.approx(30, rel=0.02)
-    for name in ("scanner uniform", "scanner keyframe"):
-        assert set(modes[name]["stage_seconds"]) == {"probe", "decode", "inference", "write"}
-        assert modes[name]["bottleneck"] in {"probe", "decode", "inference", "write"}
+    assert per_video["scanner keyframe face"] == pytest.approx(4, rel=0.02)  # faces decode what frames do
+    assert per_video["scanner uniform face"] == pytest.approx(30, rel=0.02)
+    for sampling in ("uniform", "keyframe"):
+        frame, face = modes[f"scanner {sampling}"], modes[f"scanner {sampling} face"]
+        for mode in (frame, face):
+            assert set(mode["stage_seconds"]) == STAGE_NAMES
+            assert mode["bottleneck"] in STAGE_NAMES
+        # The face stage is timed in face mode only; every video got face crops, each face found in all
+        # 4 frames detected on (F=4, so 4 detected on).
+        assert (frame["crop"], face["crop"]) == ("frame", "face")
+        assert frame["stage_seconds"]["faces"] == 0 and frame["face_ms_per_video"] == 0
+        assert face["stage_seconds"]["faces"] > 0
+        assert face["face_ms_per_video"] == pytest.approx(1000 * face["stage_seconds"]["faces"] / 3)
+        assert frame["faces"] == {"crops": {"frame": 3}, "videos_with_face": 0, "face_frames": []}
+        assert face["faces"] == {"crops": {"face": 3}, "videos_with_face": 3, "face_frames": [4, 4, 4]}
+        assert face["speedup_vs_baseline"] == pytest.approx(
+            face["videos_per_s"]["median"] / modes["baseline (seed loop)"]["videos_per_s"]["median"])
+    assert report["config"]["crops"] == ["frame", "face"]
     assert report["peak_rss_mb"] > 0
     markdown = (out / "report.md").read_text()
     assert "| scanner keyframe |" in markdown and "| baseline (seed loop) |" in markdown
+    assert "| scanner keyframe face | face |" in markdown and "| 3 of 3 | 4.0 |" in markdown
 
 
 def test_bench_bad_arguments_exit_2(tmp_path):
     result = CliRunner().invoke(app, ["bench", "--sampling", "sometimes", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "unknown sampling" in result.stderr
+    for crops in ("head", "face,face", ","):
+        result = CliRunner().invoke(app, ["bench", "--crop", crops, "--out", str(tmp_path)])
+        assert result.exit_code == 2, crops
+        assert "dfscan: error: crops must be some of frame, face, each once" in result.stderr, crops
     result = CliRunner().invoke(app, ["bench", "--archive", str(tmp_path / "missing"), "--out", str(tmp_path)])
     assert result.exit_code == 2
 
@@ -58,7 +85,7 @@ def test_bench_measures_decoders_side_by_side(tmp_path):
     result = CliRunner().invoke(app, [
         "bench", "--synthetic", "2", "--resolution", "96x64", "--seconds", "1", "--codec", "vp9", "--gpus", "0",
         "--workers", "1", "--sampling", "keyframe", "--frames", "4", "--size", "32", "--width", "0.25",
-        "--repeats", "1", "--batch-size", "2", "--decoders", "pyav,dali-cpu", "--out", str(out)])
+        "--repeats", "1", "--batch-size", "2", "--decoders", "pyav,dali-cpu", "--crop", "frame", "--out", str(out)])
     assert result.exit_code == 0, result.output
     modes = json.loads((out / "report.json").read_text())["modes"]
     assert list(modes)[:2] == ["scanner keyframe pyav", "scanner keyframe dali-cpu"]

@@ -16,7 +16,7 @@ from kernels.errors import ErrorClass, VideoError
 from kernels.probe import probe
 from kernels.faces import DetectionCache, Detections, MtcnnDetector
 from kernels.resize import crop_resize, mean_abs_difference, resize_frames
-from tests.face_media import (frame_with_portrait, frame_with_portrait_cut, moving_lefts, pasted_face_box,
+from tests.face_media import (frame_with_portrait, moving_lefts, pasted_face_box,
                                write_face_video, write_frames_video)
 from tests.media import read_index, write_index_video
 
@@ -357,7 +357,7 @@ def test_a_capped_portrait_video_is_cropped_at_its_capped_shape(tmp_path, frames
 def test_a_face_at_the_border_is_padded_not_moved(tmp_path, mtcnn, decoder):
     """The portrait stands 40 pixels past the left edge: MTCNN finds the face, the square stays centred
     on it, reaches past the edge, and that part of the crop is black while the rest is the picture."""
-    video = write_frames_video(tmp_path / "border", [frame_with_portrait_cut(-40, 100)] * 12, "vp9")
+    video = write_frames_video(tmp_path / "border", [frame_with_portrait(-40, 100)] * 12, "vp9")
     spec = face_spec(decoder=decoder, frames=4, face_detect_frames=2, face_margin=2.0)
     (clip,) = ClipReader(spec, gpu=False, face_detector=mtcnn).read([str(video)])
     assert clip.ok and clip.crop == "face" and clip.faces.face_frames == 2, clip.error
