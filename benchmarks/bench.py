@@ -15,18 +15,15 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Callable
-
-import numpy as np
 
 from benchmarks.archive import parse_resolution, write_bench_archive
 from benchmarks.baseline import run_baseline
 from benchmarks.decode_bound import run_decode_bound
 from benchmarks.report import bottleneck, library_versions, machine_info, spread, write_report
 from scanner.config import default_cpu_workers
-from scanner.workers import ScanWorker
+
 
 @dataclasses.dataclass(frozen=True)
 class BenchConfig:
@@ -156,38 +153,13 @@ def with_crop(model: Path, crop: str, directory: Path) -> Path:
     return copy
 
 
-class StageTimedWorker(ScanWorker):
-    """The scan worker, also reporting the face stage's own seconds (``StageTimes.faces``: detection,
-    tracking and crop) beside probe, decode and inference, which ScanWorker reports. A face model's
-    detector is built and run once at start-up, as the model is compiled: its first call (building
-    MTCNN's networks, seconds) is paid once a night, not per video, and the bench leaves start-up out."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.spec.crop == "face":
-            from benchmarks.portrait import portrait
-            from kernels.faces import MtcnnDetector
-
-            started = time.perf_counter()
-            # A real face, so all three networks run (a face-less image stops after the first).
-            MtcnnDetector().detect([np.ascontiguousarray(portrait()[::2, ::2])])  # networks: one per process
-            self.startup_s += time.perf_counter() - started
-
-    def _scan(self, paths: list[str]) -> dict:
-        reader = self._reader()  # this thread's own: its face seconds are this batch's alone
-        faces_before = reader.times.faces
-        result = super()._scan(paths)
-        result["stages"]["faces"] = reader.times.faces - faces_before
-        return result
-
-
 def _scan_once(config: BenchConfig, archive: Path, model: Path, sampling: str, decoder: str, out: Path):
     from scanner.config import ScanConfig
     from scanner.run import run_scan
 
     return run_scan(ScanConfig(archive=archive, model=model, out=out, gpus=config.gpus, workers=config.workers,
                                batch_size=config.batch_size, sampling=sampling, decoder=decoder, full=True,
-                               progress=False), worker_class=StageTimedWorker)
+                               progress=False))
 
 
 def face_summary(verdicts_dir: Path) -> dict:
@@ -216,7 +188,7 @@ def _scanner_mode(config: BenchConfig, archive: Path, model: Path, sampling: str
             say(f"  scanner {sampling} {crop} repeat {attempt}: {summary.scanned / scan_seconds:.2f} videos/s")
     rates = [s.scanned / seconds for s, seconds, _ in runs]
     median_run, _, median_out = sorted(runs, key=lambda r: r[0].scanned / r[1])[len(runs) // 2]
-    stages = {"faces": 0.0, **median_run.stage_seconds}
+    stages = dict(median_run.stage_seconds)
     return {
         "crop": crop,
         "videos_per_s": spread(rates),

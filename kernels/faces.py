@@ -104,6 +104,12 @@ class MtcnnDetector:
         self.version = version("mtcnn")  # the weights' package: cards and caches name it as before
         self.batch = batch
 
+    def warm_up(self) -> None:
+        """Build the networks and read their weights now (a worker's start-up), not in its first batch."""
+        from kernels.mtcnn_keras import networks
+
+        networks()
+
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         from kernels.mtcnn_keras import detect_faces
 

@@ -46,7 +46,7 @@ class ScanWorker:
         """``sampling`` and ``threshold``: None means the model card's."""
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         device, real_gpu = _device_label()  # before TF is imported: it reads CUDA_VISIBLE_DEVICES once
-        from kernels.clips import ClipReader, ClipSpec
+        from kernels.clips import FACE_CROP, ClipReader, ClipSpec
         from kernels.predict import load_predictor
 
         node = ""
@@ -74,6 +74,10 @@ class ScanWorker:
         self._thread_state = threading.local()
         self._predict_lock = threading.Lock()
         self.predictor.warm_up()  # compile once here, never mid-scan
+        if self.spec.crop == FACE_CROP:
+            from kernels.faces import MtcnnDetector
+
+            MtcnnDetector().warm_up()  # the detector's networks are built once per process, here
         self.startup_s = time.perf_counter() - started
 
     def info(self) -> dict:
@@ -99,7 +103,7 @@ class ScanWorker:
 
     def _scan(self, paths: list[str]) -> dict:
         reader = self._reader()
-        probe_before, decode_before = reader.times.probe, reader.times.decode
+        probe_before, decode_before, faces_before = reader.times.probe, reader.times.decode, reader.times.faces
         decoded_before = reader.times.frames_decoded
         batch = reader.read_batch([str(self.archive / p) for p in paths], self.batch_size)
         ok_rows = [i for i, clip in enumerate(batch.clips) if clip.ok]
@@ -112,7 +116,8 @@ class ScanWorker:
                                   sampling=self.spec.sampling, worker=self.label)
                 for i, (rel, clip) in enumerate(zip(paths, batch.clips))]
         stages = {"probe": reader.times.probe - probe_before,
-                  "decode": reader.times.decode - decode_before, "inference": inference_s}
+                  "decode": reader.times.decode - decode_before, "faces": reader.times.faces - faces_before,
+                  "inference": inference_s}
         return {"rows": rows, "stages": stages, "model_name": self.model_name, "model_sha256": self.model_sha256,
                 "frames_decoded": reader.times.frames_decoded - decoded_before}
 

@@ -32,7 +32,7 @@ def test_run_json_summary_then_report(tmp_path, tiny_model):
     assert (trust["untrusted"], trust["summary"], trust["threshold"]) == (True, "no measured quality on its card", 0.5)
     assert (summary["files_seen"], summary["scanned"], summary["ok"], summary["errors"]) == (4, 4, 3, 1)
     assert summary["errors_by_class"] == {"CONTAINER_INVALID": 1}
-    assert set(summary["stage_seconds"]) == {"probe", "decode", "inference", "write"}
+    assert set(summary["stage_seconds"]) == {"probe", "decode", "faces", "inference", "write"}
 
     again = runner.invoke(app, ["run", str(archive), "--model", str(tiny_model), "--out", str(out), "--gpus", "0",
                                 "--json"])

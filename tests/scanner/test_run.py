@@ -43,7 +43,7 @@ def test_end_to_end_synth_archive(ray_cluster, tiny_model, tmp_path):
     assert summary.as_dict().keys() == {"run_id", "archive", "files_seen", "scanned", "skipped", "ok", "errors",
                                         "errors_by_class", "seconds", "videos_per_s", "stage_seconds", "out"}
     assert (summary.files_seen, summary.scanned, summary.skipped, summary.ok, summary.errors) == (6, 6, 0, 6, 0)
-    assert summary.stage_seconds.keys() == {"probe", "decode", "inference", "write"}
+    assert summary.stage_seconds.keys() == {"probe", "decode", "faces", "inference", "write"}
     assert summary.stage_seconds["decode"] > 0 and summary.stage_seconds["inference"] > 0
     assert sum(summary.workers.values()) == 6
 
