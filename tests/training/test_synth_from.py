@@ -139,3 +139,49 @@ def test_mtcnn_finds_the_faces_it_blends(tmp_path):
     blended = np.array([xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()], dtype=np.float64)
     face = np.array(pasted_face_box(moving_lefts(12, 20, 200)[0], TOP, *PORTRAIT_SIZE))
     assert iou(face, blended[None])[0] > 0.3, (face, blended)
+
+
+def test_the_command_walks_the_folder_reports_each_skip_and_leaves_its_own_output_out(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import kernels.faces
+    from scanner.cli import app
+
+    monkeypatch.setattr(kernels.faces, "MtcnnDetector", PortraitFinder)
+    source = tmp_path / "footage"
+    _source(source)
+    (source / "notes.txt").write_text("not a video")
+    out = source / "training-set"  # inside the folder walked: the second run must not read the first's output
+    for _ in range(2):
+        result = CliRunner().invoke(app, ["synth", str(out), "--from", str(source), "--max-frames", "8"])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == (f"wrote 2 pairs (a real clip and its self-blended fake) from 4 videos to "
+                                         f"{out}; skipped 2 (CONTAINER_INVALID 1, NO_FACE 1)")
+        lines = result.stderr.strip().splitlines()
+        assert [line.split(":")[:3] for line in lines] == [["dfscan", " broken.mp4", " skipped"],
+                                                           ["dfscan", " wall.mp4", " skipped"]]
+        assert probe(out / "fake" / "day2__guest.webm.mp4").frame_count == 8
+
+
+def test_the_command_refuses_bad_arguments_and_an_empty_harvest(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import kernels.faces
+    from scanner.cli import app
+
+    monkeypatch.setattr(kernels.faces, "MtcnnDetector", PortraitFinder)
+    runner = CliRunner()
+    result = runner.invoke(app, ["synth", str(tmp_path / "out"), "--from", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and result.stderr.strip() == f"dfscan: error: --from: folder not found: {tmp_path / 'missing'}"
+    (tmp_path / "src").mkdir()
+    result = runner.invoke(app, ["synth", str(tmp_path / "out"), "--from", str(tmp_path / "src"), "--max-side", "10"])
+    assert result.exit_code == 2 and result.stderr.strip() == "dfscan: error: max side must be between 64 and 4096 " \
+                                                              "pixels, got 10"
+    encode_video(tmp_path / "src" / "wall.mp4", np.full((4, 64, 64, 3), BACKGROUND, dtype=np.uint8))
+    result = runner.invoke(app, ["synth", str(tmp_path / "out"), "--from", str(tmp_path / "src")])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (f"dfscan: error: no video under {tmp_path / 'src'} gave a pair: "
+                                                      "nothing to train on")
+    result = runner.invoke(app, ["synth", str(tmp_path / "s"), "--kind", "anime"])
+    assert result.exit_code == 2 and result.stderr.strip() == ("dfscan: error: unknown kind 'anime'; expected one of "
+                                                               "cartoon, portrait")
