@@ -3,9 +3,9 @@
 to head and shoulders and filmed on a textured backdrop: placed, sized, mirrored, lit and moved
 differently in every video, with sensor noise. A real face, so the real detector (MTCNN) finds it.
 
-Fakes are the same kind of video self-blended (``training.self_blend``, after SBI): the face blended
-with a warped, rescaled, colour-shifted copy of itself under a soft mask. Real and fake videos are
-drawn from the same distribution in everything else; the blend is the only difference to learn.
+Fake number i is real number i self-blended (``training.self_blend``, after SBI): the face blended
+with a warped, rescaled, colour-shifted copy of itself under a soft mask, then compressed alike. As
+in SBI's training pairs, the blend is the only difference to learn.
 
 It is one identity: a model trained on it learns blending traces, and nothing about who is filmed.
 """
@@ -78,9 +78,11 @@ def _paste(frame: np.ndarray, image: np.ndarray, alpha: np.ndarray, left: int, t
     frame[y0:y1, x0:x1] = alpha[part] * image[part] + (1 - alpha[part]) * region
 
 
-def render_portrait_video(seed: int, index: int, fake: bool, frames: int, height: int, width: int) -> PortraitVideo:
-    """One video, deterministic in (seed, index, fake): real, or self-blended when ``fake``."""
-    rng = np.random.default_rng([seed, index, int(fake), 1])
+def render_portrait_video(seed: int, index: int, fake: bool, frames: int, height: int, width: int,
+                          blend_strength: float = 1.0) -> PortraitVideo:
+    """One video, deterministic in (seed, index, fake): real, or the same video self-blended when
+    ``fake`` (``blend_strength``: see ``training.self_blend.draw_params``)."""
+    rng = np.random.default_rng([seed, index, 1])
     x0, y0, x1, y1 = _HEAD
     head = portrait()[y0:y1, x0:x1]
     mirrored = bool(rng.random() < 0.5)
@@ -127,5 +129,5 @@ def render_portrait_video(seed: int, index: int, fake: bool, frames: int, height
         frame = frame * gain * light * exposure + rng.normal(0.0, noise, (height, width, 1))
         pixels[t] = np.clip(frame, 0, 255).round().astype(np.uint8)
     if fake:  # blended after capture, as a face-swap is; compressed afterwards, as it is
-        pixels = self_blend_video(pixels, boxes, rng)
+        pixels = self_blend_video(pixels, boxes, np.random.default_rng([seed, index, 2]), blend_strength)
     return PortraitVideo(pixels=pixels, face_boxes=boxes, crf=crf)

@@ -64,10 +64,13 @@ class SynthConfig:
     # The library's default stays the cartoon, which the whole-frame tests learn from; `dfscan synth`
     # and `dfscan demo` ask for the portrait.
     kind: str = "cartoon"
+    blend_strength: float = 1.0  # portrait fakes: 1 is SBI's own ranges (training.self_blend.draw_params)
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        if not 0.0 < self.blend_strength <= 4.0:
+            raise ValueError(f"blend strength must be above 0 and at most 4, got {self.blend_strength}")
         if self.codec not in CODECS:
             raise ValueError(f"unknown codec {self.codec!r}; expected one of {', '.join(CODECS)}")
         if self.videos < 2:
@@ -257,7 +260,7 @@ def synth(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig()) -> li
             crf = None
             if config.kind == "portrait":
                 video = render_portrait_video(config.seed, i, label == "fake", config.frames_per_video,
-                                              config.height, config.width)
+                                              config.height, config.width, config.blend_strength)
                 pixels, crf = video.pixels, video.crf  # compressed as differently as they are filmed
             else:
                 pixels = render_video(config.seed, i, label == "fake", config.frames_per_video,
