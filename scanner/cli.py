@@ -120,6 +120,8 @@ def synth(out_dir: Path = typer.Argument(..., help="Directory for real/, fake/ a
                                    "self-blended) | cartoon (drawn faces, for whole-frame models)"),
           codec: str = typer.Option("h264", "--codec", help="h264 | vp9"),
           seed: int = typer.Option(0, "--seed"),
+          blend_strength: float = typer.Option(1.0, "--blend-strength", help="Fakes: 1 blends within SBI's own "
+                                               "ranges; up to 4 misaligns and recolours the face more plainly."),
           max_frames: int = typer.Option(240, "--max-frames", help="--from: frames of each video kept, from its "
                                          "start."),
           max_side: int = typer.Option(640, "--max-side", help="--from: larger frames are scaled down to this "
@@ -127,14 +129,15 @@ def synth(out_dir: Path = typer.Argument(..., help="Directory for real/, fake/ a
     """Write a labelled synthetic archive (deterministic per seed), or with --from one made from your own
     real videos. Not a substitute for real, labelled deepfakes."""
     if source is not None:
-        _synth_from(source, out_dir, codec=codec, seed=seed, max_frames=max_frames, max_side=max_side)
+        _synth_from(source, out_dir, codec=codec, seed=seed, max_frames=max_frames, max_side=max_side,
+                    blend_strength=blend_strength)
         return
     from training.synth import SynthConfig, parse_size, synth as write_archive
 
     try:
         width, height = parse_size(size)
         config = SynthConfig(videos=videos, frames_per_video=frames_per_video, width=width, height=height,
-                             codec=codec, seed=seed, kind=kind)
+                             codec=codec, seed=seed, kind=kind, blend_strength=blend_strength)
     except ValueError as exc:
         fail_usage(str(exc))
     written = write_archive(out_dir, config)

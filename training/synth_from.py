@@ -44,6 +44,7 @@ class FromConfig:
     face_detect_frames: int = 8  # frames of each video the detector sees, spread evenly
     face_detect_size: int = 480  # the long side of the frames the detector sees
     face_margin: float = 1.3  # recorded in the track; the fakes use the face box itself
+    blend_strength: float = 1.0  # SBI's own ranges (training.self_blend.draw_params)
 
     def __post_init__(self):
         if self.codec not in CODECS:
@@ -56,6 +57,8 @@ class FromConfig:
             raise ValueError(f"crf must be between 0 and 51, got {self.crf}")
         if self.face_detect_frames < 1:
             raise ValueError(f"face detect frames must be at least 1, got {self.face_detect_frames}")
+        if not 0.0 < self.blend_strength <= 4.0:
+            raise ValueError(f"blend strength must be above 0 and at most 4, got {self.blend_strength}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +176,7 @@ def synth_from(source: str | os.PathLike, paths: Iterable[str], out: str | os.Pa
                 fps = max(1, int(round(info.fps or 25)))
                 rng = np.random.default_rng([config.seed, number])
                 name = _output_name(relative, extension)
-                for label, pixels in (("real", frames), ("fake", self_blend_video(frames, boxes, rng))):
+                for label, pixels in (("real", frames), ("fake", self_blend_video(frames, boxes, rng, config.blend_strength))):
                     (out / label).mkdir(parents=True, exist_ok=True)
                     rel = f"{label}/{name}"
                     tmp = out / f"{rel}.tmp{extension}"  # muxers pick the format from the extension

@@ -115,7 +115,7 @@ def test_reads_the_frames_as_displayed_and_scaled_down(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [dict(max_frames=1), dict(max_side=32), dict(crf=60), dict(codec="mpeg2"),
-                                 dict(face_detect_frames=0)])
+                                 dict(face_detect_frames=0), dict(blend_strength=0), dict(blend_strength=5)])
 def test_config_checks(bad):
     with pytest.raises(ValueError):
         FromConfig(**bad)
