@@ -147,6 +147,34 @@ def _output_name(relative: str, extension: str) -> str:
     return relative.replace("/", "__") + extension
 
 
+def _make_pair(root: Path, relative: str, number: int, out: Path, config: FromConfig,
+               detector: FaceDetector) -> list[SynthVideo] | Skipped:
+    """The real clip and its self-blended fake of one source video, written; or why not."""
+    try:
+        info = probe(root / relative)
+        frames = decode_frames(info, config.max_frames, config.max_side)  # (T, H, W, 3)
+    except VideoError as exc:
+        return Skipped(relative, exc.error_class.value, exc.message)
+    except Exception as exc:  # noqa: BLE001 - a library failure on one file is data, the rest go on
+        return Skipped(relative, ErrorClass.DECODE_ERROR.value, f"{type(exc).__name__}: {exc}")
+    boxes, why = face_boxes(frames, detector, config)
+    if boxes is None:
+        return Skipped(relative, NO_FACE, f"no face found: {why}")
+    fake = self_blend_video(frames, boxes, np.random.default_rng([config.seed, number]), config.blend_strength)
+    _, extension = CODECS[config.codec]
+    name = _output_name(relative, extension)
+    fps = max(1, int(round(info.fps or 25)))
+    written = []
+    for label, pixels in (("real", frames), ("fake", fake)):
+        (out / label).mkdir(parents=True, exist_ok=True)
+        rel = f"{label}/{name}"
+        tmp = out / f"{rel}.tmp{extension}"  # muxers pick the format from the extension
+        encode_video(tmp, pixels, config.codec, fps, crf=config.crf)
+        os.replace(tmp, out / rel)  # a crash never leaves a half-written video behind
+        written.append(SynthVideo(path=rel, label=label))
+    return written
+
+
 def synth_from(source: str | os.PathLike, paths: Iterable[str], out: str | os.PathLike,
                config: FromConfig = FromConfig(), detector: FaceDetector | None = None,
                say: Callable[[str], None] | None = None) -> FromResult:
@@ -156,37 +184,19 @@ def synth_from(source: str | os.PathLike, paths: Iterable[str], out: str | os.Pa
         from kernels.faces import MtcnnDetector
 
         detector = MtcnnDetector()
-    root, out = Path(source), Path(out)
-    _, extension = CODECS[config.codec]
+    out = Path(out)
     videos: list[SynthVideo] = []
     skipped: list[Skipped] = []
     sources = 0
     for number, relative in enumerate(paths):
         sources += 1
-        try:
-            info = probe(root / relative)
-            frames = decode_frames(info, config.max_frames, config.max_side)  # (T, H, W, 3)
-        except VideoError as exc:
-            skipped.append(Skipped(relative, exc.error_class.value, exc.message))
+        outcome = _make_pair(Path(source), relative, number, out, config, detector)
+        if isinstance(outcome, Skipped):
+            skipped.append(outcome)
+            if say is not None:
+                say(f"{outcome.path}: skipped: {outcome.problem}: {outcome.message}")
         else:
-            boxes, why = face_boxes(frames, detector, config)
-            if boxes is None:
-                skipped.append(Skipped(relative, NO_FACE, f"no face found: {why}"))
-            else:
-                fps = max(1, int(round(info.fps or 25)))
-                rng = np.random.default_rng([config.seed, number])
-                name = _output_name(relative, extension)
-                for label, pixels in (("real", frames), ("fake", self_blend_video(frames, boxes, rng, config.blend_strength))):
-                    (out / label).mkdir(parents=True, exist_ok=True)
-                    rel = f"{label}/{name}"
-                    tmp = out / f"{rel}.tmp{extension}"  # muxers pick the format from the extension
-                    encode_video(tmp, pixels, config.codec, fps, crf=config.crf)
-                    os.replace(tmp, out / rel)  # a crash never leaves a half-written video behind
-                    videos.append(SynthVideo(path=rel, label=label))
-                continue
-        if say is not None:
-            skip = skipped[-1]
-            say(f"{skip.path}: skipped: {skip.problem}: {skip.message}")
+            videos.extend(outcome)
     out.mkdir(parents=True, exist_ok=True)
     marker = {"generator": "dfscan synth --from", "kind": "self-blend", "sources": sources,
               "pairs": len(videos) // 2, **dataclasses.asdict(config),
