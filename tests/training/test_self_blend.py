@@ -73,3 +73,16 @@ def test_a_video_is_blended_smoothly_and_the_mask_follows_the_face():
     here = blend_mask(BOX, params, 128, 128)
     moved = blend_mask(BOX + np.array([20.0, 10.0, 0.0, 0.0]), params, 128, 128)
     np.testing.assert_allclose(moved[10:, 20:], here[:-10, :-20], atol=1e-9)
+
+
+def test_a_stronger_blend_changes_the_face_more_and_never_past_a_full_paste():
+    frame = _frame(2)
+    weak, strong = [], []
+    for seed in range(8):
+        for strength, changes in ((1.0, weak), (3.0, strong)):
+            params = draw_params(np.random.default_rng(seed), strength)
+            assert 0.0 < params.ratio <= 1.0
+            out, _ = blend_frame(frame, BOX, params, t=0)
+            changes.append(np.abs(out.astype(int) - frame).mean())
+    assert np.mean(strong) > 1.4 * np.mean(weak)
+    assert sum(s > w for s, w in zip(strong, weak)) >= 6
