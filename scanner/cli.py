@@ -109,22 +109,68 @@ def frames(video: Path = typer.Argument(..., help="The video to sample."),
 
 @app.command()
 def synth(out_dir: Path = typer.Argument(..., help="Directory for real/, fake/ and labels.csv."),
+          source: Optional[Path] = typer.Option(None, "--from", help="Make the archive from your own real videos "
+                                                "under this folder instead: each one with a face becomes a real clip "
+                                                "and its self-blended fake (SBI). --videos, --size and --kind do not "
+                                                "apply."),
           videos: int = typer.Option(40, "--videos", help="Videos in all, half real and half fake."),
           frames_per_video: int = typer.Option(32, "--frames-per-video"),
           size: str = typer.Option("128x128", "--size", help="WxH of the videos."),
+          kind: str = typer.Option("portrait", "--kind", help="portrait (a real face, for face models; fakes "
+                                   "self-blended) | cartoon (drawn faces, for whole-frame models)"),
           codec: str = typer.Option("h264", "--codec", help="h264 | vp9"),
-          seed: int = typer.Option(0, "--seed")):
-    """Write a labelled synthetic archive (deterministic per seed). Not a substitute for Celeb-DF."""
+          seed: int = typer.Option(0, "--seed"),
+          blend_strength: float = typer.Option(1.0, "--blend-strength", help="Fakes: 1 blends within SBI's own "
+                                               "ranges; up to 4 misaligns and recolours the face more plainly."),
+          max_frames: int = typer.Option(240, "--max-frames", help="--from: frames of each video kept, from its "
+                                         "start."),
+          max_side: int = typer.Option(640, "--max-side", help="--from: larger frames are scaled down to this "
+                                       "long side.")):
+    """Write a labelled synthetic archive (deterministic per seed), or with --from one made from your own
+    real videos. Not a substitute for real, labelled deepfakes."""
+    if source is not None:
+        _synth_from(source, out_dir, codec=codec, seed=seed, max_frames=max_frames, max_side=max_side,
+                    blend_strength=blend_strength)
+        return
     from training.synth import SynthConfig, parse_size, synth as write_archive
 
     try:
         width, height = parse_size(size)
         config = SynthConfig(videos=videos, frames_per_video=frames_per_video, width=width, height=height,
-                             codec=codec, seed=seed)
+                             codec=codec, seed=seed, kind=kind, blend_strength=blend_strength)
     except ValueError as exc:
         fail_usage(str(exc))
     written = write_archive(out_dir, config)
-    typer.echo(f"wrote {len(written)} videos to {out_dir} (labels.csv beside them)")
+    typer.echo(f"wrote {len(written)} {kind} videos to {out_dir} (labels.csv beside them)")
+
+
+def _synth_from(source: Path, out_dir: Path, **settings) -> None:
+    """`dfscan synth OUT --from DIR`: every video under DIR (the scan's own walk, OUT left out), one
+    line on stderr for each file skipped, a summary on stdout; exit 1 when no pair could be made."""
+    from scanner.walk import walk_archive
+    from training.synth_from import FromConfig, synth_from
+
+    if not source.is_dir():
+        fail_usage(f"--from: folder not found: {source}")
+    try:
+        config = FromConfig(**settings)
+    except ValueError as exc:
+        fail_usage(str(exc))
+    out_real = os.path.realpath(out_dir)
+
+    def skip_line(message: str) -> None:
+        typer.echo(f"dfscan: {message}", err=True)
+
+    paths = [entry.path for entry in walk_archive(source, on_problem=skip_line)
+             if not (os.path.realpath(source / entry.path) + os.sep).startswith(out_real + os.sep)]
+    _start_keras()  # the face detector runs on TensorFlow
+    result = synth_from(source, paths, out_dir, config, say=skip_line)
+    skipped = ", ".join(f"{problem} {count}" for problem, count in sorted(result.counts().items()))
+    typer.echo(f"wrote {len(result.videos) // 2} pairs (a real clip and its self-blended fake) from "
+               f"{result.sources} videos to {out_dir}; skipped {len(result.skipped)}" + (f" ({skipped})" if skipped else ""))
+    if not result.videos:
+        typer.echo(f"dfscan: error: no video under {source} gave a pair: nothing to train on", err=True)
+        raise typer.Exit(code=1)
 
 
 @app.command()

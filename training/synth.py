@@ -1,6 +1,11 @@
-"""A labelled synthetic archive: moving textured scenes with a face-like region, real and face-swapped.
+"""A labelled synthetic archive, of one of two kinds:
 
-Real videos render one "identity" (skin tone, skin texture, eyes, mouth, shading) on a moving head
+- ``portrait`` (``training.portrait``): a real face, filmed differently in every video, that the real
+  face detector finds; fakes are self-blended after SBI (``training.self_blend``). For face models.
+- ``cartoon`` (this module): moving textured scenes with a drawn face-like region, real and
+  face-swapped. Cheap, and learnable from whole frames; no face detector finds it.
+
+In the cartoon, real videos render one "identity" (skin tone, skin texture, eyes, mouth, shading) on a moving head
 over a panning textured background. Fake videos render the same kind of scene, then paste an inner
 face rendered from a *different* identity over it, carrying the traces real face-swaps leave:
 
@@ -33,7 +38,9 @@ from PIL import Image
 
 from kernels.atomic import atomic_write_bytes
 from training.layouts import SYNTHETIC_MARKER
+from training.portrait import render_portrait_video
 
+KINDS: tuple[str, ...] = ("cartoon", "portrait")
 CODECS: dict[str, tuple[str, str]] = {"h264": ("libx264", ".mp4"), "vp9": ("libvpx-vp9", ".webm")}
 
 _ENCODER_OPTIONS: dict[str, dict[str, str]] = {
@@ -54,8 +61,16 @@ class SynthConfig:
     codec: str = "h264"  # h264 (.mp4) | vp9 (.webm)
     seed: int = 0
     fps: int = 24
+    # The library's default stays the cartoon, which the whole-frame tests learn from; `dfscan synth`
+    # and `dfscan demo` ask for the portrait.
+    kind: str = "cartoon"
+    blend_strength: float = 1.0  # portrait fakes: 1 is SBI's own ranges (training.self_blend.draw_params)
 
     def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        if not 0.0 < self.blend_strength <= 4.0:
+            raise ValueError(f"blend strength must be above 0 and at most 4, got {self.blend_strength}")
         if self.codec not in CODECS:
             raise ValueError(f"unknown codec {self.codec!r}; expected one of {', '.join(CODECS)}")
         if self.videos < 2:
@@ -200,15 +215,18 @@ def _paste_swap(frame, source, cx, cy, a, b, yy, xx, blink, rng, downscale, cast
     return alpha * swapped + (1.0 - alpha) * frame + seam * ring
 
 
-def encode_video(path: str | os.PathLike, frames: np.ndarray, codec: str = "h264", fps: int = 24) -> None:
-    """Encode (T, H, W, 3) uint8 RGB frames with PyAV, bit-exactly (no encoder version or dates)."""
+def encode_video(path: str | os.PathLike, frames: np.ndarray, codec: str = "h264", fps: int = 24,
+                 crf: int | None = None) -> None:
+    """Encode (T, H, W, 3) uint8 RGB frames with PyAV, bit-exactly (no encoder version or dates);
+    ``crf``: the quality level instead of the codec's default here (lower: better)."""
     import av
     from av.codec.context import Flags
 
     encoder, _ = CODECS[codec]
     height, width = frames.shape[1:3]
+    options = {**_ENCODER_OPTIONS[codec], **({"crf": str(crf)} if crf is not None else {})}
     with av.open(str(path), mode="w", options={"fflags": "+bitexact"}) as container:
-        stream = container.add_stream(encoder, rate=fps, options=dict(_ENCODER_OPTIONS[codec]))
+        stream = container.add_stream(encoder, rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.gop_size = _GOP
         time_base = Fraction(1, fps)
@@ -228,7 +246,8 @@ def encode_video(path: str | os.PathLike, frames: np.ndarray, codec: str = "h264
 
 
 def synth(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig()) -> list[SynthVideo]:
-    """Write ``out_dir/real/*``, ``out_dir/fake/*`` and ``out_dir/labels.csv``; return the videos."""
+    """Write ``out_dir/real/*``, ``out_dir/fake/*``, ``out_dir/labels.csv`` and the synthetic marker
+    (the config, with its ``kind``); return the videos."""
     root = Path(out_dir)
     _, extension = CODECS[config.codec]
     n_fake = config.videos // 2
@@ -238,17 +257,27 @@ def synth(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig()) -> li
         (root / label).mkdir(parents=True, exist_ok=True)
         for i in range(count):
             rel = f"{label}/{label}_{config.seed:04d}_{i:04d}{extension}"
-            pixels = render_video(config.seed, i, label == "fake", config.frames_per_video,
-                                  config.height, config.width)  # (T, H, W, 3) uint8
+            crf = None
+            if config.kind == "portrait":
+                video = render_portrait_video(config.seed, i, label == "fake", config.frames_per_video,
+                                              config.height, config.width, config.blend_strength)
+                pixels, crf = video.pixels, video.crf  # compressed as differently as they are filmed
+            else:
+                pixels = render_video(config.seed, i, label == "fake", config.frames_per_video,
+                                      config.height, config.width)  # (T, H, W, 3) uint8
             tmp = root / f"{rel}.tmp{extension}"  # muxers pick the format from the extension
-            encode_video(tmp, pixels, config.codec, config.fps)
+            encode_video(tmp, pixels, config.codec, config.fps, crf=crf)
             os.replace(tmp, root / rel)  # a crash never leaves a half-written video behind
             videos.append(SynthVideo(path=rel, label=label))
+    write_index(root, videos, {"generator": "dfscan synth", **dataclasses.asdict(config)})
+    return videos
+
+
+def write_index(root: Path, videos: list[SynthVideo], marker: dict) -> None:
+    """``labels.csv`` (path, label) and the synthetic marker holding ``marker``, each atomically."""
     table = io.StringIO()
     writer = csv.writer(table)
     writer.writerow(["path", "label"])
     writer.writerows([v.path, v.label] for v in videos)
     atomic_write_bytes(root / "labels.csv", table.getvalue().encode())
-    marker = {"generator": "dfscan synth", **dataclasses.asdict(config)}
     atomic_write_bytes(root / SYNTHETIC_MARKER, (json.dumps(marker, indent=1) + "\n").encode())
-    return videos

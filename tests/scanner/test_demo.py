@@ -1,4 +1,5 @@
-"""`dfscan demo`, shrunk: every step runs and everything it promises is where it says."""
+"""`dfscan demo`, shrunk: every step runs and everything it promises is where it says; the model is a
+face model, and the scan cut faces from every video."""
 
 import json
 
@@ -6,12 +7,13 @@ import pyarrow.dataset as pads
 import pytest
 
 from scanner.demo import DISCLAIMER, DemoConfig, run_demo
+from training.layouts import SYNTHETIC_MARKER
 
 
 @pytest.mark.usefixtures("ray_cluster")
 def test_demo_runs_end_to_end(tmp_path):
     lines: list[str] = []
-    config = DemoConfig(out=tmp_path / "demo", videos=12, frames_per_video=8, video_size=64, frames=4, size=32,
+    config = DemoConfig(out=tmp_path / "demo", videos=12, frames_per_video=8, video_size=96, frames=4, size=32,
                         epochs=1, steps_per_epoch=2, batch_size=4, workers=1)
     result = run_demo(config, say=lines.append)
     out = tmp_path / "demo"
@@ -20,6 +22,10 @@ def test_demo_runs_end_to_end(tmp_path):
     table = pads.dataset(str(out / "verdicts")).to_table()
     assert table.num_rows == 12 == result["scanned"]
     assert sorted(set(table.column("status").to_pylist())) == ["ok"]
+    # the portrait's face was found in every video, and the model saw face crops
+    assert set(table.column("crop").to_pylist()) == {"face"} and set(table.column("face_found").to_pylist()) == {True}
+    assert json.loads((out / "model" / "model.json").read_text())["crop"] == "face"
+    assert json.loads((out / "archive" / SYNTHETIC_MARKER).read_text())["kind"] == "portrait"
     assert result["test_videos"] >= 2 and result["videos_per_s"] > 0
     text = "\n".join(lines)
     assert DISCLAIMER in text and "test ROC AUC" in text and "videos/s" in text

@@ -1,4 +1,5 @@
-"""The synthetic archive: layout, labels, codecs, determinism, and that fakes carry swap traces."""
+"""The synthetic archive: layout, labels, codecs, determinism, and that fakes carry swap traces; the
+portrait kind: a real face MTCNN finds, filmed differently per video, fakes self-blended."""
 
 import csv
 import dataclasses
@@ -8,10 +9,12 @@ import json
 import numpy as np
 import pytest
 
+from kernels.faces import iou
 from kernels.probe import probe
 from training.layouts import SYNTHETIC_MARKER, scan_dataset
 from training.metrics import roc_auc
 from training.splits import make_split, summarise
+from training.portrait import CRF_RANGE, render_portrait_video
 from training.synth import SynthConfig, parse_size, render_video, synth
 
 
@@ -79,3 +82,75 @@ def test_config_checks():
         SynthConfig(codec="mpeg2")
     with pytest.raises(ValueError):
         SynthConfig(width=63)
+
+
+def test_portrait_archive_is_marked_with_its_kind_and_compressed_differently_per_video(tmp_path):
+    config = SynthConfig(videos=4, frames_per_video=6, width=96, height=80, seed=2, kind="portrait")
+    videos = synth(tmp_path, config)
+    assert [(v.path, v.label) for v in videos] == [
+        ("real/real_0002_0000.mp4", "real"), ("real/real_0002_0001.mp4", "real"),
+        ("fake/fake_0002_0000.mp4", "fake"), ("fake/fake_0002_0001.mp4", "fake")]
+    marker = json.loads((tmp_path / SYNTHETIC_MARKER).read_text())
+    assert (marker["generator"], marker["kind"], marker["blend_strength"]) == ("dfscan synth", "portrait", 1.0)
+    for video in videos:
+        info = probe(tmp_path / video.path)
+        assert (info.codec, info.width, info.height, info.frame_count) == ("h264", 96, 80, 6)
+    crfs = {render_portrait_video(2, i, fake, 1, 80, 96).crf for i in range(6) for fake in (False, True)}
+    assert len(crfs) > 3 and min(crfs) >= CRF_RANGE[0] and max(crfs) <= CRF_RANGE[1]
+
+
+def test_portrait_same_seed_same_bytes(tmp_path):
+    config = SynthConfig(videos=2, frames_per_video=4, width=64, height=64, seed=4, kind="portrait")
+    synth(tmp_path / "a", config)
+    synth(tmp_path / "b", config)
+    synth(tmp_path / "c", dataclasses.replace(config, seed=5))
+    a, b, c = (_digests(tmp_path / name) for name in "abc")
+    assert a == b
+    assert set(v for k, v in a.items() if k.endswith(".mp4")).isdisjoint(c.values())
+
+
+def test_portrait_videos_vary_and_each_fake_is_its_real_twin_self_blended():
+    """Videos differ in place, size and light; fake i is real i self-blended: pixels away from the
+    face are the same, the face is not, and both are compressed alike."""
+    first = render_portrait_video(3, 0, False, 4, 96, 96)
+    second = render_portrait_video(3, 1, False, 4, 96, 96)
+    assert np.abs(first.face_boxes[0] - second.face_boxes[0]).max() > 3
+    assert np.abs(first.pixels.astype(int) - second.pixels).mean() > 10
+    assert first.pixels.shape == (4, 96, 96, 3) and first.face_boxes.shape == (4, 4)
+    assert np.abs(np.diff(first.face_boxes[:, :2], axis=0)).max() < 4  # the face moves smoothly
+    fake = render_portrait_video(3, 0, True, 4, 96, 96)
+    np.testing.assert_array_equal(fake.face_boxes, first.face_boxes)
+    assert fake.crf == first.crf
+    for t, (x, y, w, h) in enumerate(first.face_boxes):
+        away = np.ones((96, 96), dtype=bool)
+        away[max(0, int(y - h / 2)): int(y + 1.5 * h) + 1, max(0, int(x - w / 2)): int(x + 1.5 * w) + 1] = False
+        np.testing.assert_array_equal(fake.pixels[t][away], first.pixels[t][away])
+        face = (slice(int(y + h / 3), int(y + 2 * h / 3)), slice(int(x + w / 3), int(x + 2 * w / 3)))
+        assert (fake.pixels[t][face] != first.pixels[t][face]).any(axis=-1).mean() > 0.5
+
+
+@pytest.fixture(scope="module")
+def mtcnn():
+    pytest.importorskip("mtcnn", reason="MTCNN runs on TensorFlow, which the GPU lending machine lacks")
+    from kernels.faces import MtcnnDetector
+
+    return MtcnnDetector()
+
+
+def test_mtcnn_finds_the_portrait_where_it_was_drawn_in_real_and_fake_videos(mtcnn):
+    images, drawn = [], []
+    for index in range(3):
+        for fake in (False, True):
+            video = render_portrait_video(6, index, fake, 5, 128, 128, blend_strength=3.0)
+            images += [video.pixels[0], video.pixels[4]]
+            drawn += [video.face_boxes[0], video.face_boxes[4]]
+    for found, box in zip(mtcnn.detect(images), drawn):
+        assert len(found.scores) >= 1 and found.scores.max() > 0.9
+        assert iou(box, found.boxes).max() > 0.5, (box, found.boxes)
+
+
+def test_portrait_config_checks():
+    with pytest.raises(ValueError):
+        SynthConfig(kind="anime")
+    with pytest.raises(ValueError):
+        SynthConfig(kind="portrait", blend_strength=0)
