@@ -6,27 +6,12 @@ the tests' face media (tests/face_media.py) paste it the same way. No binary med
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
-import matplotlib
 import numpy as np
 from PIL import Image
 
-# Where MTCNN finds the face in the full 512 x 600 portrait: (x, y, w, h), measured once.
-PORTRAIT_FACE = (178.0, 110.0, 173.0, 220.0)
-
-
-@functools.lru_cache(maxsize=1)
-def _portrait() -> np.ndarray:
-    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    image = np.asarray(Image.open(path).convert("RGB"))
-    image.setflags(write=False)  # shared by every caller
-    return image
-
-
-def portrait() -> np.ndarray:
-    """The full portrait.  (600, 512, 3) uint8, read-only"""
-    return _portrait()
+# The portrait and its face's box are synth's (training.portrait): one copy of where the face is.
+from training.portrait import PORTRAIT_FACE, portrait  # noqa: F401 - PORTRAIT_FACE is re-exported
 
 
 def pasted_face_box(left: int, top: int, width: int, height: int) -> tuple[float, float, float, float]:

@@ -50,8 +50,12 @@ class ClipSpec:
     limits: ProbeLimits = ProbeLimits()
     crop: str = "frame"  # "frame": the whole frame squashed to S x S; "face": a square around the face
     face_margin: float = 1.3  # the crop's side, as a multiple of the face box's longer side
-    face_detect_frames: int = 8  # of the F frames, how many the detector sees (spread evenly)
-    face_detect_size: int = 480  # the long side of the frames the detector sees (MTCNN: 320-640 works)
+    # The detector's share of the work (MTCNN is most of face mode's cost on a CPU): 4 of the F frames at a
+    # long side of 320 px ran 720p keyframe scans at 5.7x the seed loop on 2 cores, 8 at 480 px at 1.5x
+    # (2026-11-28). MTCNN's smallest face is 20 px, so at 320 px the smallest face found is 1/16 of the
+    # long side (120 px at 1080p); a model meant for wide shots sets a larger size in its card.
+    face_detect_frames: int = 4  # of the F frames, how many the detector sees (spread evenly)
+    face_detect_size: int = 320  # the long side of the frames the detector sees (MTCNN: 320-640 works)
     # With crop=face, frames are decoded at their own shape with the long side capped at this: 1080p,
     # landscape or portrait, stays native and 4K is halved. The cap bounds host memory: a read of 8
     # clips of F=20 1080p frames holds 8 x 20 x 1920 x 1080 x 3 bytes = 1.0 GB until they are cropped

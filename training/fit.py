@@ -50,6 +50,8 @@ class TrainConfig:
     sampling: str = "uniform"
     crop: str = "frame"  # "frame": whole frames; "face": a square around the tracked face (kernels.faces)
     face_margin: float = 1.3  # the face crop's side, as a multiple of the face box's longer side
+    face_detect_frames: int = ClipSpec.face_detect_frames  # recorded in the card, read by every consumer
+    face_detect_size: int = ClipSpec.face_detect_size
     backbone_weights: str = "imagenet"
     seed: int = 0
     layout: str = "auto"
@@ -71,7 +73,8 @@ class TrainConfig:
     def clip_spec(self) -> ClipSpec:
         """How training reads its clips; the card records the same settings for every consumer."""
         return ClipSpec(frames=self.frames, size=self.size, sampling=self.sampling, decoder=self.decoder,
-                        crop=self.crop, face_margin=self.face_margin)
+                        crop=self.crop, face_margin=self.face_margin, face_detect_frames=self.face_detect_frames,
+                        face_detect_size=self.face_detect_size)
 
     def resolved(self) -> TrainConfig:
         return dataclasses.replace(self, size=ModelConfig(arch=self.arch, size=self.size).resolved_size())

@@ -30,12 +30,15 @@ CRF_RANGE = (18, 30)  # each video's compression is drawn from these H.264/VP9 q
 
 @functools.lru_cache(maxsize=1)
 def portrait() -> np.ndarray:
-    """The full portrait.  (600, 512, 3) uint8"""
+    """The full portrait, shared by every caller (synth, the bench archive, the tests' face media).
+    (600, 512, 3) uint8, read-only"""
     import matplotlib
 
     path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+        pixels = np.asarray(image.convert("RGB"))
+    pixels.setflags(write=False)
+    return pixels
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,14 +31,15 @@ def test_a_face_model_is_trained_scored_and_scanned_on_face_crops(tmp_path, monk
     monkeypatch.setattr(MtcnnDetector, "detect", counting)
     result = train(TrainConfig(data=str(data), out=str(tmp_path / "run"), frames=4, size=32, width=0.125,
                                batch_size=2, epochs=2, steps_per_epoch=2, test_fraction=0.5, val_fraction=0,
-                               backbone_weights="none", crop="face", face_margin=1.5, verbose=0))
+                               backbone_weights="none", crop="face", face_margin=1.5, face_detect_size=400,
+                               verbose=0))
     # 4 videos x 4 frames detected on, once each: two epochs of augmented, shifted reads hit the cache.
     assert sum(detected) == 16
     card = load_card(tmp_path / "run" / "model.keras")
     assert card.crop == "face" and card["face"] == {"detector": "mtcnn", "detector_version": "1.0.0", "margin": 1.5,
-                                                   "detect_frames": 4, "detect_size": 480, "work_size": 1920}
+                                                   "detect_frames": 4, "detect_size": 400, "work_size": 1920}
     assert card.clip_settings() == {"frames": 4, "size": 32, "crop": "face", "face_margin": 1.5,
-                                    "face_detect_frames": 4, "face_detect_size": 480, "face_work_size": 1920}
+                                    "face_detect_frames": 4, "face_detect_size": 400, "face_work_size": 1920}
     assert result.card["input"]["resize"].startswith("square of margin x the tracked face box")
 
     detected.clear()
