@@ -77,7 +77,8 @@ class ScanWorker:
         if self.spec.crop == FACE_CROP:
             from kernels.faces import MtcnnDetector
 
-            MtcnnDetector().warm_up()  # the detector's networks are built once per process, here
+            # The detector's networks are built once per process, here, and traced for a full batch.
+            MtcnnDetector().warm_up(self.batch_size * self.spec.face_detect_frames, self.spec.face_detect_size)
         self.startup_s = time.perf_counter() - started
 
     def info(self) -> dict:
