@@ -46,15 +46,15 @@ echo "== pytest ($(( $(date +%s) - started )) s)"; tail -n 15 "$out/pytest.log"
 # The model stage alone is not rerun (750 videos/s on 2026-11-28: never the bound).
 archive=$(mktemp -d /tmp/dfscan-device-archive.XXXXXX)
 common="--videos 16 --resolutions 1080p --e2e-processes ${E2E_PROCESSES:-1,2,4} --e2e-threads 4"
-# The face stage (MTCNN as Keras models on JAX, 16 videos x 8 frames at 480 px, 8 videos a call; about
-# 20 s, most of it compiling) runs once, in the dali report, before the end-to-end stage; its budget
+# The face stage (MTCNN as Keras models on JAX, 16 videos x 4 frames at 320 px as the default card
+# detects, 8 videos a call; about 20 s, most of it compiling) runs once, in the dali report, before the end-to-end stage; its budget
 # and timeout are 30 s longer for it. nvdec's engine and feed stages (about 15 s, estimated) run after
 # its rates, before the end-to-end stage; its budget and timeout are 15 s longer for them.
 # shellcheck disable=SC2086
 timeout "${DALI_TIMEOUT_S:-260}" "$python" -m benchmarks.gpu_check --out "$out/dali" --archive-dir "$archive" \
   --budget-s "${DALI_BUDGET_S:-180}" $common \
   ${DALI_ARGS:---decoders dali-gpu --feeds gops --pipelines 4 --models= --e2e-videos 64} \
-  ${FACE_ARGS:---face-videos 16 --face-frames 8 --face-size 480 --face-batch 8} \
+  ${FACE_ARGS:---face-videos 16 --face-frames 4 --face-size 320 --face-batch 8} \
   ${GPU_CHECK_ARGS:-} > "$out/gpu_check.log" 2>&1 || status=1
 echo "== gpu_check dali ($(( $(date +%s) - started )) s)"
 grep -v -E "^(WARNING|I0000|W0000)" "$out/gpu_check.log" | tail -n 50
