@@ -215,8 +215,11 @@ def link_track(detections: dict[int, Detections]) -> dict[int, tuple[np.ndarray,
     the track's nearest linked box (or, none overlapping, its largest face if about the same size).
     A frame with no such face is left out (interpolated later).
     ``detections`` maps a frame position to its faces; returns position -> (box (4,), score)."""
-    confident = {p: Detections(d.boxes[d.scores >= MIN_CONFIDENCE], d.scores[d.scores >= MIN_CONFIDENCE])
-                 for p, d in detections.items()}
+    # A box with no area is no face (a detector clamping a box to the image edge can give one), and
+    # linking by size would divide by it.
+    usable = {p: (d.scores >= MIN_CONFIDENCE) & (d.boxes[:, 2] > 0) & (d.boxes[:, 3] > 0)
+              for p, d in detections.items()}
+    confident = {p: Detections(d.boxes[usable[p]], d.scores[usable[p]]) for p, d in detections.items()}
     areas = [(float(d.boxes[i, 2] * d.boxes[i, 3]), -p, i) for p, d in confident.items() for i in range(len(d.scores))]
     if not areas:
         return {}

@@ -118,6 +118,16 @@ def test_unconfident_detections_are_ignored():
     assert sorted(link_track(detections)) == [1]
 
 
+def test_boxes_without_area_are_no_faces(recwarn):
+    """A zero-wide box (a detector clamping to the edge) is neither the track's start nor a link to follow
+    by size, which would divide by its area."""
+    detections = {0: faces([639.0, 100, 0, 40]), 1: faces([100.0, 100, 40, 40], [600.0, 300, 60, 0]),
+                  2: faces([400.0, 200, 40, 40])}
+    assert sorted(link_track(detections)) == [1, 2]
+    assert link_track({0: faces([639.0, 100, 0, 40]), 1: faces([639.0, 100, 0, 41])}) == {}
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_too_few_faces_fall_back_to_whole_frames():
     detections = {p: faces() for p in range(8)}
     detections[3] = faces([100.0, 100, 40, 40])  # 1 of 8 frames
