@@ -16,6 +16,17 @@ import numpy as np
 from benchmarks.portrait import PORTRAIT_FACE, moving_lefts, paste_portrait, pasted_face_box, portrait  # noqa: F401
 from tests.media import CODECS
 
+
+def skip_without_mtcnn_weights() -> None:
+    """The face detector reads its weights from the mtcnn wheel (found, never imported: importing it
+    imports TensorFlow, which the detector itself does not need)."""
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("mtcnn") is None:
+        pytest.skip("MTCNN's weights come from the mtcnn wheel, which is not installed")
+
 BACKGROUND = 90  # a plain grey backdrop
 
 

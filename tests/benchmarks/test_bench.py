@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scanner.cli import app
+from tests.face_media import skip_without_mtcnn_weights
 
 
 STAGE_NAMES = {"probe", "decode", "faces", "inference", "write"}
@@ -16,7 +17,7 @@ STAGE_NAMES = {"probe", "decode", "faces", "inference", "write"}
 def test_bench_writes_consistent_report(tmp_path):
     """Whole frames and face crops (the default) in both sampling modes: the archive's portrait is
     large enough at 256x144 (its face about 26 pixels high) for MTCNN to find in every frame."""
-    pytest.importorskip("mtcnn", reason="MTCNN runs on TensorFlow, which the GPU lending machine lacks")
+    skip_without_mtcnn_weights()
     out = tmp_path / "report"
     result = CliRunner().invoke(app, [
         "bench", "--synthetic", "3", "--resolution", "256x144", "--seconds", "1", "--codec", "h264",

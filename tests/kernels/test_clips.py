@@ -16,7 +16,7 @@ from kernels.errors import ErrorClass, VideoError
 from kernels.probe import probe
 from kernels.faces import DetectionCache, Detections, MtcnnDetector
 from kernels.resize import crop_resize, mean_abs_difference, resize_frames
-from tests.face_media import (frame_with_portrait, moving_lefts, pasted_face_box,
+from tests.face_media import (frame_with_portrait, moving_lefts, pasted_face_box, skip_without_mtcnn_weights,
                                write_face_video, write_frames_video)
 from tests.media import read_index, write_index_video
 
@@ -81,7 +81,7 @@ FACE_VIDEO_FRAMES = 30
 
 @pytest.fixture(scope="module")
 def mtcnn():
-    pytest.importorskip("mtcnn", reason="MTCNN runs on TensorFlow, which the GPU lending machine lacks")
+    skip_without_mtcnn_weights()
     return MtcnnDetector()
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from kernels.clips import ClipReader, ClipSpec
 from scanner.workers import ScanWorker
-from tests.face_media import BACKGROUND, Placement, moving_lefts, pasted_face_box, write_face_video, write_portraits_video
+from tests.face_media import (BACKGROUND, Placement, moving_lefts, pasted_face_box, skip_without_mtcnn_weights,
+                               write_face_video, write_portraits_video)
 from tests.models import save_tiny_model
 
 FRAMES, SIZE = 4, 32  # the tiny model's F and S; it detects on all 4 frames (detect_frames = min(8, F))
@@ -58,7 +59,7 @@ class RecordingPredictor:
 @pytest.fixture(scope="module")
 def scanned(tmp_path_factory):
     """(rows by case, the frames the model saw by case, the path of each case) from one batch of every case."""
-    pytest.importorskip("mtcnn", reason="MTCNN runs on TensorFlow, which the GPU lending machine lacks")
+    skip_without_mtcnn_weights()
     from benchmarks.bench import with_crop
 
     root = tmp_path_factory.mktemp("face_rows")
@@ -167,7 +168,7 @@ def test_mtcnn_keeps_each_image_s_boxes_in_a_batch_of_shapes_and_empty_images():
     """mtcnn 1.0.0 pads a batch of mixed shapes and, after an image without a face, took the next
     image's padding from the wrong image: the portrait-shaped frame's face came back as a zero-wide box
     at its right edge. kernels.faces.MtcnnDetector batches one shape at a time."""
-    pytest.importorskip("mtcnn", reason="MTCNN runs on TensorFlow, which the GPU lending machine lacks")
+    skip_without_mtcnn_weights()
     from benchmarks.portrait import paste_portrait
     from kernels.faces import MtcnnDetector
 

@@ -16,6 +16,7 @@ from training.metrics import roc_auc
 from training.splits import make_split, summarise
 from training.portrait import CRF_RANGE, render_portrait_video
 from training.synth import SynthConfig, parse_size, render_video, synth
+from tests.face_media import skip_without_mtcnn_weights
 
 
 def _digests(root):
@@ -131,7 +132,7 @@ def test_portrait_videos_vary_and_each_fake_is_its_real_twin_self_blended():
 
 @pytest.fixture(scope="module")
 def mtcnn():
-    pytest.importorskip("mtcnn", reason="MTCNN runs on TensorFlow, which the GPU lending machine lacks")
+    skip_without_mtcnn_weights()
     from kernels.faces import MtcnnDetector
 
     return MtcnnDetector()

@@ -13,7 +13,8 @@ from PIL import Image
 
 from kernels.faces import Detections, iou
 from kernels.probe import probe
-from tests.face_media import BACKGROUND, frame_with_portrait, moving_lefts, pasted_face_box, write_face_video
+from tests.face_media import (BACKGROUND, frame_with_portrait, moving_lefts, pasted_face_box,
+                               skip_without_mtcnn_weights, write_face_video)
 from training.layouts import SYNTHETIC_MARKER, scan_dataset
 from training.synth import encode_video
 from training.synth_from import NO_FACE, FromConfig, decode_frames, synth_from
@@ -123,7 +124,7 @@ def test_config_checks(bad):
 
 def test_mtcnn_finds_the_faces_it_blends(tmp_path):
     """With the real detector: the fake's blend sits on the face MTCNN found."""
-    pytest.importorskip("mtcnn")
+    skip_without_mtcnn_weights()
     from kernels.faces import MtcnnDetector
 
     source, out = tmp_path / "footage", tmp_path / "out"
