@@ -318,7 +318,8 @@ def _patch_pass(variables, patches, network: int):
 def _passes():
     """The two passes and each network's weights. On JAX each pass is compiled whole, once per input
     shape (one per frame size and batch: op by op it compiles every op for every pyramid level, minutes
-    on a CPU); TensorFlow runs these small networks eagerly as fast as traced, and a trace per shape costs more."""
+    on a CPU). On TensorFlow P-net is traced per pyramid level and the patch pass once, each trace
+    generalised to any size (``tracing_count`` on the pyramid pass says how many traces were made)."""
     import keras
 
     variables = [([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables])
@@ -339,6 +340,8 @@ def _passes():
 
         def pyramid_pass(weights, images, sizes):
             return [level_pass(images, tf.constant(size, dtype=tf.int32)) for size in sizes]
+
+        pyramid_pass.tracing_count = level_pass.experimental_get_tracing_count
 
         return pyramid_pass, tf.function(_patch_pass, reduce_retracing=True), variables
     if keras.config.backend() != "jax":

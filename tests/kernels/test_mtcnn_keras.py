@@ -93,6 +93,21 @@ def test_the_detector_does_not_move_a_face_for_a_faceless_image_before_it():
     assert (detector.name, detector.version) == ("mtcnn", "1.0.0")
 
 
+def test_new_frame_sizes_do_not_trace_the_pyramid_again():
+    """An archive of many resolutions must not pay a trace (about 0.5 s) for each new frame size."""
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        pytest.skip("the traced pyramid pass is the TensorFlow backend's")
+    traces = mtcnn_keras._passes()[0].tracing_count
+    detect_faces([plain(320, 180)] * 3)
+    detect_faces([plain(300, 200)])  # a new size and batch: the trace generalises (once per dimension)
+    before = traces()
+    for width, height in [(256, 256), (180, 320), (330, 190), (200, 150)]:
+        detect_faces([plain(width, height)] * 3)
+    assert traces() == before
+
+
 def test_the_generic_area_pyramid_matches_the_fused_area_resize():
     """The running-sum pyramid other backends use against Keras's TensorFlow op (the package's resize)."""
     keras = pytest.importorskip("keras")
