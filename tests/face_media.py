@@ -44,25 +44,10 @@ def write_face_video(path: Path, frames: int = 30, codec: str = "vp9", top: int 
     """A video whose displayed frame i (``frame_size`` w x h) shows the portrait at
     (moving_lefts(frames, *lefts)[i], top). With a display ``rotation`` (degrees counter-clockwise)
     the frames are coded turned the other way, so a player shows them upright."""
-    spec = CODECS[codec]
-    path = Path(path).with_suffix("." + (extension or spec.extension))
     turns = (rotation // 90) % 4
-    coded_width, coded_height = frame_size[::-1] if turns % 2 else frame_size
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(spec.encoder, rate=25)
-        stream.width, stream.height, stream.pix_fmt = coded_width, coded_height, spec.pix_fmt
-        stream.options = dict(spec.options)
-        if rotation:
-            stream.set_display_rotation(rotation)
-        for i, left in enumerate(moving_lefts(frames, *lefts)):
-            image = np.ascontiguousarray(np.rot90(frame_with_portrait(left, top, frame_size, portrait_size), -turns))
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    images = [np.rot90(frame_with_portrait(left, top, frame_size, portrait_size), -turns)
+              for left in moving_lefts(frames, *lefts)]
+    return write_frames_video(path, images, codec, rotation=rotation, extension=extension)
 
 
 # --- several portraits, or none, at chosen places (tests/scanner/test_face_rows.py) -------------------
@@ -87,35 +72,29 @@ def write_portraits_video(path: Path, placements: Sequence[Placement], frames: i
                           frame_size: tuple[int, int] = (640, 360)) -> Path:
     """A video of ``frames`` grey frames (``frame_size`` w x h) showing each portrait of ``placements``,
     pasted in order (a later one covers an earlier); no placements: a video without a face."""
-    spec = CODECS[codec]
-    path = Path(path).with_suffix("." + spec.extension)
     width, height = frame_size
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(spec.encoder, rate=25)
-        stream.width, stream.height, stream.pix_fmt = width, height, spec.pix_fmt
-        stream.options = dict(spec.options)
-        for i in range(frames):
-            image = np.full((height, width, 3), BACKGROUND, dtype=np.uint8)
-            for placement in placements:
-                paste_portrait(image, placement.left(i), placement.top, placement.size)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    images = []
+    for i in range(frames):
+        image = np.full((height, width, 3), BACKGROUND, dtype=np.uint8)
+        for placement in placements:
+            paste_portrait(image, placement.left(i), placement.top, placement.size)
+        images.append(image)
+    return write_frames_video(path, images, codec)
 
 
-def write_frames_video(path: Path, images: list[np.ndarray], codec: str = "vp9") -> Path:
-    """A video of the given RGB images (H, W, 3), one frame each, at 25 fps."""
+def write_frames_video(path: Path, images: list[np.ndarray], codec: str = "vp9", rotation: int = 0,
+                       extension: str | None = None) -> Path:
+    """A video of the given RGB images (H, W, 3) as coded, one frame each, at 25 fps, with a display
+    ``rotation`` (degrees counter-clockwise) when given."""
     spec = CODECS[codec]
-    path = Path(path).with_suffix("." + spec.extension)
+    path = Path(path).with_suffix("." + (extension or spec.extension))
     height, width = images[0].shape[:2]
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(spec.encoder, rate=25)
         stream.width, stream.height, stream.pix_fmt = width, height, spec.pix_fmt
         stream.options = dict(spec.options)
+        if rotation:
+            stream.set_display_rotation(rotation)
         for i, image in enumerate(images):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, 25)
