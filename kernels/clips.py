@@ -266,6 +266,7 @@ class ClipReader:
             known[number] = [d.scaled(width / detect_width, height / detect_height) for d in per_frame]  # display px
             if cache is not None:
                 cache.store(keys[number], clip.indices[positions], known[number])
+        decoded = []  # the full-resolution clips, given back to the PyAV decoder once cropped
         for clip, detections in zip(clips, known):
             width, height = clip.probe.display_width, clip.probe.display_height
             by_position = {int(p): d for p, d in zip(positions, detections)}
@@ -274,7 +275,9 @@ class ClipReader:
             clip.crop = "face" if clip.faces.found else "frame"
             decoded_size = (int(clip.frames.shape[2]), int(clip.frames.shape[1]))  # (w, h): display, capped
             rects = decoded_rects(clip.faces.crop_boxes, (width, height), decoded_size)
+            decoded.append(clip.frames)
             clip.frames = crop_resize(clip.frames, rects, spec.size)  # (F, H, W, 3) -> (F, S, S, 3)
+        self._pyav.recycle(decoded)
 
     def _decode_with_pyav(self, clips: list[Clip], positions: list[int]) -> None:
         for i in positions:

@@ -290,10 +290,14 @@ def crop_and_resize(images: np.ndarray, boxes: np.ndarray, size: int) -> np.ndar
     top_i, left_i = np.clip(top, 0, height - 1).astype(np.int64), np.clip(left, 0, width - 1).astype(np.int64)
     bottom_i = np.clip(np.ceil(ys), 0, height - 1).astype(np.int64)
     right_i = np.clip(np.ceil(xs), 0, width - 1).astype(np.int64)
-    image = boxes[:, 0].astype(np.int64)[:, None, None]
+    # Gathered as rows of the flattened stack: one np.take is several times faster than indexing with
+    # three broadcast index arrays.
+    flat = images.reshape(-1, images.shape[-1])  # (B * H * W, C)
+    row_starts = (boxes[:, 0].astype(np.int64)[:, None] * height)  # (n, 1)
 
     def pixels(rows, columns):
-        return images[image, rows[:, :, None], columns[:, None, :]]  # (n, size, size, C)
+        at = ((row_starts + rows) * width)[:, :, None] + columns[:, None, :]  # (n, size, size)
+        return np.take(flat, at, axis=0)  # (n, size, size, C)
 
     upper = pixels(top_i, left_i) + (pixels(top_i, right_i) - pixels(top_i, left_i)) * dx
     lower = pixels(bottom_i, left_i) + (pixels(bottom_i, right_i) - pixels(bottom_i, left_i)) * dx

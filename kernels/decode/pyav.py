@@ -10,6 +10,8 @@ at the coded frame's own shape with the long side capped, for the face crop to b
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
@@ -39,6 +41,21 @@ class PyAVDecoder:
         # Reused across frames and files: building a swscale context costs more than using it
         # (measured at 720p -> 224: 3.0 ms a frame fresh, 0.55 ms reused).
         self._reformatter = VideoReformatter()
+        self._spare: dict[tuple[int, ...], list[np.ndarray]] = {}  # given back by ``recycle``, by shape
+
+    def recycle(self, clips: Sequence[np.ndarray]) -> None:
+        """Take back full-resolution clips that nobody holds any more (face mode: the crops have been
+        cut from them), to decode the next clips of their shape into. A 720p clip of 20 frames is 55 MB,
+        more than glibc keeps on its heap, so each fresh one is mapped and faulted in page by page: about
+        12 of a clip's 60 ms on a CPU. Only what was given back last is kept, so mixed sizes cannot grow it."""
+        self._spare = {}
+        for clip in clips:
+            if isinstance(clip, np.ndarray) and clip.dtype == np.uint8 and clip.base is None and clip.ndim == 4:
+                self._spare.setdefault(clip.shape, []).append(clip)
+
+    def _frames_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        spare = self._spare.get(shape)
+        return spare.pop() if spare else np.empty(shape, dtype=np.uint8)
 
     def output_size(self, probe: Probe) -> tuple[int, int]:
         """(width, height) of every frame this decoder gives for the file: S x S, or the capped coded size."""
@@ -79,6 +96,8 @@ class PyAVDecoder:
         if replaced_count * 2 > len(indices):
             raise VideoError(ErrorClass.DECODE_ERROR, f"only {len(indices) - replaced_count} of {len(indices)} "
                                                       f"sampled frames could be decoded; the file is damaged")
+        if np.array_equal(unique, indices):  # no repeats, in order (the plans' usual case): no copy, which
+            return decoded, replaced_count  # at full resolution (face mode) costs more than the conversions
         return decoded[inverse], replaced_count  # repeats are copied after decoding, not decoded again
 
     def _decode_unique(self, probe: Probe, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +112,7 @@ class PyAVDecoder:
 
     def _decode_pass(self, probe: Probe, wanted: np.ndarray, can_seek: bool) -> tuple[np.ndarray, np.ndarray]:
         width, height = self.output_size(probe)
-        run = _Run(wanted, np.empty((len(wanted), height, width, 3), dtype=np.uint8),  # (U, h, w, 3)
+        run = _Run(wanted, self._frames_buffer((len(wanted), height, width, 3)),  # (U, h, w, 3)
                    self._converter(width, height))
         frame_pts = probe.frame_pts
         keys = np.asarray(probe.keyframes, dtype=np.int64)

@@ -246,6 +246,21 @@ def test_the_still_face_detector_crops_like_mtcnn_on_the_host(tmp_path, mtcnn):
     np.testing.assert_allclose(by_still.faces.crop_boxes, by_mtcnn.faces.crop_boxes, atol=6)  # display pixels
 
 
+def test_a_reader_decodes_its_next_face_clips_into_the_last_ones_memory_and_crops_them_alike(tmp_path):
+    """A face-mode reader gives its cropped full-resolution clips back to PyAV, and decodes the next
+    read into them: what it crops then equals what a fresh reader crops."""
+    moving = str(write_face_video(tmp_path / "moving", 30, "vp9"))
+    still = str(write_face_video(tmp_path / "still", 12, "vp9", lefts=(200, 200)))
+    detector = StillFaceDetector(pasted_face_box(200, 100, 128, 150), 640)
+    reader = ClipReader(face_spec(decoder="pyav"), gpu=False, face_detector=detector)
+    reader.read([moving, moving])
+    assert sum(len(buffers) for buffers in reader._pyav._spare.values()) == 2
+    (again,) = reader.read([still])
+    (fresh,) = ClipReader(face_spec(decoder="pyav"), gpu=False, face_detector=detector).read([still])
+    assert again.ok and again.crop == "face"
+    np.testing.assert_array_equal(again.frames, fresh.frames)
+
+
 def test_face_stage_on_framework_tensors_equals_numpy(face_video, mtcnn, monkeypatch):
     """The GPU decoders hand over framework tensors: the device dry run sends dali-cpu's frames the same
     way on the CPU, so the tensor path (frames picked, unsquashed and cut in Keras ops) runs here."""

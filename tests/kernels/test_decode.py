@@ -242,3 +242,23 @@ def test_face_mode_decoders_keep_each_files_shape_under_the_cap(tmp_path, monkey
         assert clip.shape == shape and clip.dtype == np.uint8
         assert shown_indices(clip) == plan.tolist()
         assert mean_abs_difference(clip, pyav.decode_clip(facts, plan)) < 3.0
+
+
+def test_recycled_full_resolution_buffers_are_decoded_into_and_never_leak_old_frames(tmp_path):
+    """Face mode gives each cropped clip back to the PyAV decoder; the next clip of that shape is
+    decoded into the same memory, every frame overwritten (a shorter file's filled tail included),
+    and only arrays that own their memory are taken back."""
+    from kernels.decode.pyav import PyAVDecoder
+
+    long_file = probe(write_index_video(tmp_path / "long", 30, "h264", width=256, height=192))
+    short_file = probe(write_index_video(tmp_path / "short", 3, "h264", width=256, height=192))
+    decoder = PyAVDecoder(SIZE, full_res_cap=400)
+    first = decoder.decode_clip(long_file, np.array([20, 21, 22, 23]))
+    decoder.recycle([first, first[1:]])  # a view is not taken back
+    second = decoder.decode_clip(short_file, np.array([0, 1, 2, 3]))  # frame 3 never comes: frame 2 again
+    assert np.shares_memory(first, second)
+    assert shown_indices(second) == [0, 1, 2, 2]
+    np.testing.assert_array_equal(second, PyAVDecoder(SIZE, full_res_cap=400).decode_clip(short_file,
+                                                                                           np.array([0, 1, 2, 3])))
+    third = decoder.decode_clip(long_file, np.array([5, 6, 7, 8]))
+    assert not np.shares_memory(third, second) and shown_indices(third) == [5, 6, 7, 8]  # nothing left to reuse
