@@ -367,6 +367,15 @@ def _run_patches(network: int, patches: np.ndarray) -> list[np.ndarray]:
     return [ops.convert_to_numpy(output)[:count] for output in patch_pass(variables[network], padded, network)]
 
 
+def trace_patch_passes() -> None:
+    """Run R- and O-net on black patches at two batch sizes, so that a worker's first real batch traces
+    nothing: black frames at warm-up give P-net no proposal, and so never reach them (on TensorFlow the
+    second size generalises the trace to any count; on JAX the two commonest counts are compiled)."""
+    for network, side in ((1, 24), (2, 48)):
+        for rows in (PATCH_BUCKET, 2 * PATCH_BUCKET):
+            _run_patches(network, np.zeros((rows, side, side, 3), dtype=np.float32))
+
+
 def _detect_same_size(images: np.ndarray) -> list[np.ndarray]:
     """The three stages on (B, H, W, 3) uint8 images of one size; per image its faces as rows
     [x1, y1, x2, y2, score] in that image's pixels, clamped to it, best first."""
