@@ -28,7 +28,7 @@ export PYTEST_ARGS="-m gpu tests/kernels/test_gpu.py tests/kernels/test_clips.py
 export DALI_ARGS="--decoders dali-cpu" NVDEC_ARGS="--decoders nvdec --models= --pipelines 1"
 export GPU_CHECK_ARGS="--codec vp9 --extra 360x640:vp9 --videos 4 --seconds 2 --resolutions 640x360,320x240 \
   --pipelines 1,2 --batch 2 --size 64 --frames 8 --models cnn-lstm --model-batch 4 --model-repeats 2 \
-  --e2e-arch cnn-lstm --e2e-threads 1 --e2e-videos 8" E2E_PROCESSES=1,2
+  --e2e-arch cnn-lstm --e2e-threads 1 --e2e-videos 8" DALI_E2E_PROCESSES=1,2 NVDEC_E2E_PROCESSES=1,2
 export FACE_ARGS="--face-videos 4 --face-frames 4 --face-size 320 --face-batch 2"  # Keras on JAX, weights from the wheel
 # nvdec has no CPU stand-in here (tests/kernels/test_nvdec.py fakes it): its run must fail, cleanly.
 benchmarks/device_run.sh

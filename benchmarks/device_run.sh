@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU issue's one prepared device run, for a lent H100/H200 (about 7 minutes, at most 9.75 by its timeouts).
+# The GPU issue's one prepared device run, for a lent H100/H200 (about 7 minutes, at most 10 by its timeouts).
 #
 # On the device machine, after the wheels have been carried and installed into /tmp/site
 # (docs/performance.md gives the whole call sequence):
@@ -7,8 +7,8 @@
 # Everything it measures lands in $OUT (8 files): nvidia-smi.txt (clocks), utilization.csv (decoder
 # and GPU utilisation every 500 ms), pytest.log (the GPU tests), gpu_check.log, and the reports of
 # dali-gpu (with the face stage) and of nvdec (with NVDEC's engine count, one engine's rate on every
-# frame, and one packet per run against one per access unit), end to end in 1, 2 and 4 processes in
-# each: {dali,nvdec}/report.{json,md}.
+# frame, and one packet per run against one per access unit), end to end in 1, 2 and 4 processes for
+# dali-gpu and 1, 4, 6 and 8 for nvdec: {dali,nvdec}/report.{json,md}.
 # Exit 0 only if every test and check passed.
 #
 # benchmarks/device_dry_run.sh runs this same script on a CPU first.
@@ -40,27 +40,29 @@ echo "== pytest ($(( $(date +%s) - started )) s)"; tail -n 15 "$out/pytest.log"
 # Two processes, so that a decoder that takes the process down (a CUDA error inside PyNvVideoCodec
 # exits it) cannot lose the other's numbers; the second reuses the first's videos. Only 1080p: the
 # 720p rows were measured on 2026-11-28 and encoding them cost a third of that run's 84 s.
-# The end-to-end stage runs in 1, 2 and 4 processes on the one GPU (each with its own readers and
-# model: what `dfscan run --workers-per-gpu` does), to see whether processes lift the host-side bound;
-# the processes start once (about 50 s: each compiles resnet50-lstm) and serve all three counts.
+# The end-to-end stage runs in several processes on the one GPU (each with its own readers and model:
+# what `dfscan run --workers-per-gpu` does). On 2026-11-28 nvdec gave 40.6 / 65.9 / 84.6 videos/s with
+# 1 / 2 / 4 processes, so the default became 4; 6 and 8 say whether more would be better. dali-gpu runs
+# 1, 2, 4 again: with 4, one process sent 8 files to PyAV, and the report now says why (fallbacks).
+# The processes start once (about 50 s: each compiles resnet50-lstm) and serve every count.
 # The model stage alone is not rerun (750 videos/s on 2026-11-28: never the bound).
 archive=$(mktemp -d /tmp/dfscan-device-archive.XXXXXX)
-common="--videos 16 --resolutions 1080p --e2e-processes ${E2E_PROCESSES:-1,2,4} --e2e-threads 4"
+common="--videos 16 --resolutions 1080p --e2e-threads 4"
 # The face stage (MTCNN as Keras models on JAX, 16 videos x 4 frames at 320 px as the default card
 # detects, 8 videos a call; about 20 s, most of it compiling) runs once, in the dali report, before the end-to-end stage; its budget
 # and timeout are 30 s longer for it. nvdec's engine and feed stages (about 15 s, estimated) run after
 # its rates, before the end-to-end stage; its budget and timeout are 15 s longer for them.
 # shellcheck disable=SC2086
-timeout "${DALI_TIMEOUT_S:-260}" "$python" -m benchmarks.gpu_check --out "$out/dali" --archive-dir "$archive" \
-  --budget-s "${DALI_BUDGET_S:-180}" $common \
+timeout "${DALI_TIMEOUT_S:-240}" "$python" -m benchmarks.gpu_check --out "$out/dali" --archive-dir "$archive" \
+  --budget-s "${DALI_BUDGET_S:-180}" $common --e2e-processes "${DALI_E2E_PROCESSES:-1,2,4}" \
   ${DALI_ARGS:---decoders dali-gpu --feeds gops --pipelines 4 --models= --e2e-videos 64} \
   ${FACE_ARGS:---face-videos 16 --face-frames 4 --face-size 320 --face-batch 8} \
   ${GPU_CHECK_ARGS:-} > "$out/gpu_check.log" 2>&1 || status=1
 echo "== gpu_check dali ($(( $(date +%s) - started )) s)"
 grep -v -E "^(WARNING|I0000|W0000)" "$out/gpu_check.log" | tail -n 50
 # shellcheck disable=SC2086
-timeout "${NVDEC_TIMEOUT_S:-215}" "$python" -m benchmarks.gpu_check --out "$out/nvdec" --archive-dir "$archive" \
-  --budget-s "${NVDEC_BUDGET_S:-155}" $common ${NVDEC_ARGS:---decoders nvdec --models= --pipelines 1,4,8 --nvdec-engine} \
+timeout "${NVDEC_TIMEOUT_S:-240}" "$python" -m benchmarks.gpu_check --out "$out/nvdec" --archive-dir "$archive" \
+  --budget-s "${NVDEC_BUDGET_S:-180}" $common --e2e-processes "${NVDEC_E2E_PROCESSES:-1,4,6,8}" ${NVDEC_ARGS:---decoders nvdec --models= --pipelines 1,4,8 --nvdec-engine} \
   ${GPU_CHECK_ARGS:-} >> "$out/gpu_check.log" 2>&1 || status=1
 echo "== gpu_check nvdec ($(( $(date +%s) - started )) s)"
 grep -v -E "^(WARNING|I0000|W0000)" "$out/gpu_check.log" | tail -n 40

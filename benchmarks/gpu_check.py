@@ -120,7 +120,8 @@ def decode_rate(paths: list[str], spec: ClipSpec, pipelines: int, batch: int, gp
     return {"videos_per_s": good / seconds, "frames_decoded_per_s": decoded / seconds, "seconds": seconds,
             "videos": len(clips_seen), "decoders_used": dict(used),
             "failures": [f"{c.path}: {c.error}" for c in clips_seen if not c.ok][:5]
-            + [f"{c.path}: fell back from {c.fallback_from}" for c in clips_seen if c.fallback_from][:5],
+            + [f"{c.path}: fell back from {c.fallback_from}: {c.fallback_reason}" for c in clips_seen
+               if c.fallback_from][:5],
             "probe_s": sum(r.times.probe for r in readers), "decode_s": sum(r.times.decode for r in readers),
             "files_cut": sum(f["cut"] - b["cut"] for f, b in zip(fed, fed_before)),
             "files_whole": sum(f["whole"] - b["whole"] for f, b in zip(fed, fed_before))}

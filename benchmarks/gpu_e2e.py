@@ -69,6 +69,7 @@ def _score_shares(readers: list[ClipReader], shares: list[list[str]], predictor,
     used: Counter = Counter()
     scored: list[float] = []
     errors: list[str] = []
+    fallbacks: list[str] = []  # why a file left the decoder under test: the check's failure names it
     decoded_before = sum(r.times.frames_decoded for r in readers)
     times_before = [(r.times.probe, r.times.decode) for r in readers]
 
@@ -79,13 +80,17 @@ def _score_shares(readers: list[ClipReader], shares: list[list[str]], predictor,
                 with lock:
                     scores = predictor.predict(clip_batch.frames)  # (batch,) float32
                 used.update(c.decoder if c.ok else "failed" for c in clip_batch.clips)
+                fallbacks.extend(f"{c.path}: {c.fallback_from} failed it: {c.fallback_reason}"
+                                 for c in clip_batch.clips if c.fallback_from)
+                errors.extend(f"{c.path}: {c.error}" for c in clip_batch.clips if not c.ok)
                 scored.extend(scores[:len(clip_batch.clips)].tolist())
         except Exception as exc:  # noqa: BLE001 - reported as this stage's failure, not lost with the thread
             errors.append(f"{type(exc).__name__}: {exc}")
 
     seconds = run_threads(work, readers, shares)
     return {"seconds": seconds, "decoders_used": dict(used), "scores_finite": bool(np.isfinite(scored).all()),
-            "errors": errors, "frames_decoded": sum(r.times.frames_decoded for r in readers) - decoded_before,
+            "errors": errors, "fallbacks": fallbacks,
+            "frames_decoded": sum(r.times.frames_decoded for r in readers) - decoded_before,
             "probe_s": sum(r.times.probe - b[0] for r, b in zip(readers, times_before)),
             "decode_s": sum(r.times.decode - b[1] for r, b in zip(readers, times_before))}
 
@@ -108,7 +113,7 @@ def end_to_end(paths: list[str], spec: ClipSpec, arch: str, pipelines: int, batc
     result = _score_shares(readers, [paths[i::pipelines] for i in range(pipelines)], predictor, batch)
     if result["errors"] or result["decoders_used"].get(spec.decoder, 0) != len(paths) or not result["scores_finite"]:
         raise CheckFailed(f"end to end on {spec.decoder}: decoders used {result['decoders_used']}, "
-                          f"errors {result['errors'][:2]}")
+                          f"errors {result['errors'][:2]}, fallbacks {result['fallbacks'][:2]}")
     return {"videos_per_s": len(paths) / result["seconds"], "seconds": result["seconds"],
             "decoders_used": result["decoders_used"]}
 
@@ -229,7 +234,8 @@ class ProcessFleet:
             if (result["errors"] or result["decoders_used"].get(self.spec.decoder, 0) != len(share)
                     or not result["scores_finite"]):
                 raise CheckFailed(f"end to end on {self.spec.decoder}, process {index}: decoders used "
-                                  f"{result['decoders_used']}, errors {result['errors'][:2]}")
+                                  f"{result['decoders_used']}, errors {result['errors'][:2]}, "
+                                  f"fallbacks {result['fallbacks'][:2]}")
             per_process[f"process {index}"] = {
                 "videos_per_s": len(share) / result["seconds"], "seconds": result["seconds"], "videos": len(share),
                 "frames_decoded_per_s": result["frames_decoded"] / result["seconds"],

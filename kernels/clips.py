@@ -99,6 +99,7 @@ class Clip:
     decoder: str | None = None  # the backend that produced ``frames``
     error: VideoError | None = None
     fallback_from: str | None = None  # the backend that failed this file first, if any
+    fallback_reason: str | None = None  # ... and its error, "DECODE_ERROR: DALI: ...", kept for the row
     frames_replaced: int = 0  # of the F frames, those a damaged file never gave, filled with a neighbour
     crop: str | None = None  # what the model sees: "frame" or "face" (a face clip without a face: "frame")
     faces: FaceTrack | None = None  # with ClipSpec(crop="face"): the face per frame, found or not
@@ -214,7 +215,8 @@ class ClipReader:
             retry = [i for i in positions if clips[i].error is not None
                      and clips[i].error.error_class in (ErrorClass.DECODE_ERROR, ErrorClass.UNSUPPORTED_CODEC)]
             for i in retry:
-                clips[i].decoder, clips[i].error, clips[i].fallback_from = "pyav", None, name
+                clips[i].fallback_from, clips[i].fallback_reason = name, str(clips[i].error)
+                clips[i].decoder, clips[i].error = "pyav", None
             self._decode_with_pyav(clips, retry)
         for clip in clips:
             if clip.ok and clip.probe.rotation:

@@ -260,8 +260,8 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
         out: Path = typer.Option(..., "--out", help="Verdicts directory (a Parquet dataset)."),
         gpus: Optional[int] = typer.Option(None, "--gpus", help="GPU workers; default every visible GPU."),
         workers: Optional[int] = typer.Option(None, "--workers", help="CPU workers when there is no GPU."),
-        workers_per_gpu: int = typer.Option(1, "--workers-per-gpu", help="Scan workers (processes) sharing each "
-                                            "GPU, 1 to 8: more feed its decoders from more CPU cores."),
+        workers_per_gpu: Optional[int] = typer.Option(None, "--workers-per-gpu", help="Scan workers (processes) "
+                                                      "sharing each GPU, 1 to 8; default 4 (dali-gpu: 1)."),
         batch_size: int = typer.Option(8, "--batch-size"),
         in_flight: int = typer.Option(2, "--in-flight", help="Batches each worker runs at once, each with its "
                                                              "own decode pipeline (more feed more NVDEC engines)."),

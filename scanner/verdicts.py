@@ -37,9 +37,10 @@ if TYPE_CHECKING:  # only attributes are read: the driver, which builds no clip,
 
 # Bumped with every change of VERDICT_SCHEMA; kept in each part's Parquet metadata and in each run's
 # manifest, so a reader can tell which release wrote a part.
-SCHEMA_VERSION = 4  # 2: path_bytes, rotation, display_width, display_height, frames_replaced
+SCHEMA_VERSION = 5  # 2: path_bytes, rotation, display_width, display_height, frames_replaced
 #                    3: conclusion, inconclusive_band
 #                    4: crop, face_found, face_frames, face_box
+#                    5: fallback_from, fallback_reason
 VERSION_KEY = "dfscan.schema_version"
 
 # The row. New columns go at the end (see the module docstring).
@@ -88,6 +89,9 @@ VERDICT_SCHEMA = pa.schema(
         ("face_found", pa.bool_()),  # face-crop models only: false means it fell back to whole frames
         ("face_frames", pa.int16()),  # of the frames the detector saw, those with the tracked face
         ("face_box", pa.list_(pa.float32())),  # median face box (x, y, w, h), fractions of the displayed frame
+        # version 5
+        ("fallback_from", pa.string()),  # the decoder that failed the file before `decoder` read it (GPU -> pyav)
+        ("fallback_reason", pa.string()),  # that decoder's error, "DECODE_ERROR: DALI: ..."
     ],
     metadata={VERSION_KEY: str(SCHEMA_VERSION)},
 )
@@ -138,6 +142,8 @@ def clip_row(path: str, clip: Clip, p_fake: float | None, *, threshold: float, b
         "frames_replaced": clip.frames_replaced if clip.ok else None,
         "crop": clip.crop,
         **face_columns(clip.faces),
+        "fallback_from": clip.fallback_from,
+        "fallback_reason": clip.fallback_reason,
     }
     if clip.ok:
         row.update(ok_outcome(p_fake, threshold, band))

@@ -85,6 +85,27 @@ def test_end_to_end_in_several_processes(tmp_path):
     assert f"| {name} P2 x1 process 1 |" in (out / "report.md").read_text()
 
 
+def test_a_silent_fallback_to_pyav_fails_the_check_and_says_why(tmp_path, monkeypatch):
+    """A file the decoder under test failed and PyAV then read is no error of the scan, but it is a
+    failure of the check: the report names the file and the decoder's own error."""
+    from kernels.decode.dali import DaliDecoder
+    from kernels.errors import ErrorClass, VideoError
+
+    real = DaliDecoder.decode_batch
+
+    def failing_the_first(self, probes, plans):
+        frames, errors = real(self, probes, plans)
+        return [None, *frames[1:]], [VideoError(ErrorClass.DECODE_ERROR, "DALI: stand-in"), *errors[1:]]
+
+    monkeypatch.setattr(DaliDecoder, "decode_batch", failing_the_first)
+    report = main(["--out", str(tmp_path / "report"), *SMALL, "--decoders", "dali-cpu", "--pipelines", "1",
+                   "--feeds", "gops", "--extra", "", "--models", "", "--e2e-arch", "cnn-lstm"])
+    (end_to_end,) = [f for f in report["failures"] if f.startswith("end to end")]
+    assert "'pyav'" in end_to_end and "dali-cpu failed it: DECODE_ERROR: DALI: stand-in" in end_to_end
+    decode_stages = [f for f in report["failures"] if f.startswith(("dali-cpu keyframe", "dali-cpu uniform"))]
+    assert decode_stages and all("fell back from dali-cpu: DECODE_ERROR: DALI: stand-in" in f for f in decode_stages)
+
+
 def test_end_to_end_processes_that_cannot_start_fail_every_stage(tmp_path):
     out = tmp_path / "report"
     report = main(["--out", str(out), *SMALL, "--decoders", "dali-cpu", "--pipelines", "1", "--feeds", "gops",

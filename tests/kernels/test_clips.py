@@ -49,6 +49,7 @@ def test_a_file_dali_fails_is_retried_on_pyav(tmp_path, monkeypatch):
     assert [c.ok for c in clips] == [True, True, True]
     assert [c.decoder for c in clips] == ["dali-cpu", "pyav", "dali-cpu"]
     assert [c.fallback_from for c in clips] == [None, "dali-cpu", None]
+    assert [c.fallback_reason for c in clips] == [None, "DECODE_ERROR: DALI: stand-in failure", None]
     assert [read_index(f) for f in np.asarray(clips[1].frames)] == clips[1].indices.tolist()
 
 
@@ -72,6 +73,7 @@ def test_a_file_neither_decoder_reads_keeps_pyavs_error(tmp_path, monkeypatch):
     assert not clips[1].ok and clips[1].frames is None
     assert (clips[1].error.error_class, clips[1].error.message) == (ErrorClass.DECODE_ERROR, "PyAV: stand-in")
     assert (clips[1].decoder, clips[1].fallback_from) == ("pyav", "dali-cpu")
+    assert clips[1].fallback_reason == "DECODE_ERROR: DALI: stand-in"
 
 
 # --- crop="face": the face stage after decoding ------------------------------------------------------

@@ -27,6 +27,14 @@ def test_plan_workers_several_per_gpu():
     assert plan_workers(0, 3, {"CPU": 16, "GPU": 4}, workers_per_gpu=4) == WorkerPlan(3, 0.0, 1.0)
 
 
+def test_workers_per_gpu_defaults_to_what_the_decoder_was_measured_to_need(tmp_path):
+    """Four scan workers per GPU (nvdec, auto), one for dali-gpu; resolved once, so the manifest records it."""
+    paths = dict(archive=tmp_path, model=tmp_path / "m.keras", out=tmp_path / "out")
+    assert [ScanConfig(**paths, decoder=d).workers_per_gpu for d in ("auto", "nvdec", "dali-gpu", "pyav")] == [4, 4, 1, 4]
+    assert ScanConfig(**paths, decoder="dali-gpu", workers_per_gpu=3).workers_per_gpu == 3
+    assert ScanConfig(**paths).as_dict()["workers_per_gpu"] == 4
+
+
 @pytest.mark.parametrize("value", [0, 9])
 def test_workers_per_gpu_out_of_range_is_a_usage_error(tmp_path, value):
     with pytest.raises(ValueError, match=f"--workers-per-gpu must be between 1 and 8, got {value}"):

@@ -105,13 +105,20 @@ def test_clip_rows_are_the_rows_the_worker_built():
         before = _worker_row_before(rel, clip, p_fake, i, threshold, "keyframe", "host:1234/gpu0")
         v2 = {"rotation", "display_width", "display_height", "frames_replaced",  # version 2 added these
               "conclusion", "inconclusive_band",  # version 3 these
-              "crop", "face_found", "face_frames", "face_box"}  # and version 4 these
+              "crop", "face_found", "face_frames", "face_box",  # version 4 these
+              "fallback_from", "fallback_reason"}  # and version 5 these
         assert {k: v for k, v in made.items() if k not in v2} == before
         assert [k for k in made if k not in v2] == list(before)
+        assert (made["fallback_from"], made["fallback_reason"]) == (None, None)
         assert (made["rotation"], made["display_width"], made["frames_replaced"]) == (
             (0, 128, 0) if clip.ok else (None if clip.probe is None else 0,
                                          None if clip.probe is None else 128, None))
     assert verdicts.clip_row("a.mp4", clips[0], 0.5, threshold=0.5, band=0.1, sampling="uniform", worker="w")["verdict"] == "fake"
+    retried = Clip("/arch/e.mp4", probe=PROBE, indices=np.array([0, 10, 19, 29]), decoder="pyav",
+                   fallback_from="dali-gpu", fallback_reason="DECODE_ERROR: DALI: no decoder left")
+    made = verdicts.clip_row("e.mp4", retried, 0.5, threshold=0.5, band=0.1, sampling="uniform", worker="w")
+    assert (made["decoder"], made["fallback_from"], made["fallback_reason"]) == (
+        "pyav", "dali-gpu", "DECODE_ERROR: DALI: no decoder left")
     assert verdicts.clip_row("c.mp4", clips[2], None, threshold=0.5, band=0.1, sampling="uniform", worker="w")["codec"] is None
 
 
