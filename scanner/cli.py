@@ -261,7 +261,7 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
         gpus: Optional[int] = typer.Option(None, "--gpus", help="GPU workers; default every visible GPU."),
         workers: Optional[int] = typer.Option(None, "--workers", help="CPU workers when there is no GPU."),
         workers_per_gpu: Optional[int] = typer.Option(None, "--workers-per-gpu", help="Scan workers (processes) "
-                                                      "sharing each GPU, 1 to 8; default 4 (dali-gpu: 1)."),
+                                                      "per GPU, 1-8; default 4 (dali-gpu 1), 1 per 2 cores at most."),
         batch_size: int = typer.Option(8, "--batch-size"),
         in_flight: int = typer.Option(2, "--in-flight", help="Batches each worker runs at once, each with its "
                                                              "own decode pipeline (more feed more NVDEC engines)."),

@@ -12,12 +12,14 @@ DEFAULT_EXTENSIONS: tuple[str, ...] = VIDEO_EXTENSIONS
 MAX_WORKERS_PER_GPU = 8  # each holds a model and its decoders in GPU memory; NVDEC has at most 7 to 8 engines
 
 
-def default_workers_per_gpu(decoder: str) -> int:
-    """Scan workers per GPU when none is asked for. Measured end to end on an H200 (1080p H.264,
-    keyframe, resnet50-lstm; docs/performance.md): nvdec, which ``auto`` picks on a GPU, gave 40.6,
-    65.9 and 84.6 videos/s with 1, 2 and 4 processes, so 4; dali-gpu gave 10.6 with 1 and 9.8 with 2
-    (a second process gained nothing), so 1."""
-    return 1 if decoder == "dali-gpu" else 4
+def default_workers_per_gpu(decoder: str, cpus_per_gpu: float) -> int:
+    """Scan workers per GPU when none is asked for. Measured end to end on an H200 with 16 cores (1080p
+    H.264, keyframe, resnet50-lstm; docs/performance.md): nvdec, which ``auto`` picks on a GPU, gave
+    40.6, 65.9 and 84.6 videos/s with 1, 2 and 4 processes, so 4; dali-gpu gave 10.6 with 1 and 9.8
+    with 2 (a second process gained nothing), so 1. Each worker feeds its decoders from reader
+    threads, so at most one worker per two of the GPU's share of cores, as for CPU workers."""
+    preferred = 1 if decoder == "dali-gpu" else 4
+    return max(1, min(preferred, int(cpus_per_gpu // 2)))
 
 
 def default_cpu_workers() -> int:
@@ -34,7 +36,8 @@ class ScanConfig:
     workers: int | None = None  # CPU workers when there is no GPU; None: from the core count
     # Scan workers (processes) sharing each GPU: one process's host side (probe, cut, feeding NVDEC,
     # under Python's lock) bounds a GPU well below its decoders' limit (docs/performance.md).
-    # None: default_workers_per_gpu(decoder), resolved here so the manifest records the number used.
+    # None: default_workers_per_gpu, from the decoder and the cluster's cores per GPU (known once Ray
+    # is up: scanner.workers.plan_workers); the run's manifest records the number used.
     workers_per_gpu: int | None = None
     batch_size: int = 8
     sampling: str | None = None  # None: the model card's (each worker reads it; rows record what was used)
@@ -67,9 +70,7 @@ class ScanConfig:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
         if (self.gpus is not None and self.gpus < 0) or (self.workers is not None and self.workers < 1):
             raise ValueError("--gpus must be 0 or more and --workers 1 or more")
-        if self.workers_per_gpu is None:
-            self.workers_per_gpu = default_workers_per_gpu(self.decoder)
-        if not 1 <= self.workers_per_gpu <= MAX_WORKERS_PER_GPU:
+        if self.workers_per_gpu is not None and not 1 <= self.workers_per_gpu <= MAX_WORKERS_PER_GPU:
             raise ValueError(f"--workers-per-gpu must be between 1 and {MAX_WORKERS_PER_GPU}, "
                              f"got {self.workers_per_gpu}")
         if self.batch_size < 1 or not 1 <= self.batches_in_flight_per_worker <= 16:

@@ -121,6 +121,13 @@ class _Scan:
         self.model_sha256, self.model_name = "", ""
         self.sampling = config.sampling  # what the workers sample: --sampling, else the card's
 
+    def workers_per_gpu(self) -> int | None:
+        """What the run used (the manifest records it): --workers-per-gpu or its default; None on CPUs."""
+        plan = self.worker_plan
+        if plan is None:  # nothing to scan, no worker started
+            return self.config.workers_per_gpu
+        return round(1 / plan.num_gpus) if plan.num_gpus else None
+
     def start_workers(self) -> dict:
         """Start the pool and wait until every actor has loaded and warmed its model."""
         import ray
@@ -129,7 +136,7 @@ class _Scan:
 
         try:
             self.worker_plan = plan_workers(self.config.gpus, self.config.workers, ray.cluster_resources(),
-                                            self.config.workers_per_gpu)
+                                            self.config.workers_per_gpu, self.config.decoder)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         try:
@@ -337,7 +344,8 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
             workers=dict(scan.by_worker), walk_problems=list(stats.problems),
             parts=[p.name for p in writer.parts], worker_failures=scan.failures,
             frames_decoded=scan.frames_decoded, startup_seconds=round(startup_seconds, 3))
-        sink.commit_run(out, run_id, writer.parts, scan.model_sha256, scan.model_name, config.as_dict(),
+        sink.commit_run(out, run_id, writer.parts, scan.model_sha256, scan.model_name,
+                        {**config.as_dict(), "workers_per_gpu": scan.workers_per_gpu()},
                         summary.as_dict(), adopted, model_trust=model_trust)
         return summary
     except sink.OutDirRefused as exc:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from kernels.errors import is_device_error
 from scanner import verdicts
+from scanner.config import default_workers_per_gpu
 from scanner.ray_local import start_local_ray
 
 def _device_label() -> tuple[str, bool]:
@@ -149,17 +150,20 @@ class WorkerPlan:
     num_cpus: float  # per actor
 
 
-def plan_workers(gpus: int | None, workers: int | None, resources: dict, workers_per_gpu: int = 1) -> WorkerPlan:
+def plan_workers(gpus: int | None, workers: int | None, resources: dict, workers_per_gpu: int | None = None,
+                 decoder: str = "auto") -> WorkerPlan:
     """How many actors, with which resources, from --gpus/--workers/--workers-per-gpu and
     ``ray.cluster_resources()``. ``gpus=None`` means every GPU of the cluster; 0 (or a cluster without
-    GPUs) means CPU workers, and then ``workers_per_gpu`` does not apply."""
+    GPUs) means CPU workers, and then ``workers_per_gpu`` does not apply. ``workers_per_gpu=None``:
+    ``default_workers_per_gpu`` for ``decoder`` and the cluster's cores per GPU."""
     gpus_total, cpus_total = int(resources.get("GPU", 0)), float(resources.get("CPU", 1))
     gpus = gpus_total if gpus is None else gpus
     if gpus > gpus_total:
         raise ValueError(f"--gpus {gpus} asked for, but the cluster has {gpus_total} GPUs")
     if gpus > 0:
-        count = gpus * workers_per_gpu
-        return WorkerPlan(count, 1.0 / workers_per_gpu, min(1.0, cpus_total / count))
+        per_gpu = workers_per_gpu or default_workers_per_gpu(decoder, cpus_total / gpus)
+        count = gpus * per_gpu
+        return WorkerPlan(count, 1.0 / per_gpu, min(1.0, cpus_total / count))
     count = workers or max(1, int(cpus_total) // 2)  # one per two cores: each decodes with threads
     # More workers than cores would leave actors pending forever: share the cores out instead.
     return WorkerPlan(count, 0.0, min(1.0, cpus_total / count))

@@ -27,12 +27,16 @@ def test_plan_workers_several_per_gpu():
     assert plan_workers(0, 3, {"CPU": 16, "GPU": 4}, workers_per_gpu=4) == WorkerPlan(3, 0.0, 1.0)
 
 
-def test_workers_per_gpu_defaults_to_what_the_decoder_was_measured_to_need(tmp_path):
-    """Four scan workers per GPU (nvdec, auto), one for dali-gpu; resolved once, so the manifest records it."""
-    paths = dict(archive=tmp_path, model=tmp_path / "m.keras", out=tmp_path / "out")
-    assert [ScanConfig(**paths, decoder=d).workers_per_gpu for d in ("auto", "nvdec", "dali-gpu", "pyav")] == [4, 4, 1, 4]
-    assert ScanConfig(**paths, decoder="dali-gpu", workers_per_gpu=3).workers_per_gpu == 3
-    assert ScanConfig(**paths).as_dict()["workers_per_gpu"] == 4
+def test_workers_per_gpu_defaults_to_what_the_decoder_was_measured_to_need():
+    """Unasked, four scan workers per GPU (auto, nvdec), one for dali-gpu, and at most one per two of
+    each GPU's cores; an explicit --workers-per-gpu is taken as it is."""
+    h200 = {"CPU": 16, "GPU": 1}
+    assert [plan_workers(None, None, h200, None, d) for d in ("auto", "nvdec", "dali-gpu")] == [
+        WorkerPlan(4, 0.25, 1.0), WorkerPlan(4, 0.25, 1.0), WorkerPlan(1, 1.0, 1.0)]
+    assert plan_workers(None, None, {"CPU": 32, "GPU": 4}) == WorkerPlan(16, 0.25, 1.0)
+    assert plan_workers(None, None, {"CPU": 4, "GPU": 1}) == WorkerPlan(2, 0.5, 1.0)
+    assert plan_workers(None, None, {"CPU": 2, "GPU": 2}) == WorkerPlan(2, 1.0, 1.0)
+    assert plan_workers(None, None, {"CPU": 2, "GPU": 2}, 3, "dali-gpu") == WorkerPlan(6, 1 / 3, 1 / 3)
 
 
 @pytest.mark.parametrize("value", [0, 9])
@@ -53,6 +57,8 @@ def test_logical_gpus_each_actor_gets_its_own_device(ray_cluster, tiny_model, tm
     summary = run_scan(scan_config(root, tiny_model, out, gpus=None, batch_size=2))
     labels = sorted(summary.workers)
     assert [label.rsplit("/", 1)[1] for label in labels] == ["gpu0", "gpu1"]  # Ray's CUDA_VISIBLE_DEVICES
+    # Unasked, workers per GPU follow the cores: 2 cores for 2 GPUs is one each, and the manifest says so.
+    assert json.loads(next((out / "_runs").glob("*.json")).read_text())["config"]["workers_per_gpu"] == 1
     assert all(count > 0 for count in summary.workers.values())  # both share the work
     rows = rows_by_path(out)
     assert sorted(rows) == names and all(len(v) == 1 for v in rows.values())

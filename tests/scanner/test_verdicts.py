@@ -208,7 +208,7 @@ def test_counts_of_the_newest_rows():
 def test_the_schema_only_grows_nullable_columns():
     assert verdicts.VERDICT_SCHEMA.metadata == {b"dfscan.schema_version": str(verdicts.SCHEMA_VERSION).encode()}
     assert all(field.nullable for field in verdicts.VERDICT_SCHEMA)  # an older part reads its new columns as null
-    assert len(set(verdicts.VERDICT_SCHEMA.names)) == len(verdicts.VERDICT_SCHEMA) == 36
+    assert len(set(verdicts.VERDICT_SCHEMA.names)) == len(verdicts.VERDICT_SCHEMA) == 38
     assert verdicts.VERDICT_SCHEMA.names[:2] == ["path", "archive"] and verdicts.VERDICT_SCHEMA.names[24] == "worker"
 
 
