@@ -60,6 +60,7 @@ class ClipSpec:
     # landscape or portrait, stays native and 4K is halved. The cap bounds host memory: a read of 8
     # clips of F=20 1080p frames holds 8 x 20 x 1920 x 1080 x 3 bytes = 1.0 GB until they are cropped
     # (the 1024 x 1024 working square it replaces held 0.5 GB); on a GPU decoder that memory is the GPU's.
+    # Between reads the PyAV decoder keeps the last read's clips to decode the next ones into (recycle).
     face_work_size: int = 1920
 
     def __post_init__(self):
@@ -218,6 +219,7 @@ class ClipReader:
                 clips[i].fallback_from, clips[i].fallback_reason = name, str(clips[i].error)
                 clips[i].decoder, clips[i].error = "pyav", None
             self._decode_with_pyav(clips, retry)
+        self._pyav.recycle(())  # what this read's decode did not reuse is not kept beside its clips
         for clip in clips:
             if clip.ok and clip.probe.rotation:
                 clip.frames = upright(clip.frames, clip.probe.rotation)
@@ -277,7 +279,8 @@ class ClipReader:
             clip.crop = "face" if clip.faces.found else "frame"
             decoded_size = (int(clip.frames.shape[2]), int(clip.frames.shape[1]))  # (w, h): display, capped
             rects = decoded_rects(clip.faces.crop_boxes, (width, height), decoded_size)
-            decoded.append(clip.frames)
+            if clip.decoder == "pyav":
+                decoded.append(clip.frames)
             clip.frames = crop_resize(clip.frames, rects, spec.size)  # (F, H, W, 3) -> (F, S, S, 3)
         self._pyav.recycle(decoded)
 

@@ -132,11 +132,11 @@ class _Scan:
         """Start the pool and wait until every actor has loaded and warmed its model."""
         import ray
 
-        from scanner.workers import plan_workers
+        from scanner.workers import gpu_decoder, plan_workers
 
         try:
             self.worker_plan = plan_workers(self.config.gpus, self.config.workers, ray.cluster_resources(),
-                                            self.config.workers_per_gpu, self.config.decoder)
+                                            self.config.workers_per_gpu, gpu_decoder(self.config.decoder))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         try:

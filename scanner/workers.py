@@ -150,6 +150,16 @@ class WorkerPlan:
     num_cpus: float  # per actor
 
 
+def gpu_decoder(decoder: str) -> str:
+    """The GPU decoder ``decoder`` means for the default number of workers per GPU: ``auto`` is nvdec
+    where PyNvVideoCodec loads (checked on the driver's node), else dali-gpu."""
+    if decoder != "auto":
+        return decoder
+    from kernels.decode.nvdec import nvdec_available
+
+    return "nvdec" if nvdec_available() else "dali-gpu"
+
+
 def plan_workers(gpus: int | None, workers: int | None, resources: dict, workers_per_gpu: int | None = None,
                  decoder: str = "auto") -> WorkerPlan:
     """How many actors, with which resources, from --gpus/--workers/--workers-per-gpu and

@@ -47,7 +47,8 @@ class PyAVDecoder:
         """Take back full-resolution clips that nobody holds any more (face mode: the crops have been
         cut from them), to decode the next clips of their shape into. A 720p clip of 20 frames is 55 MB,
         more than glibc keeps on its heap, so each fresh one is mapped and faulted in page by page: about
-        12 of a clip's 60 ms on a CPU. Only what was given back last is kept, so mixed sizes cannot grow it."""
+        12 of a clip's 60 ms on a CPU. Only what was given back last is kept (``recycle(())`` drops it),
+        so mixed sizes cannot grow it; only arrays that own their memory are taken, never a view."""
         self._spare = {}
         for clip in clips:
             if isinstance(clip, np.ndarray) and clip.dtype == np.uint8 and clip.base is None and clip.ndim == 4:

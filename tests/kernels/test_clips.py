@@ -256,11 +256,16 @@ def test_a_reader_decodes_its_next_face_clips_into_the_last_ones_memory_and_crop
     detector = StillFaceDetector(pasted_face_box(200, 100, 128, 150), 640)
     reader = ClipReader(face_spec(decoder="pyav"), gpu=False, face_detector=detector)
     reader.read([moving, moving])
-    assert sum(len(buffers) for buffers in reader._pyav._spare.values()) == 2
+    spares = [buffer for buffers in reader._pyav._spare.values() for buffer in buffers]
+    assert len(spares) == 2
     (again,) = reader.read([still])
+    kept = [buffer for buffers in reader._pyav._spare.values() for buffer in buffers]
+    assert len(kept) == 1 and any(kept[0] is spare for spare in spares)  # decoded into; the unused one dropped
     (fresh,) = ClipReader(face_spec(decoder="pyav"), gpu=False, face_detector=detector).read([still])
     assert again.ok and again.crop == "face"
     np.testing.assert_array_equal(again.frames, fresh.frames)
+    dali = ClipReader(face_spec(decoder="dali-cpu"), gpu=False, face_detector=detector)
+    assert dali.read([still])[0].decoder == "dali-cpu" and dali._pyav._spare == {}  # only PyAV's own clips
 
 
 def test_face_stage_on_framework_tensors_equals_numpy(face_video, mtcnn, monkeypatch):

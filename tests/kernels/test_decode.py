@@ -255,6 +255,7 @@ def test_recycled_full_resolution_buffers_are_decoded_into_and_never_leak_old_fr
     decoder = PyAVDecoder(SIZE, full_res_cap=400)
     first = decoder.decode_clip(long_file, np.array([20, 21, 22, 23]))
     decoder.recycle([first, first[1:]])  # a view is not taken back
+    assert list(decoder._spare) == [first.shape] and decoder._spare[first.shape] == [first]
     second = decoder.decode_clip(short_file, np.array([0, 1, 2, 3]))  # frame 3 never comes: frame 2 again
     assert np.shares_memory(first, second)
     assert shown_indices(second) == [0, 1, 2, 2]

@@ -39,6 +39,15 @@ def test_workers_per_gpu_defaults_to_what_the_decoder_was_measured_to_need():
     assert plan_workers(None, None, {"CPU": 2, "GPU": 2}, 3, "dali-gpu") == WorkerPlan(6, 1 / 3, 1 / 3)
 
 
+@pytest.mark.parametrize("loads, expected", [(True, "nvdec"), (False, "dali-gpu")])
+def test_auto_plans_for_nvdec_only_where_pynvvideocodec_loads(monkeypatch, loads, expected):
+    from kernels.decode import nvdec
+
+    monkeypatch.setattr(nvdec, "nvdec_available", lambda: loads)
+    assert workers.gpu_decoder("auto") == expected
+    assert [workers.gpu_decoder(d) for d in ("nvdec", "dali-gpu", "pyav")] == ["nvdec", "dali-gpu", "pyav"]
+
+
 @pytest.mark.parametrize("value", [0, 9])
 def test_workers_per_gpu_out_of_range_is_a_usage_error(tmp_path, value):
     with pytest.raises(ValueError, match=f"--workers-per-gpu must be between 1 and 8, got {value}"):

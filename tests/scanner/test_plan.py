@@ -31,8 +31,10 @@ def test_needs_scan(last, full, retry, expected):
 
 
 def test_plan_workers():
-    assert plan_workers(None, None, {"CPU": 16, "GPU": 4}) == WorkerPlan(4, 1.0, 1.0)  # every GPU
-    assert plan_workers(2, None, {"CPU": 16, "GPU": 4}) == WorkerPlan(2, 1.0, 1.0)
+    # Every GPU, as many workers on each as its share of cores allows (one per two, at most 4).
+    assert plan_workers(None, None, {"CPU": 16, "GPU": 4}) == WorkerPlan(8, 0.5, 1.0)
+    assert plan_workers(2, None, {"CPU": 16, "GPU": 4}) == WorkerPlan(8, 0.25, 1.0)
+    assert plan_workers(2, None, {"CPU": 16, "GPU": 4}, workers_per_gpu=1) == WorkerPlan(2, 1.0, 1.0)
     assert plan_workers(0, None, {"CPU": 16, "GPU": 4}) == WorkerPlan(8, 0.0, 1.0)  # --gpus 0: CPU workers
     assert plan_workers(None, None, {"CPU": 2}) == WorkerPlan(1, 0.0, 1.0)  # no GPU: one per two cores
     assert plan_workers(None, 4, {"CPU": 2}) == WorkerPlan(4, 0.0, 0.5)  # never more CPUs than exist
