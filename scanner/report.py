@@ -34,6 +34,7 @@ class Report:
     incomplete_runs: list[str]  # runs with committed parts but no manifest (killed drivers)
     verdicts: dict[str, int]  # newest row per file: real / fake / error
     error_classes: dict[str, int]  # newest row per file
+    fallbacks: dict[str, int]  # newest row per file: read by PyAV after this decoder failed it
     schema_version: int
     newest: pa.Table = dataclasses.field(repr=False)  # one row per file
     # The models behind the newest rows, with what their cards say of their quality (kernels.trust),
@@ -57,7 +58,7 @@ def build_report(out: str | Path, archive: str | None = None) -> Report:
     runs = sorted(done)
     incomplete = sorted({sink.part_run_id(name) for name in sink.orphan_parts(out)})
     return Report(out=str(out), files=newest.num_rows, rows=table.num_rows, runs=runs, incomplete_runs=incomplete,
-                  verdicts=counts.outcomes, error_classes=counts.error_classes,
+                  verdicts=counts.outcomes, error_classes=counts.error_classes, fallbacks=counts.fallbacks,
                   schema_version=verdicts.SCHEMA_VERSION, newest=newest, models=_models(out, newest))
 
 
@@ -123,6 +124,9 @@ def format_report(report: Report) -> str:
              "  newest verdict per file: " + (", ".join(f"{k} {v}" for k, v in report.verdicts.items()) or "none")]
     if report.error_classes:
         lines.append("  errors by class: " + ", ".join(f"{k} {v}" for k, v in report.error_classes.items()))
+    if report.fallbacks:
+        lines.append("  read by PyAV after their decoder failed them: "
+                     + ", ".join(f"{k} {v}" for k, v in report.fallbacks.items()) + " (fallback_reason says why)")
     if report.runs:
         lines.append(f"  last completed run: {report.runs[-1]}")
     explained = set()

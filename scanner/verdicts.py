@@ -267,6 +267,9 @@ class Counts:
     # version 3) or "error"; those present
     outcomes: dict[str | None, int]
     error_classes: dict[str | None, int]  # refused files by error class; None where a row names none
+    # Files a decoder failed before PyAV read them, by that decoder (version 5): many means a GPU decoder
+    # is failing and the scan ran on CPUs; `fallback_reason` in their rows says why.
+    fallbacks: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def of(self, outcome: str) -> int:
         return self.outcomes.get(outcome, 0)
@@ -285,4 +288,9 @@ def count(newest: pa.Table) -> Counts:
     outcomes = collections.Counter({v["values"]: v["counts"] for v in pc.value_counts(outcome).to_pylist()})
     classes = pc.value_counts(newest["error_class"].filter(pc.invert(ok))).to_pylist()
     error_classes = collections.Counter({v["values"]: v["counts"] for v in classes})
-    return Counts(files=newest.num_rows, outcomes=_sorted_counts(outcomes), error_classes=_sorted_counts(error_classes))
+    fallbacks = collections.Counter()
+    if "fallback_from" in newest.column_names:
+        fell_back = newest["fallback_from"].drop_null()
+        fallbacks.update({v["values"]: v["counts"] for v in pc.value_counts(fell_back).to_pylist()})
+    return Counts(files=newest.num_rows, outcomes=_sorted_counts(outcomes), error_classes=_sorted_counts(error_classes),
+                  fallbacks=_sorted_counts(fallbacks))

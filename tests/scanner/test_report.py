@@ -22,8 +22,10 @@ def out_dir(tmp_path):
                 row("c.mp4", minutes=0, p_fake=0.9, verdict="fake"), row("d.mp4", minutes=0, status="error")])
     writer.flush()
     sink.commit_run(verdicts, "run1", writer.parts, "a" * 64, "tiny", {}, {}, [])
-    late = sink.PartWriter(verdicts, "run2")  # a rescan fixed a.mp4; run2 never completed
-    late.add([row("a.mp4", minutes=10, p_fake=0.75, verdict="fake")])
+    # A rescan fixed a.mp4 (on PyAV, after dali-gpu failed it); run2 never completed.
+    late = sink.PartWriter(verdicts, "run2")
+    late.add([row("a.mp4", minutes=10, p_fake=0.75, verdict="fake", decoder="pyav", fallback_from="dali-gpu",
+                  fallback_reason="DECODE_ERROR: DALI: stand-in")])
     late.flush()
     return verdicts
 
@@ -32,10 +34,11 @@ def test_report_counts_newest_rows(out_dir):
     report = build_report(out_dir)
     assert report.files == 4 and report.rows == 5
     assert report.verdicts == {"error": 1, "fake": 2, "real": 1}
-    assert report.error_classes == {"DECODE_ERROR": 1}
+    assert report.error_classes == {"DECODE_ERROR": 1} and report.fallbacks == {"dali-gpu": 1}
     assert report.runs == ["run1"] and report.incomplete_runs == ["run2"]
     text = format_report(report)
     assert "files: 4" in text and "fake 2" in text and "DECODE_ERROR 1" in text
+    assert "read by PyAV after their decoder failed them: dali-gpu 1 (fallback_reason says why)" in text
 
 
 def test_report_csv(out_dir, tmp_path):

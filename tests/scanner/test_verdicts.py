@@ -199,7 +199,11 @@ def test_counts_of_the_newest_rows():
     ])
     counts = verdicts.count(newest)
     assert counts == verdicts.Counts(files=9, outcomes={"error": 4, "fake": 2, "inconclusive": 2, "real": 1},
-                                     error_classes={"DECODE_ERROR": 2, "NOT_VIDEO": 1, None: 1})
+                                     error_classes={"DECODE_ERROR": 2, "NOT_VIDEO": 1, None: 1}, fallbacks={})
+    fell_back = verdicts.rows_to_table([row("a.mp4", decoder="pyav", fallback_from="dali-gpu"), row("b.mp4"),
+                                        row("c.mp4", status="error", fallback_from="nvdec"),
+                                        row("d.mp4", decoder="pyav", fallback_from="dali-gpu")])
+    assert verdicts.count(fell_back).fallbacks == {"dali-gpu": 2, "nvdec": 1}
     assert list(counts.error_classes) == ["DECODE_ERROR", "NOT_VIDEO", None]
     assert (counts.of("fake"), counts.of("error"), counts.of("real")) == (2, 4, 1)
     assert verdicts.count(verdicts.rows_to_table([])) == verdicts.Counts(files=0, outcomes={}, error_classes={})
