@@ -418,12 +418,13 @@ def detect_faces(images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndar
     for (height, width), positions in by_size.items():
         if min(height, width) < CELL_SIZE:
             continue  # smaller than P-net's window: no face, and no pyramid level
-        stack = np.stack([np.asarray(images[p], dtype=np.uint8) for p in positions])  # (n, H, W, 3)
         # Padded with black images to a power of two, so a traced or compiled backend meets few batch
         # shapes (a trace costs about 0.5 s on a CPU, a batch of 16 frames 84 ms once traced). Each
         # image's faces are its own: the networks treat images apart and NMS runs per image.
         bucket = 2 ** math.ceil(math.log2(len(positions)))
-        padded = np.concatenate([stack, np.zeros((bucket - len(positions), *stack.shape[1:]), np.uint8)])
+        padded = np.zeros((bucket, height, width, 3), dtype=np.uint8)  # (bucket, H, W, 3), copied into once
+        for row, position in enumerate(positions):
+            padded[row] = images[position]
         found = _detect_same_size(padded)[:len(positions)]
         for position, faces in zip(positions, found):
             corners = faces[:, :4]

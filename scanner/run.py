@@ -134,9 +134,11 @@ class _Scan:
 
         from scanner.workers import gpu_decoder, plan_workers
 
+        # Only a default number of workers per GPU depends on the decoder: only then load PyNvVideoCodec here.
+        decoder = gpu_decoder(self.config.decoder) if self.config.workers_per_gpu is None else self.config.decoder
         try:
             self.worker_plan = plan_workers(self.config.gpus, self.config.workers, ray.cluster_resources(),
-                                            self.config.workers_per_gpu, gpu_decoder(self.config.decoder))
+                                            self.config.workers_per_gpu, decoder)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         try:
