@@ -42,7 +42,9 @@ FACE_SPEC_FIELDS = {"margin": "face_margin", "detect_frames": "face_detect_frame
 # Half-width of the band around the threshold where a verdict reads "inconclusive": a p_fake of 0.47
 # against a threshold of 0.5 is a coin toss, not a "real". A card may set its own; older cards get this.
 INCONCLUSIVE_BAND = 0.1
-CONCLUSIONS = ("real", "fake", "inconclusive")
+# "untested": the clip lies outside what the model was measured on (kernels.scope); p_fake says nothing.
+UNTESTED = "untested"
+CONCLUSIONS = ("real", "fake", "inconclusive", UNTESTED)
 # A card is a few hundred bytes of JSON; one far larger is not a card, and is not read into memory.
 MAX_CARD_BYTES = 1 << 20
 

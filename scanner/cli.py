@@ -275,7 +275,9 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
         retry_errors: bool = typer.Option(False, "--retry-errors", help="Rescan files whose last row is an error."),
         extensions: Optional[str] = typer.Option(None, "--extensions", help="Comma-separated, e.g. mp4,mov."),
         follow_links: bool = typer.Option(False, "--follow-links", help="Follow symlinks inside ARCHIVE."),
-        as_json: bool = typer.Option(False, "--json", help="End with one JSON summary object.")):
+        as_json: bool = typer.Option(False, "--json", help="End with one JSON summary object."),
+        fail_on_alarm: bool = typer.Option(False, "--fail-on-alarm", help="Exit 1 when the run raises an alarm "
+                                           "(the model gave one answer to everything, ...): for a cron job that pages.")):
     """Scan an archive on Ray workers and write one verdict row per new or changed video."""
     from scanner.config import DEFAULT_EXTENSIONS, ScanConfig
     from scanner.run import ScanError, UsageError, run_scan
@@ -300,11 +302,16 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
     except ScanError as exc:
         typer.echo(f"dfscan: scan failed: {exc}", err=True)
         raise typer.Exit(code=1)
+    for alarm in summary.alarms:
+        typer.echo(f"dfscan: alarm: {alarm['message']}", err=True)
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
     else:
-        typer.echo(f"{summary.scanned} scanned ({summary.ok} ok, {summary.errors} errors), {summary.skipped} "
-                   f"skipped, {summary.videos_per_s:.2f} videos/s -> {summary.out}")
+        said = ", ".join(f"{count} {name}" for name, count in summary.conclusions.items())
+        typer.echo(f"{summary.scanned} scanned ({summary.ok} ok{': ' + said if said else ''}; {summary.errors} errors), "
+                   f"{summary.skipped} skipped, {summary.videos_per_s:.2f} videos/s -> {summary.out}")
+    if fail_on_alarm and summary.alarms:
+        raise typer.Exit(code=1)
 
 
 @app.command()

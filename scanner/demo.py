@@ -87,7 +87,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict:
         "test_roc_auc": metrics.get("roc_auc"), "test_accuracy": metrics.get("accuracy"),
         "test_videos": metrics.get("n_videos"), "videos_per_s": summary.videos_per_s, "scanned": summary.scanned,
         "errors": summary.errors, "seconds": round(time.monotonic() - started, 1), "disclaimer": DISCLAIMER,
-        "train_run": trained.run_dir,
+        "train_run": trained.run_dir, "conclusions": summary.conclusions, "alarms": summary.alarms,
     }
     atomic_write_bytes(out / "demo.json", json.dumps(result, indent=2).encode())
     auc = result["test_roc_auc"]
@@ -95,6 +95,9 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict:
     say(f"  test ROC AUC   {auc:.3f} on {result['test_videos']} held-out synthetic videos" if auc is not None
         else "  test ROC AUC   n/a")
     say(f"  scan           {summary.scanned} videos, {summary.errors} errors, {summary.videos_per_s:.2f} videos/s")
+    say("  conclusions    " + (", ".join(f"{n} {name}" for name, n in summary.conclusions.items()) or "none"))
+    for alarm in summary.alarms:
+        say(f"  alarm          {alarm['message']}")
     say(f"  model          {result['model']} (card: {run_dir / 'model.json'})")
     say(f"  verdicts       {verdicts} (Parquet; try: dfscan report {verdicts})")
     say(f"  total          {result['seconds']} s")

@@ -9,10 +9,14 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kernels.atomic import atomic_write_bytes
+from kernels.artifact import CONCLUSIONS
+from kernels.scope import scope_from_dict
 from kernels.trust import explain_p_fake
 from scanner import sink, verdicts
+from scanner.alarms import table_alarms
 
 # Left out of the per-file export: an inode number means nothing off the host that scanned the file, and
 # a name's raw bytes are no CSV or JSON text (the export's path shows them escaped).
@@ -40,6 +44,9 @@ class Report:
     # The models behind the newest rows, with what their cards say of their quality (kernels.trust),
     # as the completed runs' manifests recorded it: {"model_sha256", "model_name", "files", "trust"}
     models: list[dict] = dataclasses.field(default_factory=list)
+    # What the newest rows of each model, taken together, say about it (scanner.alarms): Alarm.as_dict()
+    # plus "model_name" and "model_sha256"
+    alarms: list[dict] = dataclasses.field(default_factory=list)
 
     def as_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "newest"}
@@ -57,9 +64,24 @@ def build_report(out: str | Path, archive: str | None = None) -> Report:
     done = sink.completed_runs(out)
     runs = sorted(done)
     incomplete = sorted({sink.part_run_id(name) for name in sink.orphan_parts(out)})
+    models = _models(out, newest)
     return Report(out=str(out), files=newest.num_rows, rows=table.num_rows, runs=runs, incomplete_runs=incomplete,
                   verdicts=counts.outcomes, error_classes=counts.error_classes, fallbacks=counts.fallbacks,
-                  schema_version=verdicts.SCHEMA_VERSION, newest=newest, models=_models(out, newest))
+                  schema_version=verdicts.SCHEMA_VERSION, newest=newest, models=models,
+                  alarms=model_alarms(newest, models))
+
+
+def model_alarms(newest: pa.Table, models: list[dict]) -> list[dict]:
+    """The alarms of each model's newest rows (``_models``' records), judged with the scope its run's
+    manifest recorded (none for older runs: then only the alarms that need no scope)."""
+    alarms = []
+    for model in models:
+        rows = newest.filter(pc.equal(newest["model_sha256"], model["model_sha256"])) if model["model_sha256"] \
+            else newest.filter(pc.is_null(newest["model_sha256"]))
+        scope = scope_from_dict((model["trust"] or {}).get("scope"))
+        alarms += [{**alarm.as_dict(), "model_name": model["model_name"], "model_sha256": model["model_sha256"]}
+                   for alarm in table_alarms(rows, scope)]
+    return alarms
 
 
 def _models(out: Path, newest: pa.Table) -> list[dict]:
@@ -118,10 +140,13 @@ def write_report(report: Report, dest: str | Path, fmt: str | None = None) -> Pa
 
 def format_report(report: Report) -> str:
     """The plain-text summary `dfscan report` prints."""
-    lines = [f"verdicts in {report.out} (schema v{report.schema_version})",
+    lines = [f"dfscan: alarm: {alarm['message']} (model {alarm['model_name']})" for alarm in report.alarms]
+    lines += [f"verdicts in {report.out} (schema v{report.schema_version})",
              f"  files: {report.files}   rows: {report.rows}   completed runs: {len(report.runs)}"
              + (f"   incomplete runs: {len(report.incomplete_runs)}" if report.incomplete_runs else ""),
-             "  newest verdict per file: " + (", ".join(f"{k} {v}" for k, v in report.verdicts.items()) or "none")]
+             "  newest verdict per file: " + (", ".join(f"{k} {report.verdicts.get(k, 0)}" for k in (
+                 *CONCLUSIONS, *sorted(set(report.verdicts) - {*CONCLUSIONS, "error"}, key=str), "error"))
+                 if report.files else "none")]
     if report.error_classes:
         lines.append("  errors by class: " + ", ".join(f"{k} {v}" for k, v in report.error_classes.items()))
     if report.fallbacks:
@@ -136,6 +161,9 @@ def format_report(report: Report) -> str:
                      + (trust["summary"] if trust else "its card was not recorded by the run that used it"))
         if trust:
             lines.extend(f"    warning: {warning}" for warning in trust["warnings"])
+            scope = scope_from_dict(trust.get("scope"))
+            if scope is not None:
+                lines.append(f"    scope: {scope.describe()}")
             explained.add((trust["threshold"], trust["inconclusive_band"]))
     lines.extend(f"  {explain_p_fake(threshold, band)}" for threshold, band in sorted(explained))
     return "\n".join(lines)

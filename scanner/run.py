@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from kernels.scope import Scope, card_scope, scope_from_dict
 from scanner import sink, verdicts
+from scanner.alarms import OutcomeStats
 from scanner.config import ScanConfig
 from scanner.policy import CrashVerdict, WorkItem, after_failure, batches, failure_limit, needs_scan, timeout_for
 from scanner.pool import ActorPool, PoolFailed, one_line
@@ -63,16 +65,21 @@ class ScanSummary:
     worker_failures: int = 0
     frames_decoded: int = 0  # summed over workers: what decoding cost, for benchmarks
     startup_seconds: float = 0.0  # until every worker had loaded and compiled its model
+    # What this run's rows say about the model as a whole (scanner.alarms), as Alarm.as_dict() dicts;
+    # part of the --json object, and of the run's manifest.
+    alarms: list[dict] = dataclasses.field(default_factory=list)
+    conclusions: dict[str, int] = dataclasses.field(default_factory=dict)  # this run's ok rows by conclusion
 
     def as_dict(self) -> dict:
         keys = ("run_id", "archive", "files_seen", "scanned", "skipped", "ok", "errors", "errors_by_class",
-                "seconds", "videos_per_s", "stage_seconds", "out")
+                "conclusions", "alarms", "seconds", "videos_per_s", "stage_seconds", "out")
         return {k: getattr(self, k) for k in keys}
 
 
 def _validate(config: ScanConfig) -> tuple[str, str, str, dict]:
     """Usage checks; returns the model's (sha256, name) from its card, the sampling the run uses
-    (--sampling, else the card's), and how far the card says the model can be trusted."""
+    (--sampling, else the card's), and how far the card says the model can be trusted (with its
+    scope, ``kernels.scope``, under "scope")."""
     if not Path(config.archive).is_dir():
         raise UsageError(f"archive not found or not a directory: {config.archive}")
     from kernels.artifact import ArtifactError, model_file, verify_model
@@ -91,7 +98,7 @@ def _validate(config: ScanConfig) -> tuple[str, str, str, dict]:
     from kernels.trust import card_trust
 
     trust = {**card_trust(card).as_dict(), "threshold": config.threshold if config.threshold is not None
-             else card.threshold, "inconclusive_band": card.inconclusive_band}
+             else card.threshold, "inconclusive_band": card.inconclusive_band, "scope": card_scope(card).as_dict()}
     return digest, str(card["name"]), config.sampling or str(card["sampling"]), trust
 
 
@@ -100,7 +107,7 @@ class _Scan:
     applies the policy to failures and to batches past their deadline."""
 
     def __init__(self, config: ScanConfig, run_id: str, archive: Path, writer: sink.PartWriter,
-                 worker_class: type | None = None):
+                 worker_class: type | None = None, scope: Scope | None = None):
         from scanner.workers import start_actor
 
         self.config, self.run_id, self.archive, self.writer = config, run_id, archive, writer
@@ -111,6 +118,8 @@ class _Scan:
         self.deadlines: dict[object, float] = {}  # ObjectRef -> when its batch counts as hung
         self.retry: collections.deque[WorkItem] = collections.deque()
         self.counts = collections.Counter()
+        self.outcomes = OutcomeStats(scope)  # for the run's alarms
+        self.conclusions: collections.Counter = collections.Counter()
         self.errors_by_class: collections.Counter = collections.Counter()
         self.by_worker: collections.Counter = collections.Counter()
         self.stages = {"probe": 0.0, "decode": 0.0, "inference": 0.0}
@@ -205,8 +214,10 @@ class _Scan:
     def _count(self, row: dict) -> None:
         self.counts["done"] += 1
         self.by_worker[row["worker"]] += 1
+        self.outcomes.add(row)
         if row["status"] == "ok":
             self.counts["ok"] += 1
+            self.conclusions[row.get("conclusion") or row.get("verdict")] += 1
         else:
             self.counts["errors"] += 1
             self.errors_by_class[row["error_class"]] += 1
@@ -306,7 +317,7 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
         sink.prepare_out_dir(out)
         adopted = sink.orphan_parts(out)
         writer = sink.PartWriter(out, run_id, config.commit_rows, config.commit_seconds)
-        scan = _Scan(config, run_id, archive, writer, worker_class)
+        scan = _Scan(config, run_id, archive, writer, worker_class, scope_from_dict(model_trust["scope"]))
         scan.model_sha256, scan.model_name, scan.sampling = model_sha256, model_name, sampling
         committed = sink.committed_index(out, str(archive))
 
@@ -345,7 +356,9 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
             videos_per_s=round(done / seconds, 3) if seconds > 0 else 0.0, stage_seconds=stages, out=str(out),
             workers=dict(scan.by_worker), walk_problems=list(stats.problems),
             parts=[p.name for p in writer.parts], worker_failures=scan.failures,
-            frames_decoded=scan.frames_decoded, startup_seconds=round(startup_seconds, 3))
+            frames_decoded=scan.frames_decoded, startup_seconds=round(startup_seconds, 3),
+            alarms=[alarm.as_dict() for alarm in scan.outcomes.alarms()],
+            conclusions=dict(sorted(scan.conclusions.items(), key=lambda item: str(item[0]))))
         sink.commit_run(out, run_id, writer.parts, scan.model_sha256, scan.model_name,
                         {**config.as_dict(), "workers_per_gpu": scan.workers_per_gpu()},
                         summary.as_dict(), adopted, model_trust=model_trust)

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from kernels.artifact import conclusion
+from kernels.artifact import UNTESTED, conclusion
 
 if TYPE_CHECKING:  # only attributes are read: the driver, which builds no clip, never imports decoders
     from kernels.clips import Clip
@@ -37,10 +37,11 @@ if TYPE_CHECKING:  # only attributes are read: the driver, which builds no clip,
 
 # Bumped with every change of VERDICT_SCHEMA; kept in each part's Parquet metadata and in each run's
 # manifest, so a reader can tell which release wrote a part.
-SCHEMA_VERSION = 5  # 2: path_bytes, rotation, display_width, display_height, frames_replaced
+SCHEMA_VERSION = 6  # 2: path_bytes, rotation, display_width, display_height, frames_replaced
 #                    3: conclusion, inconclusive_band
 #                    4: crop, face_found, face_frames, face_box
 #                    5: fallback_from, fallback_reason
+#                    6: untested_reason (and "untested", a new value of conclusion)
 VERSION_KEY = "dfscan.schema_version"
 
 # The row. New columns go at the end (see the module docstring).
@@ -82,7 +83,8 @@ VERDICT_SCHEMA = pa.schema(
         ("display_height", pa.int32()),
         ("frames_replaced", pa.int16()),  # of the sampled frames, those a damaged file never gave
         # version 3
-        ("conclusion", pa.string()),  # "real" | "fake" | "inconclusive" (p_fake within the band): what to read
+        ("conclusion", pa.string()),  # "real" | "fake" | "inconclusive" (p_fake within the band) | "untested"
+        #                               (version 6: outside the model's scope, kernels.scope): what to read
         ("inconclusive_band", pa.float32()),  # the card's band around the threshold
         # version 4
         ("crop", pa.string()),  # what the model saw: "frame" (whole frames) or "face" (face crops)
@@ -92,6 +94,8 @@ VERDICT_SCHEMA = pa.schema(
         # version 5
         ("fallback_from", pa.string()),  # the decoder that failed the file before `decoder` read it (GPU -> pyav)
         ("fallback_reason", pa.string()),  # that decoder's error, "DECODE_ERROR: DALI: ..."
+        # version 6
+        ("untested_reason", pa.string()),  # why the conclusion is "untested" (kernels.scope), null otherwise
     ],
     metadata={VERSION_KEY: str(SCHEMA_VERSION)},
 )
@@ -102,13 +106,16 @@ DRIVER_MESSAGE_CHARS = 500  # a driver row quotes a worker's last error, which m
 
 
 # --- the outcome -----------------------------------------------------------------------------------
-def ok_outcome(p_fake: float, threshold: float, band: float) -> dict:
+def ok_outcome(p_fake: float, threshold: float, band: float, untested_reason: str | None = None) -> dict:
     """The outcome columns of a file a model gave a probability: the threshold's call (``verdict``)
-    and what a person should read (``conclusion``: inconclusive within ``band`` of the threshold)."""
+    and what a person should read (``conclusion``: inconclusive within ``band`` of the threshold, and
+    ``untested`` whatever p_fake says when the clip lies outside the model's scope, with the reason:
+    ``kernels.scope.ScopeRule.untested_reason``)."""
     p_fake = float(p_fake)
+    said = UNTESTED if untested_reason else conclusion(p_fake, threshold, band)
     return {"status": "ok", "error_class": None, "error_message": None, "p_fake": p_fake,
-            "verdict": conclusion(p_fake, threshold, 0.0), "conclusion": conclusion(p_fake, threshold, band),
-            "inconclusive_band": band}
+            "verdict": conclusion(p_fake, threshold, 0.0), "conclusion": said,
+            "inconclusive_band": band, "untested_reason": untested_reason or None}
 
 
 def error_outcome(error_class: ErrorClass | str, message: str) -> dict:
@@ -119,9 +126,10 @@ def error_outcome(error_class: ErrorClass | str, message: str) -> dict:
 
 # --- making rows -----------------------------------------------------------------------------------
 def clip_row(path: str, clip: Clip, p_fake: float | None, *, threshold: float, band: float, sampling: str,
-             worker: str) -> dict:
+             worker: str, untested_reason: str | None = None) -> dict:
     """A worker's row for one clip: what was read, and the outcome (``p_fake`` is read only when the
-    clip is ok). The driver adds the file's identity and provenance with ``stamp``."""
+    clip is ok; ``untested_reason``: why the clip lies outside the model's scope). The driver adds the
+    file's identity and provenance with ``stamp``."""
     probe = clip.probe
     row = {
         "path": path,
@@ -146,7 +154,7 @@ def clip_row(path: str, clip: Clip, p_fake: float | None, *, threshold: float, b
         "fallback_reason": clip.fallback_reason,
     }
     if clip.ok:
-        row.update(ok_outcome(p_fake, threshold, band))
+        row.update(ok_outcome(p_fake, threshold, band, untested_reason))
     else:
         row.update(error_outcome(clip.error.error_class, clip.error.message))
     return row
@@ -263,8 +271,8 @@ class Counts:
     """What the newest rows say, file by file (each file counts once)."""
 
     files: int
-    # "real" / "fake" / "inconclusive" (the conclusion of an ok row; the verdict of a row older than
-    # version 3) or "error"; those present
+    # "real" / "fake" / "inconclusive" / "untested" (the conclusion of an ok row; the verdict of a row
+    # older than version 3) or "error"; those present
     outcomes: dict[str | None, int]
     error_classes: dict[str | None, int]  # refused files by error class; None where a row names none
     # Files a decoder failed before PyAV read them, by that decoder (version 5): many means a GPU decoder

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from kernels.errors import is_device_error
+from kernels.scope import ClipFacts, scope_rule
 from scanner import verdicts
 from scanner.config import default_workers_per_gpu
 from scanner.ray_local import start_local_ray
@@ -66,6 +67,7 @@ class ScanWorker:
         card = self.predictor.card
         self.model_name, self.model_sha256 = card.name, card.sha256
         self.threshold, self.inconclusive_band = self.predictor.threshold, card.inconclusive_band
+        self.scope_rule = scope_rule(card, self.archive)  # which clips lie outside what the model was measured on
         # Rows record self.spec.sampling: what this worker really sampled, the card's unless overridden.
         self.spec = ClipSpec(**card.clip_settings(), sampling=self.predictor.sampling, decoder=decoder)
         # Several batches run at once (max_concurrency=batches_in_flight_per_worker): one decodes while
@@ -114,8 +116,9 @@ class ScanWorker:
             p_fake = self.predictor.predict(batch.frames) if ok_rows else None  # (batch_size,) float32
             inference_s = time.perf_counter() - started
         rows = [verdicts.clip_row(rel, clip, float(p_fake[i]) if clip.ok else None, threshold=self.threshold,
-                                  band=self.inconclusive_band,
-                                  sampling=self.spec.sampling, worker=self.label)
+                                  band=self.inconclusive_band, sampling=self.spec.sampling, worker=self.label,
+                                  untested_reason=self.scope_rule.untested_reason(ClipFacts.of_clip(clip))
+                                  if clip.ok else None)
                 for i, (rel, clip) in enumerate(zip(paths, batch.clips))]
         stages = {"probe": reader.times.probe - probe_before,
                   "decode": reader.times.decode - decode_before, "faces": reader.times.faces - faces_before,

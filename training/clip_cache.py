@@ -14,6 +14,7 @@ import numpy as np
 
 from kernels.clips import ClipReader
 from kernels.errors import VideoError
+from kernels.scope import ClipFacts
 from training.layouts import VideoItem
 
 def _host(frames) -> np.ndarray:
@@ -38,6 +39,7 @@ class ClipSource:
         self.root = Path(root)
         self.max_cache_bytes = max_cache_bytes
         self.errors: dict[str, VideoError] = {}  # relative path -> why it could not be read
+        self.facts: dict[str, ClipFacts] = {}  # relative path -> its resolution and face (the card's scope)
         self._cache: dict[tuple[str, int], np.ndarray] = {}
         self._cached_bytes = 0
 
@@ -57,6 +59,8 @@ class ClipSource:
                     else:  # a shifted plan that fails falls back to the plain one below
                         shifted_failed.add(key)
                     continue
+                if key[1] == 0:
+                    self.facts[key[0]] = ClipFacts.of_clip(clip)
                 frames = _host(clip.frames)  # (F, S, S, 3) uint8
                 fresh[key] = frames
                 if self._cached_bytes + frames.nbytes <= self.max_cache_bytes:

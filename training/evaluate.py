@@ -12,6 +12,7 @@ import numpy as np
 from kernels.atomic import atomic_path
 from kernels.clips import ClipReader, ClipSpec
 from kernels.predict import load_predictor
+from kernels.scope import p_fake_quantiles
 from kernels.trust import metric_warnings
 from training.clip_cache import ClipSource
 from training.layouts import Dataset, VideoItem, scan_dataset
@@ -84,6 +85,7 @@ def score_items(predictor, source: ClipSource, items: Sequence[VideoItem], *, th
     p_fake, kept = predict_items(predictor, source, items)
     y = np.array([item.label for item in kept], dtype=np.int64)
     metrics = binary_metrics(y, p_fake, threshold)
+    metrics["p_fake_quantiles"] = p_fake_quantiles(y, p_fake)  # per class: the card's scope, the run's alarms
     unreadable = [{"path": i.path, **(source.errors[i.path].as_dict() if source.errors.get(i.path) else {})}
                   for i in items if i.path in source.errors]
     metrics["n_unreadable"] = len(unreadable)

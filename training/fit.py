@@ -24,6 +24,7 @@ from kernels.clips import ClipReader, ClipSpec
 from kernels.decode import gpu_count
 from kernels.faces import DetectionCache
 from kernels.predict import CompiledPredictor
+from kernels.scope import measure_scope
 from kernels.trust import grave_warnings, metric_warnings
 from training.augment import AugmentConfig
 from training.batches import ClipBatches
@@ -234,8 +235,10 @@ def face_settings(spec: ClipSpec, detector) -> dict:
     return {"detector": detector.name, "detector_version": detector.version, **settings}
 
 
-def model_card(config: TrainConfig, run_dir: Path, dataset_summary: dict, metrics: dict, detector=None) -> dict:
-    """Everything a scanner or a reader needs to know about the model (the sha256 is added on save)."""
+def model_card(config: TrainConfig, run_dir: Path, dataset_summary: dict, metrics: dict, detector=None,
+               scope: dict | None = None) -> dict:
+    """Everything a scanner or a reader needs to know about the model (the sha256 is added on save);
+    ``scope``: what it was trained and tested on (``kernels.scope.measure_scope``)."""
     return {
         "name": f"{config.arch}-{run_dir.resolve().name}",
         "arch": config.arch,
@@ -256,6 +259,7 @@ def model_card(config: TrainConfig, run_dir: Path, dataset_summary: dict, metric
         "width": config.width,
         "backbone_weights": config.backbone_weights if config.arch == "resnet50-lstm" else None,
         "dataset": dataset_summary,
+        "scope": scope,
         "split_file": SPLIT_FILE,
         "metrics": {"test": metrics["test"], "val": metrics.get("val")},
         "training": metrics["training"],
@@ -325,8 +329,15 @@ def train(config: TrainConfig) -> TrainResult:
     _write_history(history, run_dir / "history.csv")
     plot_history(history, run_dir / "training.png", f"{config.arch} on {Path(dataset.root).name}")
 
-    card = save_model(model, run_dir, model_card(config, run_dir, summarise(dataset, split), metrics,
-                                                      reader.face_detector if config.crop == "face" else None))
+    summary = summarise(dataset, split)
+    scope = measure_scope(
+        data="synthetic" if dataset.synthetic else "real", dataset=Path(dataset.root).name, layout=dataset.layout,
+        videos={name: summary[name] for name in ("train", "val", "test")}, test_metrics=metrics["test"],
+        train_facts=[source.facts[i.path] for i in train_items if i.path in source.facts],
+        test_facts=[source.facts[i.path] for i in part["test"] if i.path in source.facts],
+        face_model=config.crop == "face")
+    card = save_model(model, run_dir, model_card(config, run_dir, summary, metrics,
+                                                 reader.face_detector if config.crop == "face" else None, scope))
     (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # model.keras now holds the best weights
     warnings = metric_warnings(metrics["test"], "test") + grave_warnings(metrics.get("val"), "val")
     return TrainResult(run_dir=str(run_dir), card=card, metrics=metrics, history=history, warnings=tuple(warnings))

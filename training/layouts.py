@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from kernels.probe import VIDEO_EXTENSIONS
+from kernels.scope import SYNTHETIC_MARKER
 
 LAYOUTS: tuple[str, ...] = ("folders", "celeb-df-v2")
 _VIDEO_SUFFIXES = frozenset("." + extension for extension in VIDEO_EXTENSIONS)
@@ -90,7 +91,6 @@ def _scan_folders(root: Path) -> list[VideoItem]:
 
 # `dfscan synth` leaves this file at the root of what it writes, so a model card can say that its model
 # never saw a real deepfake.
-SYNTHETIC_MARKER = "dfscan-synth.json"
 
 
 def scan_dataset(root: str | os.PathLike, layout: str = "auto") -> Dataset:

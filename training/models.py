@@ -211,14 +211,18 @@ def build_resnet50_lstm(config: ModelConfig):
 
 def save_untrained(arch: str, frames: int, size: int | None, width: float, out_dir: str | os.PathLike, name: str,
                    sampling: str = "uniform", *, threshold: float = 0.5,
-                   dropout: float = ModelConfig.dropout) -> Path:
+                   dropout: float = ModelConfig.dropout, data: str = "untrained") -> Path:
     """Build an untrained ``arch`` (``backbone_weights="none"``, so nothing is downloaded) and save it with
     a card like a trained run's, through ``kernels.artifact.save_model``: for benchmarks and tests.
-    Returns the path of ``out_dir/model.keras``."""
+    Its scope says ``data`` ("untrained": every conclusion is untested; tests that stand it in for a
+    model measured on real videos say "real"). Returns the path of ``out_dir/model.keras``."""
     from kernels.artifact import MODEL_FILE, save_model
+    from kernels.scope import measure_scope
 
     config = ModelConfig(arch=arch, frames=frames, size=size, width=width, backbone_weights="none", dropout=dropout)
     save_model(build_model(config), out_dir, {"name": name, "arch": arch, "frames": frames,
                                               "size": config.resolved_size(), "sampling": sampling,
-                                              "threshold": threshold, "class_names": list(CLASS_NAMES)})
+                                              "threshold": threshold, "class_names": list(CLASS_NAMES),
+                                              "scope": measure_scope(data=data, dataset=None, layout=None, videos={},
+                                                                     test_metrics=None)})
     return Path(out_dir) / MODEL_FILE

@@ -28,6 +28,7 @@ from kernels.clips import Clip, ClipReader, ClipSpec
 from kernels.export import boxed_frames
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import ProbeLimits
+from kernels.scope import ClipFacts, scope_rule
 from kernels.trust import card_trust
 from scanner import verdicts
 from scanner.webapp.models import ModelEntry
@@ -64,8 +65,9 @@ class ModelResult:
     error_message: str | None = None
     p_fake: float | None = None
     verdict: str | None = None  # "real" | "fake": the threshold's call
-    conclusion: str | None = None  # "real" | "fake" | "inconclusive": what to read
+    conclusion: str | None = None  # "real" | "fake" | "inconclusive" | "untested": what to read
     inconclusive_band: float | None = None
+    untested_reason: str | None = None  # why "untested": the clip lies outside the model's scope (kernels.scope)
     threshold: float | None = None
     frame_indices: list[int] | None = None
     frames: int = 0
@@ -250,7 +252,9 @@ def run_check(path: Path, models: list[ModelEntry], load: Callable[[str], tuple]
         p_fake = float(predictor.predict(np.asarray(view.clip.frames)[None])[0])  # (1, F, S, S, 3) -> (1,)
         results.append(ModelResult(
             model_name=loaded.name, model_sha256=loaded.sha256, model_path=entry.path,
-            **verdicts.ok_outcome(p_fake, loaded.threshold, loaded.inconclusive_band), threshold=loaded.threshold,
+            **verdicts.ok_outcome(p_fake, loaded.threshold, loaded.inconclusive_band,
+                                  scope_rule(entry.card, None).untested_reason(ClipFacts.of_clip(view.clip))),
+            threshold=loaded.threshold,
             frame_indices=[int(i) for i in view.clip.indices], frames=loaded.frames, size=loaded.size,
             sampling=view.sampling, decoder=view.clip.decoder, crop=view.clip.crop,
             **verdicts.face_columns(view.clip.faces), **card_fields(entry)))

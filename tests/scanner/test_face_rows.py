@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from kernels.clips import ClipReader, ClipSpec
+from kernels.scope import UNTESTED_NO_FACE
 from scanner.workers import ScanWorker
 from tests.face_media import (BACKGROUND, Placement, moving_lefts, pasted_face_box, skip_without_mtcnn_weights,
                                write_face_video, write_portraits_video)
@@ -83,11 +84,11 @@ def expected_box(placement: Placement, indices, display) -> np.ndarray:
     return np.median(boxes, axis=0) / np.array([width, height, width, height])
 
 
-def assert_scored(row: dict) -> None:
+def assert_scored(row: dict, conclusions=("real", "fake", "inconclusive")) -> None:
     """Every case is read and scored: a probability from the model, never an error or a stand-in."""
     assert row["status"] == "ok" and row["error_class"] is None, row
     assert isinstance(row["p_fake"], float) and 0.0 <= row["p_fake"] <= 1.0
-    assert row["conclusion"] in ("real", "fake", "inconclusive")
+    assert row["conclusion"] in conclusions
 
 
 def assert_face_row(row: dict, box: np.ndarray, tolerance: float = 0.02) -> None:
@@ -97,8 +98,10 @@ def assert_face_row(row: dict, box: np.ndarray, tolerance: float = 0.02) -> None
 
 
 def assert_fallback_row(row: dict) -> None:
-    """No face found: whole frames, and the row says so."""
-    assert_scored(row)
+    """No face found: whole frames, and the row says so; a face model never measured on whole frames
+    concludes untested (kernels.scope), its p_fake and verdict kept."""
+    assert_scored(row, ("untested",))
+    assert row["untested_reason"] == UNTESTED_NO_FACE and row["verdict"] in ("real", "fake")
     assert (row["crop"], row["face_found"], row["face_frames"], row["face_box"]) == ("frame", False, 0, None), row
 
 

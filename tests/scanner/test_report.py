@@ -49,7 +49,7 @@ def test_report_csv(out_dir, tmp_path):
         header = next(csv.reader(fh))
     # Every column of the row, in the schema's order, but the host-local inode.
     assert header == [c for c in verdicts.VERDICT_SCHEMA.names if c not in ("inode", "path_bytes")]
-    assert len(header) == 36 and header[-1] == "fallback_reason"
+    assert len(header) == 37 and header[-1] == "untested_reason"
     assert [r["path"] for r in rows] == ["a.mp4", "b.mp4", "c.mp4", "d.mp4"]
     assert rows[0]["verdict"] == "fake" and float(rows[0]["p_fake"]) == 0.75
     assert rows[0]["frame_indices"] == "0 3 5"

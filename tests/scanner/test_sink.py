@@ -91,7 +91,7 @@ def test_commit_writes_manifest_then_success(tmp_path, monkeypatch):
     manifest = json.loads((tmp_path / "_runs" / "run1.json").read_text())
     assert manifest["files"] == ["part-run1-000000.parquet", "part-run1-000001.parquet"]
     assert manifest["row_counts"] == {"part-run1-000000.parquet": 2, "part-run1-000001.parquet": 1}
-    assert manifest["schema_version"] == verdicts.SCHEMA_VERSION == 5 and manifest["model_sha256"] == "a" * 64
+    assert manifest["schema_version"] == verdicts.SCHEMA_VERSION == 6 and manifest["model_sha256"] == "a" * 64
     assert manifest["config"] == {"batch_size": 4}
     assert json.loads((tmp_path / "_SUCCESS").read_text()) == {"run_id": "run1"}
     assert sink.completed_runs(tmp_path) == {"run1"} and sink.orphan_parts(tmp_path) == []

@@ -82,7 +82,11 @@ def test_the_verdict_rule_is_fake_at_or_above_the_threshold_and_inconclusive_nea
         ("fake", "inconclusive"), ("fake", "fake")]
     assert verdicts.ok_outcome(np.float32(0.75), 0.8, 0.1) == {
         "status": "ok", "error_class": None, "error_message": None, "p_fake": 0.75, "verdict": "real",
-        "conclusion": "inconclusive", "inconclusive_band": 0.1}
+        "conclusion": "inconclusive", "inconclusive_band": 0.1, "untested_reason": None}
+    # Version 6: a clip outside the model's scope is untested whatever p_fake says; the verdict keeps the call.
+    assert verdicts.ok_outcome(0.99, 0.5, 0.1, "trained on synthetic videos only") == {
+        "status": "ok", "error_class": None, "error_message": None, "p_fake": 0.99, "verdict": "fake",
+        "conclusion": "untested", "inconclusive_band": 0.1, "untested_reason": "trained on synthetic videos only"}
     assert verdicts.error_outcome(ErrorClass.NOT_VIDEO, "x: not a video") == {
         "status": "error", "error_class": "NOT_VIDEO", "error_message": "x: not a video", "p_fake": None,
         "verdict": None, "conclusion": None}
@@ -106,7 +110,8 @@ def test_clip_rows_are_the_rows_the_worker_built():
         v2 = {"rotation", "display_width", "display_height", "frames_replaced",  # version 2 added these
               "conclusion", "inconclusive_band",  # version 3 these
               "crop", "face_found", "face_frames", "face_box",  # version 4 these
-              "fallback_from", "fallback_reason"}  # and version 5 these
+              "fallback_from", "fallback_reason",  # version 5 these
+              "untested_reason"}  # and version 6 this
         assert {k: v for k, v in made.items() if k not in v2} == before
         assert [k for k in made if k not in v2] == list(before)
         assert (made["fallback_from"], made["fallback_reason"]) == (None, None)
@@ -212,7 +217,8 @@ def test_counts_of_the_newest_rows():
 def test_the_schema_only_grows_nullable_columns():
     assert verdicts.VERDICT_SCHEMA.metadata == {b"dfscan.schema_version": str(verdicts.SCHEMA_VERSION).encode()}
     assert all(field.nullable for field in verdicts.VERDICT_SCHEMA)  # an older part reads its new columns as null
-    assert len(set(verdicts.VERDICT_SCHEMA.names)) == len(verdicts.VERDICT_SCHEMA) == 38
+    assert len(set(verdicts.VERDICT_SCHEMA.names)) == len(verdicts.VERDICT_SCHEMA) == 39
+    assert verdicts.VERDICT_SCHEMA.names[-1] == "untested_reason" and verdicts.SCHEMA_VERSION == 6
     assert verdicts.VERDICT_SCHEMA.names[:2] == ["path", "archive"] and verdicts.VERDICT_SCHEMA.names[24] == "worker"
 
 
@@ -282,13 +288,13 @@ def test_the_app_reads_a_folder_with_parts_of_two_schema_versions(tmp_path, monk
     out = tmp_path / "verdicts"
     _write_two_versions(out, monkeypatch)
     data = vd.load(out)
-    assert data.rows == 5 and vd.counts(data) == {"files": 4, "real": 2, "fake": 1, "inconclusive": 0, "error": 1}
+    assert data.rows == 5 and vd.counts(data) == {"files": 4, "real": 2, "fake": 1, "inconclusive": 0, "untested": 0, "error": 1}
     newest = data.newest.set_index("path")
     assert newest.loc["a.mp4", "rotation"] == 90 and pd.isna(newest.loc["b.mp4", "rotation"])
     assert vd.recorded_indices(out, data.newest.iloc[0].to_dict()) == [0, 3, 5]
     monkeypatch.setattr(verdicts, "VERDICT_SCHEMA", V1_SCHEMA)  # the previous release's app
     data = vd.load(out)
-    assert data.rows == 5 and vd.counts(data) == {"files": 4, "real": 2, "fake": 1, "inconclusive": 0, "error": 1}
+    assert data.rows == 5 and vd.counts(data) == {"files": 4, "real": 2, "fake": 1, "inconclusive": 0, "untested": 0, "error": 1}
     assert "rotation" not in data.newest.columns
 
 

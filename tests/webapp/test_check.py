@@ -13,6 +13,7 @@ import pytest
 
 from kernels.artifact import dfscan_version
 from kernels.sampling import plan_indices
+from kernels.scope import UNTESTED_SYNTHETIC
 from scanner.webapp import streamlit_command
 from scanner.webapp.check import export_csv, export_json, run_check, save_upload, validate_upload
 from scanner.webapp.models import discover
@@ -132,8 +133,11 @@ def test_several_clips_export_together_with_every_rows_provenance(tmp_path, clip
               for path in (clip_file, other)]
     rows = list(csv.DictReader(io.StringIO(export_csv(checks))))
     assert [(r["file"], r["model_name"], r["status"], r["conclusion"]) for r in rows] == [
-        ("clip.mp4", "good", "ok", "fake"), ("clip.mp4", "synth", "ok", "fake"),
+        ("clip.mp4", "good", "ok", "fake"), ("clip.mp4", "synth", "ok", "untested"),
         ("other.mp4", "good", "error", ""), ("other.mp4", "synth", "error", "")]
+    # A model trained on synthetic videos only has never been measured on an uploaded clip: untested, and
+    # the export says why; the threshold's call stays in `verdict`.
+    assert [(r["verdict"], r["untested_reason"]) for r in rows[:2]] == [("fake", ""), ("fake", UNTESTED_SYNTHETIC)]
     shas = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (clip_file, other)]
     assert [r["clip_sha256"] for r in rows] == [shas[0], shas[0], shas[1], shas[1]]
     assert {r["card_metrics"] for r in rows[::2]} == {"test AUC 0.97, accuracy 0.93 on 120 videos of 'celeb-df'"}

@@ -23,7 +23,7 @@ def test_verdicts_newest_row_per_file_counts_and_filters(tmp_path):
     expected = write_verdicts(out, tmp_path / "archive")
     data = vd.load(out)
     assert data.rows == expected["rows"] and data.files == expected["files"]
-    assert vd.counts(data) == {"files": 6, "real": 1, "fake": 3, "inconclusive": 0, "error": 2}
+    assert vd.counts(data) == {"files": 6, "real": 1, "fake": 3, "inconclusive": 0, "untested": 0, "error": 2}
     assert vd.error_counts(data).to_dict("records") == [
         {"error_class": "DECODE_ERROR", "files": 1}, {"error_class": "NOT_VIDEO", "files": 1}]
     hist = vd.histogram(data.newest)
@@ -94,7 +94,7 @@ def test_inconclusive_rows_are_counted_filtered_and_their_models_judged(tmp_path
                  model_sha256=unknown, model_name="elsewhere")]
     pq.write_table(rows_to_table(rows), out / "part-run-1-000000.parquet")
     data = vd.load(out)
-    assert vd.counts(data) == {"files": 3, "real": 1, "fake": 1, "inconclusive": 1, "error": 0}
+    assert vd.counts(data) == {"files": 3, "real": 1, "fake": 1, "inconclusive": 1, "untested": 0, "error": 0}
     assert vd.filter_rows(data.newest, ["ok"], ["inconclusive"], (0.0, 1.0)).path.tolist() == ["a.mp4"]
     assert vd.filter_rows(data.newest, ["ok"], ["fake", "real"], (0.0, 1.0)).path.tolist() == ["b.mp4", "c.mp4"]
     metrics = {"test": {"roc_auc": 0.5, "accuracy": 0.5, "n_videos": 10, "confusion": [[5, 0], [5, 0]]}}
