@@ -38,6 +38,22 @@ def tiny_model(tmp_path_factory) -> Path:
     return out / "model.keras"
 
 
+@pytest.fixture(scope="session")
+def synthetic_tiny_model(tmp_path_factory) -> Path:
+    """The tiny model with a card that says it was trained on synthetic videos only, and a threshold of
+    0, so it calls every file fake: the demo model on real footage, in miniature."""
+    out = tmp_path_factory.mktemp("synthetic-model")
+    code = (
+        "import sys\n"
+        "from tests.models import save_tiny_model\n"
+        f"save_tiny_model(sys.argv[1], 'synthetic-tiny', frames={FRAMES}, size={SIZE}, threshold=0.0, "
+        "data='synthetic')\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(out)], check=True, cwd=REPO, env=child_env(), timeout=300,
+                   capture_output=True)
+    return out / "model.keras"
+
+
 def child_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
     env.update(extra)

@@ -2,8 +2,11 @@
 
 import json
 
+import pyarrow.dataset as pads
 import pytest
 from typer.testing import CliRunner
+
+from kernels.scope import SYNTHETIC_MARKER
 
 from scanner.cli import app
 from scanner.sink import OutDirLock
@@ -11,7 +14,7 @@ from tests.scanner.conftest import make_videos
 
 runner = CliRunner()
 SUMMARY_KEYS = {"run_id", "archive", "files_seen", "scanned", "skipped", "ok", "errors", "errors_by_class",
-                "seconds", "videos_per_s", "stage_seconds", "out"}
+                "conclusions", "alarms", "seconds", "videos_per_s", "stage_seconds", "out"}
 
 
 @pytest.mark.usefixtures("ray_cluster")
@@ -46,6 +49,40 @@ def test_run_json_summary_then_report(tmp_path, tiny_model):
     assert "errors by class: CONTAINER_INVALID 1" in report.stdout
     lines = csv_path.read_text().splitlines()
     assert len(lines) == 5  # header + one newest row per file
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_a_synthetic_model_on_real_footage_concludes_untested_and_raises_alarms(tmp_path, synthetic_tiny_model):
+    archive = tmp_path / "archive"
+    make_videos(archive, [f"clip{i}.mp4" for i in range(10)])
+    out = tmp_path / "verdicts"
+    args = ["run", str(archive), "--model", str(synthetic_tiny_model), "--out", str(out), "--gpus", "0",
+            "--workers", "1", "--batch-size", "4", "--json"]
+    result = runner.invoke(app, args + ["--fail-on-alarm"])
+    assert result.exit_code == 1, result.output  # the rows are committed, and cron pages someone
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["conclusions"] == {"untested": 10} and summary["ok"] == 10
+    assert [alarm["kind"] for alarm in summary["alarms"]] == ["ONE_CLASS", "UNTESTED"]
+    alarms = [line for line in result.stderr.splitlines() if line.startswith("dfscan: alarm: ")]
+    assert alarms[0].startswith("dfscan: alarm: the model called 10 of 10 files fake (p_fake ")
+    assert alarms[1] == ("dfscan: alarm: 10 of 10 conclusions are untested, most because this model was trained on "
+                         "synthetic videos only; it has never been measured on real footage")
+    table = pads.dataset(str(out)).to_table()
+    assert set(table["conclusion"].to_pylist()) == {"untested"} and set(table["verdict"].to_pylist()) == {"fake"}
+
+    report = runner.invoke(app, ["report", str(out)])
+    assert report.exit_code == 0, report.output
+    assert "newest verdict per file: real 0, fake 0, inconclusive 0, untested 10, error 0" in report.stdout
+    assert "dfscan: alarm: 10 of 10 conclusions are untested" in report.stdout
+    assert "scope: trained and tested on synthetic videos only (dfscan synth)" in report.stdout
+
+    # The same files as a `dfscan synth` archive are the model's own kind: its conclusions stand.
+    (archive / SYNTHETIC_MARKER).write_text("{}")
+    again = runner.invoke(app, args + ["--full"])
+    assert again.exit_code == 0, again.output  # without --fail-on-alarm, an alarm is no failure
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["conclusions"] == {"fake": 10}
+    assert [alarm["kind"] for alarm in summary["alarms"]] == ["ONE_CLASS"]  # a threshold of 0 calls all fake
 
 
 @pytest.mark.parametrize("args, message", [
