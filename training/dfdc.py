@@ -30,8 +30,8 @@ def metadata_files(root: Path) -> list[Path]:
     return files + ([root / METADATA] if (root / METADATA).is_file() else [])
 
 
-def looks_like(root: Path) -> bool:
-    return bool(metadata_files(root))
+def has_parts(root: Path) -> bool:
+    return any(p.is_file() for p in root.glob(f"{PART_GLOB}/{METADATA}"))
 
 
 def _malformed(path: Path, reason: str) -> ValueError:

@@ -47,16 +47,18 @@ class FFOptions:
             raise ValueError(f"unknown compression {self.compression!r}; expected one of {', '.join(COMPRESSIONS)}")
         unknown = [m for m in self.methods if m not in (*METHODS, DFD)]
         if unknown or not self.methods:
-            raise ValueError(f"unknown method {', '.join(unknown) or '(none given)'}; expected a comma list of "
-                             f"{', '.join((*METHODS, DFD))}")
+            raise ValueError(f"{'unknown method ' + ', '.join(unknown) if unknown else 'no method given'}; expected "
+                             f"a comma list of {', '.join((*METHODS, DFD))}")
         if DFD in self.methods and not self.include_dfd:
             raise ValueError(f"{DFD} has no official split: add --include-dfd to train on it (training part only)")
 
     @classmethod
     def parse(cls, compression: str = "c23", methods: str | None = None, include_dfd: bool = False) -> FFOptions:
         """From the command line: ``methods`` is a comma list (None: the five FF++ methods)."""
-        chosen = METHODS if methods is None else tuple(m.strip() for m in methods.split(",") if m.strip())
-        return cls(compression=compression, methods=chosen, include_dfd=include_dfd)
+        if methods is not None:  # spaces and repeats dropped
+            return cls(compression, tuple(dict.fromkeys(m.strip() for m in methods.split(",") if m.strip())),
+                       include_dfd)
+        return cls(compression=compression, include_dfd=include_dfd)
 
 
 @functools.lru_cache(maxsize=1)
@@ -116,7 +118,7 @@ def scan(root: str | Path, options: FFOptions = FFOptions()) -> FFScan:
         else:
             unofficial.append(rel)
     present, absent = [], []
-    for method in (m for m in options.methods if m != DFD):
+    for method in (m for m in dict.fromkeys(options.methods) if m != DFD):
         folder = root / FAKE_DIR / method / compression / "videos"
         (present if folder.is_dir() else absent).append(method)
         for rel, stem in _videos(root, folder):

@@ -70,10 +70,12 @@ def detect_layout(root: str | os.PathLike) -> str:
         return "celeb-df-v2"
     if faceforensics.looks_like(root):
         return "faceforensics"
-    if dfdc.looks_like(root):
+    if dfdc.has_parts(root):
         return "dfdc"
     if any(p.is_dir() and p.name.lower() in ("real", "fake") for p in root.rglob("*")):
         return "folders"
+    if dfdc.metadata_files(root):  # one DFDC part as the root (a real/fake tree with a metadata.json stays folders)
+        return "dfdc"
     raise ValueError(f"cannot tell the layout of {root}: expected real/ and fake/ folders, the Celeb-DF v2 "
                      f"folders ({', '.join(CELEB_FOLDERS)}), FaceForensics++'s {faceforensics.REAL_DIR}/ and "
                      f"{faceforensics.FAKE_DIR}/, or DFDC's {dfdc.PART_GLOB}/{dfdc.METADATA}")

@@ -112,6 +112,9 @@ def test_one_part_as_the_root_and_generated_clips_read(tmp_path):
     for name in metadata:
         write_index_video(part / name, frames=6, width=32, height=32)
     assert detect_layout(part) == detect_layout(tmp_path) == "dfdc"
+    (part / "real").mkdir()  # a real/ and fake/ tree with a metadata.json of its own stays a folders tree
+    assert detect_layout(part) == "folders" and detect_layout(tmp_path) == "dfdc"
+    (part / "real").rmdir()
     dataset = scan_dataset(part)
     assert [(i.path, i.label, i.group) for i in dataset.items] == [
         ("aaaaaaaaaa.mp4", REAL, "aaaaaaaaaa.mp4"), ("bbbbbbbbbb.mp4", FAKE, "aaaaaaaaaa.mp4")]

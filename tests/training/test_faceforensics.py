@@ -15,7 +15,7 @@ from training import faceforensics
 from training.clip_cache import ClipSource
 from training.faceforensics import DFD, METHODS, FFOptions
 from training.layouts import FAKE, REAL, detect_layout, scan_dataset
-from training.splits import make_split
+from training.splits import make_split, summarise
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "training" / "data" / "faceforensics_splits"
@@ -69,10 +69,11 @@ def test_shipped_splits_are_the_official_ones_and_declared_as_package_data():
     assert counts == {"train": 360, "val": 70, "test": 70}  # 1000 ids, 720/140/140
     ids = faceforensics.part_of_ids()
     assert len(ids) == 1000 and sorted(ids) == [f"{i:03d}" for i in range(1000)]
-    shared = next((p for p in (REPO / "shared", REPO.parent / "shared") if (p / "data" / "faceforensics").is_dir()), None)
+    shared = next((p / "data" / "faceforensics" for p in (REPO / "shared", REPO.parent / "shared")
+                   if (p / "data" / "faceforensics").is_dir()), None)
     if shared is not None:  # the copy inside the package is the project's shared data, byte for byte
         for part in ("train", "val", "test"):
-            assert (SHIPPED / f"{part}.json").read_bytes() == (shared / "data" / "faceforensics" / f"{part}.json").read_bytes()
+            assert (SHIPPED / f"{part}.json").read_bytes() == (shared / f"{part}.json").read_bytes()
     # installed without shared/: pyproject ships the three files with the training package
     globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["training"]
     shipped = sorted(p.relative_to(REPO / "training").as_posix() for p in SHIPPED.glob("*.json"))
@@ -107,6 +108,9 @@ def test_official_splits_exact_and_no_face_in_two_parts(ff_tree):
     assert not faces["train"] & faces["val"] and not faces["train"] & faces["test"] and not faces["val"] & faces["test"]
     assert dataset.official_test == split.test and dataset.official_val == split.val
     assert dataset.selection == {"compression": "c23", "methods": list(PRESENT), "include_dfd": False}
+    card = summarise(dataset, split)  # the model card's "dataset": what was chosen, and what was left out
+    assert card["split_method"] == "official-splits" and card["selection"] == dataset.selection
+    assert card["notes"] == list(dataset.notes) and card["test"] == {"videos": 700, "real": 140, "fake": 560}
 
 
 def test_deepfakedetection_actors_and_odd_names_left_out_by_default(ff_tree):
@@ -149,7 +153,8 @@ def test_compression_and_methods_select_only_their_files(ff_tree):
     assert sum(p.startswith(f"{MS}/Deepfakes/c40/") for p in paths) == 500 and len(paths) == 1500
     assert dataset.selection["methods"] == ["Deepfakes"]  # the only method with c40 videos
 
-    dataset = scan_dataset(ff_tree, layout="faceforensics", ff_options=FFOptions.parse("c23", "Face2Face, FaceSwap"))
+    chosen = FFOptions.parse("c23", "Face2Face, FaceSwap,Face2Face")  # spaces and repeats do not matter
+    dataset = scan_dataset(ff_tree, layout="faceforensics", ff_options=chosen)
     fakes = [p for p, label in dataset.labels().items() if label == FAKE]
     assert len(fakes) == 2000 and {p.split("/")[1] for p in fakes} == {"Face2Face", "FaceSwap"}
     assert sum(label == REAL for label in dataset.labels().values()) == 1000
@@ -165,7 +170,7 @@ def test_compression_and_methods_select_only_their_files(ff_tree):
     ("c99", None, False, "unknown compression 'c99'; expected one of raw, c23, c40"),
     ("c23", "Deepfakes,Faceswap", False, "unknown method Faceswap; expected a comma list of Deepfakes, Face2Face, "
                                          "FaceSwap, NeuralTextures, FaceShifter, DeepFakeDetection"),
-    ("c23", " , ", False, "unknown method (none given); expected a comma list of Deepfakes, Face2Face, FaceSwap, "
+    ("c23", " , ", False, "no method given; expected a comma list of Deepfakes, Face2Face, FaceSwap, "
                           "NeuralTextures, FaceShifter, DeepFakeDetection"),
     ("c23", "Deepfakes,DeepFakeDetection", False, "DeepFakeDetection has no official split: add --include-dfd to "
                                                   "train on it (training part only)"),
