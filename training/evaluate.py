@@ -26,7 +26,7 @@ SPLIT_FILE = "split.json"  # written by training beside model.keras
 class EvalConfig:
     data: str
     model: str  # RUN_DIR/model.keras or RUN_DIR
-    split: str = "test"  # "test": the run's test part (or Celeb-DF's official list) | "all": every video
+    split: str = "test"  # "test": the run's test part (or the layout's official one) | "all": every video
     layout: str = "auto"
     faceforensics: FFOptions = FFOptions()  # layout faceforensics: compression, methods, DeepFakeDetection
     batch_size: int = 8
