@@ -45,6 +45,13 @@ def _warn(warnings, advice: str | None = None) -> None:
         typer.echo(f"dfscan: to do better: {advice}", err=True)
 
 
+# Dataset options shared by train and evaluate (training/layouts.py, training/faceforensics.py).
+_LAYOUT = typer.Option("auto", "--layout", help="auto | folders | celeb-df-v2 | faceforensics | dfdc")
+_FF_COMPRESSION = typer.Option("c23", "--compression", help="faceforensics: raw | c23 | c40.")
+_FF_METHODS = typer.Option(None, "--methods", help="faceforensics: comma list; default the five FF++ methods present.")
+_FF_DFD = typer.Option(False, "--include-dfd", help="faceforensics: add DeepFakeDetection (no official split) to training.")
+
+
 @app.command()
 def probe(files: List[Path] = typer.Argument(..., help="Video files to probe."),
           as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")):
@@ -174,7 +181,7 @@ def _synth_from(source: Path, out_dir: Path, **settings) -> None:
 
 
 @app.command()
-def train(data: Path = typer.Option(..., "--data", help="Dataset root (folders or celeb-df-v2 layout)."),
+def train(data: Path = typer.Option(..., "--data", help="Dataset root (see --layout)."),
           arch: str = typer.Option("cnn-lstm", "--arch", help="cnn-lstm | resnet50-lstm"),
           out: Path = typer.Option(..., "--out", help="Run directory for model.keras and its card."),
           epochs: int = typer.Option(20, "--epochs"),
@@ -184,7 +191,8 @@ def train(data: Path = typer.Option(..., "--data", help="Dataset root (folders o
           size: Optional[int] = typer.Option(None, "--size", help="S; default 64 (cnn-lstm) or 224 (resnet50)."),
           sampling: str = typer.Option("uniform", "--sampling", help="uniform | keyframe"),
           backbone_weights: str = typer.Option("imagenet", "--backbone-weights", help="imagenet | none | PATH"),
-          layout: str = typer.Option("auto", "--layout", help="auto | folders | celeb-df-v2"),
+          layout: str = _LAYOUT,
+          compression: str = _FF_COMPRESSION, methods: Optional[str] = _FF_METHODS, include_dfd: bool = _FF_DFD,
           width: float = typer.Option(1.0, "--width", help="cnn-lstm channel multiplier."),
           seed: int = typer.Option(0, "--seed"),
           crop: str = typer.Option("frame", "--crop", help="frame | face: what the model sees (face: a square "
@@ -193,6 +201,7 @@ def train(data: Path = typer.Option(..., "--data", help="Dataset root (folders o
           fail_below: Optional[float] = typer.Option(None, "--fail-below", help="Exit 1 when the test AUC is "
                                                      "below this (or cannot be measured); the run is kept.")):
     """Train a model on videos read through the scanner's own input pipeline."""
+    from training.faceforensics import FFOptions
     from training.fit import SMALL_DATA_ADVICE, TrainConfig, train as fit
     from training.models import architectures
 
@@ -208,16 +217,17 @@ def train(data: Path = typer.Option(..., "--data", help="Dataset root (folders o
         fail_usage("epochs, batch size and frames must be positive, and the learning rate above 0")
     if fail_below is not None and not 0.0 <= fail_below <= 1.0:
         fail_usage(f"--fail-below is an AUC between 0 and 1, got {fail_below}")
-    config = TrainConfig(data=str(data), out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
-                         frames=n_frames, size=size, sampling=sampling, backbone_weights=backbone_weights,
-                         layout=layout, width=width, seed=seed, crop=crop, face_margin=face_margin)
     try:
+        config = TrainConfig(data=str(data), out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
+                             frames=n_frames, size=size, sampling=sampling, backbone_weights=backbone_weights,
+                             layout=layout, width=width, seed=seed, crop=crop, face_margin=face_margin,
+                             faceforensics=FFOptions.parse(compression, methods, include_dfd))
         config.resolved().clip_spec()  # bad crop, margin or size: one line, before any work
     except ValueError as exc:
         fail_usage(str(exc))
     _start_keras()
     try:
-        result = fit(config)
+        result = fit(config, say=lambda line: typer.echo(f"dfscan: {line}", err=True))
     except ValueError as exc:  # bad dataset, layout or weights: a message, not a traceback
         fail_usage(str(exc))
     typer.echo(json.dumps({"run_dir": result.run_dir, **result.metrics, "warnings": list(result.warnings)},
@@ -234,20 +244,27 @@ def train(data: Path = typer.Option(..., "--data", help="Dataset root (folders o
 def evaluate(data: Path = typer.Option(..., "--data", help="Dataset root."),
              model: Path = typer.Option(..., "--model", help="RUN_DIR/model.keras"),
              split: str = typer.Option("test", "--split", help="test | all"),
-             layout: str = typer.Option("auto", "--layout", help="auto | folders | celeb-df-v2"),
+             layout: str = _LAYOUT,
+             compression: str = _FF_COMPRESSION, methods: Optional[str] = _FF_METHODS, include_dfd: bool = _FF_DFD,
              plot: Optional[Path] = typer.Option(None, "--plot", help="Write a ROC curve PNG here.")):
     """Video-level metrics of a model, as one JSON object on stdout."""
     from kernels.artifact import ArtifactError
     from training.evaluate import EvalConfig, evaluate as score
+    from training.faceforensics import FFOptions
 
     if split not in ("test", "all"):
         fail_usage(f"unknown split {split!r}; expected test or all")
     if not data.is_dir():
         fail_usage(f"dataset not found: {data}")
+    try:
+        ff_options = FFOptions.parse(compression, methods, include_dfd)
+    except ValueError as exc:
+        fail_usage(str(exc))
     _start_keras()
     try:
         metrics = score(EvalConfig(data=str(data), model=str(model), split=split, layout=layout,
-                                   plot=str(plot) if plot else None))
+                                   faceforensics=ff_options, plot=str(plot) if plot else None),
+                        say=lambda line: typer.echo(f"dfscan: {line}", err=True))
     except (ArtifactError, ValueError, FileNotFoundError) as exc:
         fail_usage(str(exc))
     typer.echo(json.dumps(metrics, default=str))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from kernels.predict import load_predictor
 from kernels.scope import p_fake_quantiles
 from kernels.trust import metric_warnings
 from training.clip_cache import ClipSource
+from training.faceforensics import FFOptions
 from training.layouts import Dataset, VideoItem, scan_dataset
 from training.metrics import binary_metrics, roc_curve
 from training.splits import load_split, make_split
@@ -26,8 +27,9 @@ SPLIT_FILE = "split.json"  # written by training beside model.keras
 class EvalConfig:
     data: str
     model: str  # RUN_DIR/model.keras or RUN_DIR
-    split: str = "test"  # "test": the run's test part (or Celeb-DF's official list) | "all": every video
+    split: str = "test"  # "test": the run's test part (or the layout's official one) | "all": every video
     layout: str = "auto"
+    faceforensics: FFOptions = FFOptions()  # layout faceforensics: compression, methods, DeepFakeDetection
     batch_size: int = 8
     decoder: str = "auto"
     plot: str | None = None  # write a ROC curve PNG here
@@ -96,7 +98,7 @@ def score_items(predictor, source: ClipSource, items: Sequence[VideoItem], *, th
 
 
 def select_items(dataset: Dataset, split: str, model_dir: Path, seed: int) -> list[VideoItem]:
-    """The videos ``--split`` names: the official test list where the layout has one, else the test
+    """The videos ``--split`` names: the official test part where the layout has one, else the test
     part of the split saved beside the model (or remade from its seed); or everything."""
     if split == "all":
         return list(dataset.items)
@@ -117,11 +119,14 @@ def select_items(dataset: Dataset, split: str, model_dir: Path, seed: int) -> li
     return found
 
 
-def evaluate(config: EvalConfig) -> dict:
-    """Video-level metrics of a saved model on a dataset, as one JSON-ready dict."""
+def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> dict:
+    """Video-level metrics of a saved model on a dataset, as one JSON-ready dict; ``say`` gets the
+    layout's notes (what it used and left out)."""
     predictor = load_predictor(config.model, config.batch_size, threshold=config.threshold)
     card = predictor.card
-    dataset = scan_dataset(config.data, config.layout)
+    dataset = scan_dataset(config.data, config.layout, config.faceforensics)
+    for note in dataset.notes if say else ():
+        say(note)
     seed = int(card.get("dataset", {}).get("seed", 0))
     items = select_items(dataset, config.split, Path(predictor.loaded.path).parent, seed)
     reader = ClipReader(ClipSpec(**card.clip_settings(), sampling=predictor.sampling,

@@ -13,6 +13,7 @@ import dataclasses
 import io
 import platform
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from training.augment import AugmentConfig
 from training.batches import ClipBatches
 from training.clip_cache import ClipSource
 from training.evaluate import SPLIT_FILE, score_items
+from training.faceforensics import FFOptions
 from training.layouts import scan_dataset
 from training.models import CLASS_NAMES, INPUT_NORMALISATION, ModelConfig, build_model
 from training.precise_bn import precise_bn_callback
@@ -56,6 +58,7 @@ class TrainConfig:
     backbone_weights: str = "imagenet"
     seed: int = 0
     layout: str = "auto"
+    faceforensics: FFOptions = FFOptions()  # layout faceforensics: compression, methods, DeepFakeDetection
     decoder: str = "auto"
     width: float = 1.0  # cnn-lstm filter/unit multiplier
     test_fraction: float = 0.2  # without an official test list
@@ -268,8 +271,9 @@ def model_card(config: TrainConfig, run_dir: Path, dataset_summary: dict, metric
     }
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Train ``config.arch`` on ``config.data`` and write the run folder ``config.out``."""
+def train(config: TrainConfig, say: Callable[[str], None] | None = None) -> TrainResult:
+    """Train ``config.arch`` on ``config.data`` and write the run folder ``config.out``; ``say`` gets the
+    layout's notes (what it used and left out) before training starts."""
     import keras
 
     started = time.monotonic()
@@ -279,7 +283,9 @@ def train(config: TrainConfig) -> TrainResult:
     write_json_atomic(run_dir / "config.json", dataclasses.asdict(config))
     keras.utils.set_random_seed(config.seed)
 
-    dataset = scan_dataset(config.data, config.layout)
+    dataset = scan_dataset(config.data, config.layout, config.faceforensics)
+    for note in dataset.notes if say else ():
+        say(note)
     split = make_split(dataset, seed=config.seed, test_fraction=config.test_fraction,
                        val_fraction=config.val_fraction)
     save_split(split, run_dir / SPLIT_FILE)

@@ -1,7 +1,9 @@
 """Splits: dividing a dataset's videos into train, validation and test parts, saved as split.json.
 
-The official Celeb-DF v2 test list is used where the layout has one, otherwise a seeded stratified
-split; ``summarise`` gives the per-part class counts for the model card.
+The official Celeb-DF v2 test list is used where the layout has one, FaceForensics++'s official
+train/val/test parts as they are, DFDC's groups (a real video and the fakes made from it) in a seeded
+split of whole groups, otherwise a seeded stratified split; ``summarise`` gives the per-part class
+counts for the model card.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from training.layouts import FAKE, REAL, Dataset
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    method: str  # "official-test-list" | "stratified"
+    method: str  # "official-test-list" | "official-splits" | "grouped" | "stratified"
     seed: int
     train: tuple[str, ...]
     val: tuple[str, ...]
@@ -41,9 +43,42 @@ def _take(n: int, fraction: float) -> int:
     return min(n - 1, max(1, round(n * fraction)))
 
 
+def _official_split(dataset: Dataset, seed: int) -> Split:
+    """The layout's official test and validation parts; every other video trains."""
+    held_out = set(dataset.official_test or ()) | set(dataset.official_val or ())
+    train = [item.path for item in dataset.items if item.path not in held_out]
+    return Split(method="official-splits", seed=seed, train=tuple(sorted(train)),
+                 val=tuple(sorted(dataset.official_val or ())), test=tuple(sorted(dataset.official_test or ())))
+
+
+def _grouped_split(dataset: Dataset, seed: int, test_fraction: float, val_fraction: float) -> Split:
+    """Whole groups to each part, stratified by whether a group holds a real video, so a fake and the
+    video it was made from are always in the same part."""
+    rng = np.random.default_rng(seed)
+    members: dict[str, list[str]] = {}
+    for item in dataset.items:
+        members.setdefault(item.group or item.path, []).append(item.path)
+    with_real = {item.group or item.path for item in dataset.items if item.label == REAL}
+    parts: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for stratum in (sorted(with_real), sorted(set(members) - with_real)):
+        groups = np.array(stratum, dtype=object)[rng.permutation(len(stratum))]
+        n_test = _take(len(groups), test_fraction)
+        n_val = _take(len(groups) - n_test, val_fraction)
+        for name, chosen in (("test", groups[:n_test]), ("val", groups[n_test:n_test + n_val]),
+                             ("train", groups[n_test + n_val:])):
+            parts[name] += [path for group in chosen for path in members[group]]
+    return Split(method="grouped", seed=seed, **{name: tuple(sorted(paths)) for name, paths in parts.items()})
+
+
 def make_split(dataset: Dataset, seed: int = 0, test_fraction: float = 0.2, val_fraction: float = 0.1) -> Split:
-    """The official test list where the layout has one, otherwise a stratified 80/20 split; then a
-    stratified validation slice of the training part. The same seed gives the same split."""
+    """The official parts where the layout has them (FaceForensics++: test and validation; Celeb-DF v2:
+    the test list, then a stratified validation slice of the rest); for grouped videos (DFDC) a seeded
+    split of whole groups; otherwise a stratified 80/20 split, then a stratified validation slice of
+    the training part. The same seed gives the same split."""
+    if dataset.official_val is not None:
+        return _official_split(dataset, seed)
+    if dataset.official_test is None and any(item.group is not None for item in dataset.items):
+        return _grouped_split(dataset, seed, test_fraction, val_fraction)
     rng = np.random.default_rng(seed)
     official = set(dataset.official_test or ())
     train: list[str] = []
@@ -83,4 +118,6 @@ def summarise(dataset: Dataset, split: Split) -> dict:
     return {"root": dataset.root, "layout": dataset.layout, "split_method": split.method, "seed": split.seed,
             "all": counts([i.path for i in dataset.items]), "train": counts(split.train),
             "val": counts(split.val), "test": counts(split.test),
-            "official_test_missing": len(dataset.missing_test), "synthetic": dataset.synthetic}
+            "official_test_missing": len(dataset.missing_test), "synthetic": dataset.synthetic,
+            **({"selection": dataset.selection} if dataset.selection else {}),
+            **({"notes": list(dataset.notes)} if dataset.notes else {})}

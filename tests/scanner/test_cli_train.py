@@ -23,7 +23,7 @@ def trained(tmp_path, monkeypatch):
     (tmp_path / "data").mkdir()
     seen = []
 
-    def fake_train(config):
+    def fake_train(config, say=None):
         seen.append(config)
         metrics = {"test": WEAK, "val": None, "training": {}}
         warnings = metric_warnings(WEAK, "test")
