@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ import numpy as np
 from kernels.atomic import atomic_path
 from kernels.clips import ClipReader, ClipSpec
 from kernels.predict import load_predictor
-from kernels.scope import p_fake_quantiles
+from kernels.scope import ClipFacts, ScopeRule, p_fake_quantiles, scope_rule
 from kernels.trust import metric_warnings
 from training.clip_cache import ClipSource
 from training.faceforensics import FFOptions
@@ -134,5 +135,31 @@ def evaluate(config: EvalConfig, say: Callable[[str], None] | None = None) -> di
     source = ClipSource(reader, dataset.root, max_cache_bytes=0)  # each video is read once: no cache
     metrics = score_items(predictor, source, items, threshold=predictor.threshold, plot=config.plot,
                           title=f"{card.name} on {Path(dataset.root).name} ({config.split})")
+    facts = [source.facts[item.path] for item in items if item.path in source.facts]
+    in_scope = scope_report(scope_rule(card, dataset.root), facts)
     return {**metrics, "split": config.split, "layout": dataset.layout, "model": card.name,
-            "model_sha256": card.sha256, "warnings": metric_warnings(metrics, config.split)}
+            "model_sha256": card.sha256, **in_scope,
+            "warnings": metric_warnings(metrics, config.split) + in_scope["scope_warnings"]}
+
+
+def scope_report(rule: ScopeRule, facts: Sequence[ClipFacts]) -> dict:
+    """How the evaluated videos lie against the model's scope: faces found (face models), the videos
+    the scanner would conclude ``untested`` on and why, and warnings in plain words when the evaluation
+    measures the model outside what it was trained for (its AUC then says little about the model)."""
+    n = len(facts)
+    reasons = collections.Counter(reason for reason in (rule.untested_reason(f) for f in facts) if reason)
+    out = {"untested_videos": sum(reasons.values()), "untested_reasons": dict(reasons.most_common()),
+           "scope": rule.scope.describe(), "scope_warnings": []}
+    if rule.face_model:
+        found = sum(bool(f.face_found) for f in facts)
+        out["faces_found"] = {"videos": found, "of": n}
+        if n and found / n < 0.5:
+            out["scope_warnings"].append(
+                f"a face was found in only {found} of {n} videos ({found / n:.0%}): the rest were scored on whole "
+                f"frames this face model never saw, so the metrics above say little about it (faces under about "
+                f"1/16 of the frame's long side are not found)")
+    if reasons:
+        reason, count = reasons.most_common(1)[0]
+        out["scope_warnings"].append(f"{out['untested_videos']} of {n} videos lie outside the model's scope (a scan "
+                                     f"would conclude 'untested'), {count} because {reason}")
+    return out

@@ -83,6 +83,15 @@ def test_run_folder_is_complete(learned):
     assert card["dataset"]["split_method"] == "stratified"
     assert {"keras", "numpy", "av", "python"} <= set(card["versions"])
     assert METRIC_KEYS <= set(card["metrics"]["test"])
+    # The scope: what the model saw, for every reader's "untested" rule and the scan's alarms.
+    scope, test = card["scope"], card["metrics"]["test"]
+    assert (scope["data"], scope["layout"], scope["long_side"]) == ("synthetic", "labels.csv", [64.0, 64.0])
+    assert scope["videos"]["test"] == {"real": test["n_real"], "fake": test["n_fake"]}
+    assert scope["test_called_fake"] == pytest.approx((test["confusion"][0][1] + test["confusion"][1][1]) / 48, abs=1e-4)
+    quantiles = scope["test_p_fake"]
+    assert len(quantiles["real"]) == len(quantiles["fake"]) == len(quantiles["levels"]) == 9
+    assert quantiles["real"][4] < quantiles["fake"][4]  # it learned: fakes score higher at the median
+    assert "face_found" not in scope  # a whole-frame model
 
     config = json.loads((run / "config.json").read_text())
     assert config == {**dataclasses.asdict(TrainConfig(data=config["data"], out=config["out"], **LEARN))}

@@ -45,6 +45,10 @@ def test_a_face_model_is_trained_scored_and_scanned_on_face_crops(tmp_path, monk
     detected.clear()
     metrics = evaluate(EvalConfig(data=str(data), model=str(tmp_path / "run"), split="all"))
     assert metrics["n_videos"] == 4 and sum(detected) == 16  # evaluation crops faces too, from the card alone
+    assert metrics["faces_found"] == {"videos": 4, "of": 4} and metrics["untested_videos"] == 0
+    scope = card["scope"]
+    assert scope["face_found"] == {"train": 1.0, "test": 1.0} and scope["data"] == "real"
+    assert scope["long_side"] == [640.0, 640.0] and 30 <= scope["face_px"][0] <= scope["face_px"][1] <= 100
 
     worker = ScanWorker(str(tmp_path / "run" / "model.keras"), str(data), batch_size=2)
     assert (worker.spec.crop, worker.spec.face_margin) == ("face", 1.5)
