@@ -245,14 +245,41 @@ class LoadedModel(CardFacts):
 
 
 def dfscan_version() -> str:
-    """The installed dfscan's version, for provenance (model cards, the app's exports); "source" in a
-    checkout that was not installed."""
+    """The installed dfscan's version, for provenance (model cards, the app's exports), with the commit
+    of the checkout it runs from where there is one ("0.1.0+g070ab4a1b2c3"); "source" in a checkout that
+    was not installed."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("dfscan")
+        installed = version("dfscan")
     except PackageNotFoundError:
-        return "source"
+        installed = "source"
+    commit = source_commit()
+    return f"{installed}+g{commit[:12]}" if commit else installed
+
+
+def source_commit(root: Path | None = None) -> str | None:
+    """The git commit of the checkout holding this file (an editable install), read from ``.git`` without
+    running git; None for an installed wheel or anything unreadable."""
+    root = root or Path(__file__).resolve().parents[1]
+    try:
+        git = root / ".git"
+        if git.is_file():  # a worktree: ".git" names its folder
+            git = (root / git.read_text().split("gitdir:", 1)[1].strip()).resolve()
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head if len(head) == 40 else None
+        ref = head[4:].strip()
+        common = git / (git / "commondir").read_text().strip() if (git / "commondir").is_file() else git
+        for base in (git, common):
+            if (base / ref).is_file():
+                return (base / ref).read_text().strip()[:40]
+        for line in (common / "packed-refs").read_text().splitlines():
+            if line.endswith(" " + ref):
+                return line.split(" ", 1)[0]
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+    return None
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -106,3 +106,16 @@ def explain_p_fake(threshold: float, band: float) -> str:
         sentence += (f", and within {band:g} of {threshold:g} (between {max(0.0, threshold - band):g} and "
                      f"{min(1.0, threshold + band):g}) it is inconclusive")
     return sentence + "; it is a score from one model, not proof."
+
+
+def format_p_fake(p_fake: float | None) -> str:
+    """p_fake for a person, never rounded to certainty: two decimals, but above 0.99 "> 0.99" and below
+    0.01 "< 0.01" (0.9953 is not 1.00: no model output is proof)."""
+    if p_fake is None:
+        return "n/a"
+    p_fake = float(p_fake)
+    if p_fake > 0.99:
+        return "> 0.99"
+    if p_fake < 0.01:
+        return "< 0.01"
+    return f"{p_fake:.2f}"

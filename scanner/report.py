@@ -64,7 +64,7 @@ def build_report(out: str | Path, archive: str | None = None) -> Report:
     done = sink.completed_runs(out)
     runs = sorted(done)
     incomplete = sorted({sink.part_run_id(name) for name in sink.orphan_parts(out)})
-    models = _models(out, newest)
+    models = models_of(out, newest)
     return Report(out=str(out), files=newest.num_rows, rows=table.num_rows, runs=runs, incomplete_runs=incomplete,
                   verdicts=counts.outcomes, error_classes=counts.error_classes, fallbacks=counts.fallbacks,
                   schema_version=verdicts.SCHEMA_VERSION, newest=newest, models=models,
@@ -72,7 +72,7 @@ def build_report(out: str | Path, archive: str | None = None) -> Report:
 
 
 def model_alarms(newest: pa.Table, models: list[dict]) -> list[dict]:
-    """The alarms of each model's newest rows (``_models``' records), judged with the scope its run's
+    """The alarms of each model's newest rows (``models_of``' records), judged with the scope its run's
     manifest recorded (none for older runs: then only the alarms that need no scope)."""
     alarms = []
     for model in models:
@@ -84,7 +84,7 @@ def model_alarms(newest: pa.Table, models: list[dict]) -> list[dict]:
     return alarms
 
 
-def _models(out: Path, newest: pa.Table) -> list[dict]:
+def models_of(out: Path, newest: pa.Table) -> list[dict]:
     """Each model behind the newest rows (most files first), with its card's trust from the newest
     manifest that recorded it; None for runs of a dfscan that did not record it."""
     if newest.num_rows == 0:

@@ -11,8 +11,11 @@ import altair as alt
 import streamlit as st
 
 from kernels.artifact import CONCLUSIONS
+from kernels.export import boxed_frames
+from kernels.trust import format_p_fake
 from scanner.webapp import verdicts as vd
 from scanner.webapp.plain_errors import plain_words
+from scanner.webapp.result_view import BOX_LEGEND
 from scanner.webapp.settings import AppSettings
 from scanner.webapp.text import as_text
 from scanner.webapp.widgets import cached_discovery, error_with_details, frame_grid, trust_notes
@@ -40,6 +43,8 @@ def render(settings: AppSettings) -> None:
         st.error(as_text(exc))
         return
     frame = data.newest
+    for alarm in data.alarms:  # first: what the rows together say about each model
+        st.warning(as_text(f"Alarm for {alarm['model_name'] or 'an unnamed model'}: {alarm['message']}."))
     _summary(data)
     if frame.empty:
         return
@@ -52,12 +57,15 @@ def render(settings: AppSettings) -> None:
 def _summary(data: vd.Verdicts) -> None:
     counts = vd.counts(data)
     with st.container(key="counts"):
-        columns = st.columns(5)
+        columns = st.columns(6)
         for column, (label, outcome) in zip(columns, (("Files", "files"), ("Real", "real"), ("Fake", "fake"),
-                                                      ("Inconclusive", "inconclusive"), ("Errors", "error"))):
+                                                      ("Inconclusive", "inconclusive"), ("Untested", "untested"),
+                                                      ("Errors", "error"))):
             column.metric(label, counts[outcome])
     st.caption(f"{data.rows} rows in {as_text(data.folder)}; each file counts once, by its newest row. "
-               "Inconclusive: p_fake within the model's band around its threshold.")
+               "Inconclusive: p_fake within the model's band around its threshold. Untested: the file lies "
+               "outside what the model was measured on (the row's untested_reason says why), so its p_fake is "
+               "not evidence.")
     if data.newest.empty:
         return
     left, right = st.columns(2)
@@ -110,8 +118,10 @@ def _table(filtered, files: int) -> None:
     shown = filtered.head(MAX_TABLE_ROWS)
     note = f" (the first {MAX_TABLE_ROWS} are shown)" if len(filtered) > MAX_TABLE_ROWS else ""
     st.caption(f"{len(filtered)} of {files} files match{note}.")
+    shown = shown.assign(p_fake=shown["p_fake"].map(lambda p: None if p is None or p != p else format_p_fake(p)))
     st.dataframe(shown[[c for c in vd.TABLE_COLUMNS if c in shown.columns]], hide_index=True, key="verdict_table",
-                 column_config={"p_fake": st.column_config.NumberColumn(format="%.2f"),
+                 column_config={"p_fake": st.column_config.TextColumn(help="Never rounded to certainty: "
+                                                                      "above 0.99 reads > 0.99."),
                                 "scanned_at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
 
 
@@ -136,7 +146,7 @@ def _frames_on_demand(filtered, folder: str, model_paths: tuple[str, ...]) -> No
     if shown is None or shown[0] != wanted:
         with st.spinner(f"Reading {as_text(row['path'])}…"):
             try:
-                clip, match = vd.read_row_frames(folder, row, _size_for(row, model_paths))
+                clip, match = vd.read_row_frames(folder, row, _settings_for(row, model_paths))
             except Exception as exc:  # noqa: BLE001 - shown in the page, traceback in the log
                 traceback.print_exc(file=sys.stderr)
                 error_with_details(f"{row['path']}: the file could not be read again", type(exc).__name__, str(exc))
@@ -149,19 +159,27 @@ def _frames_on_demand(filtered, folder: str, model_paths: tuple[str, ...]) -> No
                            clip.error.message)
         return
     indices = [int(i) for i in clip.indices]
+    what = "face crops of the same" if clip.faces is not None and clip.faces.found else "the same"
     if match is True:
-        st.success(f"{as_text(file)}: the same {len(indices)} frames the scan used.")
+        st.success(f"{as_text(file)}: {what} {len(indices)} frames the scan used.")
     elif match is False:
         recorded = vd.recorded_indices(folder, row)
         st.warning(f"{as_text(file)}: these frames differ from the scan's {recorded}; "
                    "the file may have changed since it was scanned.")
+    if clip.faces is not None:
+        # The whole frames with the square the model saw on each, then what it saw.
+        frame_grid(boxed_frames(clip), indices, key="row-boxed")
+        st.caption(BOX_LEGEND)
+        st.caption("What the model saw:" if clip.faces.found else
+                   "No face was found often enough: the model saw these whole frames.")
     frame_grid(clip.frames, indices, key="row-frames")
 
 
-def _size_for(row: dict, model_paths: tuple[str, ...]) -> int:
-    """The frame size of the model that scanned the row, when that model is listed; else the default."""
+def _settings_for(row: dict, model_paths: tuple[str, ...]) -> dict:
+    """How the model that scanned the row reads a clip (its card's frame size, crop and face settings),
+    when that model is listed; else the default size and the row's own crop."""
     sha = row.get("model_sha256")
     for entry in cached_discovery(model_paths).models:
         if sha and entry.sha256 == sha:
-            return entry.size
-    return vd.DEFAULT_FRAME_SIZE
+            return entry.card.clip_settings()
+    return {"size": vd.DEFAULT_FRAME_SIZE, "crop": "face" if row.get("crop") == "face" else "frame"}

@@ -28,9 +28,10 @@ from kernels.clips import Clip, ClipReader, ClipSpec
 from kernels.export import boxed_frames
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import ProbeLimits
-from kernels.scope import ClipFacts, scope_rule
+from kernels.scope import ClipFacts, card_scope, scope_rule
 from kernels.trust import card_trust
 from scanner import verdicts
+from scanner.alarms import OutcomeStats
 from scanner.webapp.models import ModelEntry
 from scanner.webapp.plain_errors import file_head, plain_words
 from scanner.webapp.settings import VIDEO_TYPES, format_bytes
@@ -92,9 +93,14 @@ class ModelResult:
 
 # One row per clip and model in the CSV export, in this order: the clip, the result's fields (but the
 # model's path on the server), the probe, when. The JSON export has the same fields plus the full probe.
-EXPORT_COLUMNS = ("file", "size_bytes", "clip_sha256", "dfscan_version",
-                  *(f.name for f in dataclasses.fields(ModelResult) if f.name != "model_path"),
-                  *PROBE_COLUMNS, "checked_at")
+# "error_words" (the error class in plain words, which tells a file that is not a video from a cut-off
+# one where both are CONTAINER_INVALID) follows the class; "face_box_unit" follows the box.
+_RESULT_COLUMNS = [f.name for f in dataclasses.fields(ModelResult) if f.name != "model_path"]
+_RESULT_COLUMNS.insert(_RESULT_COLUMNS.index("error_class") + 1, "error_words")
+_RESULT_COLUMNS.insert(_RESULT_COLUMNS.index("face_box") + 1, "face_box_unit")
+EXPORT_COLUMNS = ("file", "size_bytes", "clip_sha256", "dfscan_version", *_RESULT_COLUMNS, *PROBE_COLUMNS,
+                  "checked_at")
+FACE_BOX_UNIT = "x, y, width, height as fractions of the displayed (upright) frame"
 CLIP_COLUMNS = ("file", "size_bytes", "clip_sha256", "dfscan_version", "checked_at")  # once per clip in JSON
 
 
@@ -139,7 +145,9 @@ class CheckResult:
             row = {"file": self.file, "size_bytes": self.size_bytes, "checked_at": self.checked_at,
                    "clip_sha256": self.clip_sha256, "dfscan_version": self.dfscan_version,
                    **{k: probe.get(k) for k in PROBE_COLUMNS},
-                   **{f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name != "model_path"}}
+                   **{f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name != "model_path"},
+                   "error_words": self.plain_error(r.error_class) if r.error_class else None,
+                   "face_box_unit": FACE_BOX_UNIT if r.face_box is not None else None}
             out.append({k: row.get(k) for k in EXPORT_COLUMNS})
         return out
 
@@ -166,6 +174,22 @@ def export_csv(checks: list[CheckResult]) -> str:
             writer.writerow({**row, "frame_indices": "" if indices is None else " ".join(map(str, indices)),
                              "card_warnings": "; ".join(row["card_warnings"])})
     return buffer.getvalue()
+
+
+def check_alarms(checks: list[CheckResult], models: list[ModelEntry]) -> list[dict]:
+    """The alarms (``scanner.alarms``) of each model over every clip checked together: one model that
+    calls 12 uploaded clips fake alike is not measuring them. Alarm.as_dict() plus "model_name"."""
+    alarms = []
+    for entry in models:
+        stats = OutcomeStats(card_scope(entry.card))
+        for check in checks:
+            probe = check.probe or {}
+            for result in check.results:
+                if result.model_path == entry.path:
+                    stats.add({**dataclasses.asdict(result), "display_width": probe.get("display_width"),
+                               "display_height": probe.get("display_height")})
+        alarms += [{**alarm.as_dict(), "model_name": entry.name} for alarm in stats.alarms()]
+    return alarms
 
 
 def validate_upload(name: str, size: int, max_bytes: int) -> str | None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import streamlit as st
 
 from kernels.quiet import quiet_deep_learning_start
-from scanner.webapp.check import CheckResult, export_csv, export_json, run_check, save_upload, validate_upload
+from scanner.webapp.check import (CheckResult, check_alarms, export_csv, export_json, run_check, save_upload,
+                                  validate_upload)
 from scanner.webapp.models import load_for_prediction
 from scanner.webapp.result_view import show_clip
 from scanner.webapp.settings import VIDEO_TYPES, AppSettings, format_bytes
@@ -72,6 +73,7 @@ def render(settings: AppSettings) -> None:
             checks.append((result, uploaded))
     if not checks:
         return
+    _first_what_went_wrong([result for result, _ in checks], entries)
     _exports([result for result, _ in checks])
     for number, (result, uploaded) in enumerate(checks):
         show_clip(result, number, uploaded.getvalue, {entry.path: entry.trust for entry in entries})
@@ -107,6 +109,17 @@ def _check(uploaded, entries) -> CheckResult | None:
         return None
     bar.empty()
     return result
+
+
+def _first_what_went_wrong(results: list[CheckResult], entries) -> None:
+    """Above every result: the files that could not be checked, and what the clips together say about
+    each model (scanner.alarms), so neither is found only after scrolling past all the results."""
+    failed = [(result.file, result.plain_error(result.file_error[0])) for result in results if result.file_error]
+    if failed and len(results) > 1:
+        st.error(f"{len(failed)} of {len(results)} files could not be checked: "
+                 + "; ".join(as_text(f"{name} ({words})") for name, words in failed) + ".")
+    for alarm in check_alarms(results, entries):
+        st.warning(as_text(f"Alarm for {alarm['model_name']}: {alarm['message']}."))
 
 
 def _exports(results: list[CheckResult]) -> None:

@@ -10,10 +10,14 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import streamlit as st
+from PIL import Image, ImageDraw
 
 from kernels.errors import VideoError
-from kernels.trust import Trust, explain_p_fake
+from kernels.export import DETECTED, INTERPOLATED
+from kernels.artifact import UNTESTED
+from kernels.trust import Trust, explain_p_fake, format_p_fake
 from scanner.webapp.check import CheckResult, ModelResult, safe_file_name
 from scanner.webapp.settings import format_bytes
 from scanner.webapp.source_frame import source_frame
@@ -21,8 +25,13 @@ from scanner.webapp.text import as_text
 from scanner.webapp.widgets import error_with_details, frame_grid, trust_notes
 
 COLUMNS_PER_ROW = 3  # verdict cards side by side; Streamlit stacks them on narrow screens
-# The conclusion's badge: inconclusive is neither colour, so it cannot be read as a verdict at a glance.
-BADGES = {"fake": ":red-badge[FAKE]", "real": ":green-badge[REAL]", "inconclusive": ":gray-badge[INCONCLUSIVE]"}
+# The conclusion's badge: inconclusive and untested are neither colour, so neither can be read as a
+# verdict at a glance.
+BADGES = {"fake": ":red-badge[FAKE]", "real": ":green-badge[REAL]", "inconclusive": ":gray-badge[INCONCLUSIVE]",
+          "untested": ":gray-badge[UNTESTED]"}
+# The colours of kernels.export.boxed_frames, said in words beside the frames they are drawn on.
+BOX_LEGEND = ("Boxes: green, the face the detector found in this frame; amber, the face placed between "
+              "detections; a red edge, no face found, so the whole frame was used.")
 
 
 def facts_line(probe: dict) -> str:
@@ -43,8 +52,13 @@ def verdict_card(result: ModelResult, check: CheckResult, trust: Trust | None, k
         if result.status != "ok":
             error_with_details(check.plain_error(result.error_class), result.error_class, result.error_message)
         else:
-            st.metric("p_fake", f"{result.p_fake:.2f}")
             st.markdown(f"conclusion {BADGES[result.conclusion]}")
+            if result.conclusion == UNTESTED:
+                # The reason first: an editor must not act on a score the model was never measured for.
+                st.info(as_text(f"Untested: {result.untested_reason}. Its score "
+                                f"(p_fake {format_p_fake(result.p_fake)}) is not evidence either way."))
+            else:
+                st.metric("p_fake", format_p_fake(result.p_fake))
             st.caption(as_text(explain_p_fake(result.threshold, result.inconclusive_band)))
         if trust is not None:
             trust_notes(trust)
@@ -80,6 +94,7 @@ def show_clip(check: CheckResult, number: int, read_bytes: Callable[[], bytes], 
                        f"{faces.detected_on} frames the detector saw" if faces.found else
                        "No face was found often enough: these models saw whole frames, not face crops.")
             frame_grid(view.boxed, [int(i) for i in clip.indices], key=f"boxed-{number}-{shape}")
+            st.caption(BOX_LEGEND)
             st.caption("What the models saw:")
         if clip.ok:
             frame_grid(clip.frames, [int(i) for i in clip.indices], key=f"frames-{number}-{shape}")
@@ -113,4 +128,33 @@ def _look_closer(check: CheckResult, number: int, read_bytes: Callable[[], bytes
             traceback.print_exc(file=sys.stderr)
             error_with_details(f"frame {index} cannot be shown", type(exc).__name__, str(exc))
             return
-        st.image(frame, caption=f"frame {index} at {frame.shape[1]}×{frame.shape[0]} px", width="content")
+        box = face_box_at(check, int(index))
+        if box is not None:
+            frame = draw_box(frame, *box)
+        st.image(frame, caption=f"frame {index} at {frame.shape[1]}×{frame.shape[0]} px"
+                 + (" with the face the models saw (green: detected here; amber: placed between detections)"
+                    if box is not None else ""), width="content")
+
+
+def face_box_at(check: CheckResult, index: int) -> tuple[tuple[float, float, float, float], bool] | None:
+    """The square a face model cut at source frame ``index`` (display pixels, x, y, w, h) and whether
+    the face was detected there; None where no face model saw a face in that frame."""
+    for view in check.views:
+        faces, clip = view.clip.faces, view.clip
+        if not clip.ok or faces is None or not faces.found:
+            continue
+        positions = [p for p, i in enumerate(clip.indices) if int(i) == index]
+        if positions:
+            box = tuple(float(v) for v in faces.crop_boxes[positions[0]])
+            return box, bool(faces.detected[positions[0]])
+    return None
+
+
+def draw_box(frame: np.ndarray, box: tuple[float, float, float, float], detected: bool) -> np.ndarray:
+    """``frame`` with ``box`` drawn in the sheet's colours.  (H, W, 3) uint8 -> (H, W, 3) uint8"""
+    image = Image.fromarray(np.ascontiguousarray(frame))
+    x, y, w, h = box
+    width = max(2, round(max(frame.shape[:2]) / 320))
+    ImageDraw.Draw(image).rectangle([x, y, x + w - 1, y + h - 1], outline=DETECTED if detected else INTERPOLATED,
+                                    width=width)
+    return np.asarray(image)

@@ -21,6 +21,7 @@ from kernels.clips import Clip, ClipReader, ClipSpec
 from kernels.sampling import SAMPLING_MODES
 from kernels.trust import Trust, card_trust
 from scanner import verdicts as verdict_rows
+from scanner.report import model_alarms, models_of
 from scanner.verdicts import STATUSES  # noqa: F401 - the browse page's filter choices
 from scanner.webapp.models import ModelEntry
 
@@ -29,8 +30,10 @@ from scanner.webapp.models import ModelEntry
 READ_ON_DEMAND = ("frame_indices",)
 REQUIRED = ("path", "status")  # without them, a folder of Parquet files is not a verdicts folder
 # What the page's table shows, in order: a choice of the page (each a VERDICT_SCHEMA column).
-TABLE_COLUMNS = ("path", "status", "conclusion", "p_fake", "verdict", "error_class", "error_message", "codec", "width", "height",
-                 "frame_count", "duration_s", "decoder", "model_name", "scanned_at", "archive")
+# What a person reads comes first, so that a phone's narrow screen shows it before the path.
+TABLE_COLUMNS = ("conclusion", "p_fake", "path", "status", "untested_reason", "verdict", "error_class", "error_message",
+                 "codec", "width", "height", "frame_count", "duration_s", "decoder", "model_name", "scanned_at",
+                 "archive")
 DEFAULT_FRAME_SIZE = 224
 
 
@@ -44,6 +47,8 @@ class Verdicts:
     rows: int  # every row, history included
     newest: pd.DataFrame  # one row per (archive, path), sorted by (archive, path)
     counts: verdict_rows.Counts  # of the newest rows
+    # What each model's newest rows say about it together (scanner.alarms), as `dfscan report` says it
+    alarms: list[dict] = dataclasses.field(default_factory=list)
 
     @property
     def files(self) -> int:
@@ -93,12 +98,12 @@ def _load(path: Path) -> Verdicts:
     table = dataset.to_table(columns=[c for c in dataset.schema.names if c not in READ_ON_DEMAND])
     newest = verdict_rows.newest_rows(table)  # counted before pandas: the app converts only at its edge
     return Verdicts(folder=str(path), rows=table.num_rows, newest=newest.to_pandas(),
-                    counts=verdict_rows.count(newest))
+                    counts=verdict_rows.count(newest), alarms=model_alarms(newest, models_of(path, newest)))
 
 
 def counts(data: Verdicts) -> dict[str, int]:
-    """Files by conclusion (real, fake, inconclusive; the verdict of rows older than the conclusion),
-    and error for refused files."""
+    """Files by conclusion (real, fake, inconclusive, untested; the verdict of rows older than the
+    conclusion), and error for refused files."""
     return {"files": data.counts.files,
             **{outcome: data.counts.of(outcome) for outcome in (*CONCLUSIONS, "error")}}
 
@@ -189,15 +194,21 @@ def recorded_indices(folder: str | Path, row: dict) -> list[int] | None:
     return None if indices is None else [int(i) for i in indices]
 
 
-def read_row_frames(folder: str | Path, row: dict, size: int = DEFAULT_FRAME_SIZE) -> tuple[Clip, bool | None]:
-    """Re-read the row's file with the row's sampling and frame count: ``(clip, indices_match)``;
-    ``indices_match`` is None when the row recorded no indices (or the file cannot be read).
+def read_row_frames(folder: str | Path, row: dict, settings: dict | None = None) -> tuple[Clip, bool | None]:
+    """Re-read the row's file as its scan did: ``(clip, indices_match)``; ``indices_match`` is None when
+    the row recorded no indices (or the file cannot be read). ``settings``: the scanning model's clip
+    settings (``ModelCard.clip_settings()``: size, crop and face settings) where its card is known; a
+    face row is read with face crops even without it (the default face settings).
 
     The clip is decoded on the CPU (PyAV, or DALI's CPU decoder for VP8/VP9/MJPEG), with the plan the
     scan used, so the indices are comparable whatever decoder the scan ran."""
     recorded = recorded_indices(folder, row)
     sampling = row.get("sampling") if row.get("sampling") in SAMPLING_MODES else "uniform"
-    spec = ClipSpec(frames=len(recorded) if recorded else 20, size=size, sampling=sampling)
+    settings = dict(settings or {"size": DEFAULT_FRAME_SIZE})
+    if row.get("crop") == "face":
+        settings.setdefault("crop", "face")
+    settings["frames"] = len(recorded) if recorded else settings.get("frames", 20)
+    spec = ClipSpec(**settings, sampling=sampling)
     (clip,) = ClipReader(spec, gpu=False).read([str(row_file(row))])
     if not clip.ok or recorded is None:
         return clip, None

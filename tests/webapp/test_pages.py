@@ -71,7 +71,10 @@ def test_check_page_shows_names_as_text_and_each_models_trust(tmp_path, models, 
     # One section per clip, each named as uploaded.
     assert [body for body in read if body in (IMAGE_NAME, HTML_NAME, LINK_NAME)] == [IMAGE_NAME]
     errors = [as_read(e.value) for e in app.error]
-    assert errors == [f"{HTML_NAME} cannot be checked: this is not a video file.",
+    # The failed files first, above every result (and the exports), then each in its place.
+    assert errors[0] == (f"2 of 3 files could not be checked: {HTML_NAME} (this is not a video file); {LINK_NAME} "
+                         f"(the file is incomplete (cut off): it starts as a video but the rest is missing or damaged).")
+    assert errors[1:] == [f"{HTML_NAME} cannot be checked: this is not a video file.",
                       f"{LINK_NAME} cannot be checked: the file is incomplete (cut off): it starts as a video "
                       f"but the rest is missing or damaged."]
     details = [t.value for t in app.text]
@@ -117,8 +120,8 @@ def test_browse_page_shows_hostile_names_as_text_and_the_models_trust(tmp_path, 
     app = AppTest.from_function(_browse_page, args=(str(models), str(out)), default_timeout=60).run()
     assert not app.exception and not app.error
     read = _read(app)
-    assert [m.label for m in app.metric] == ["Files", "Real", "Fake", "Inconclusive", "Errors"]
-    assert [m.value for m in app.metric] == ["3", "0", "1", "1", "1"]
+    assert [m.label for m in app.metric] == ["Files", "Real", "Fake", "Inconclusive", "Untested", "Errors"]
+    assert [m.value for m in app.metric] == ["3", "0", "1", "1", "0", "1"]
     assert f"{app.caption[0].value and as_read(app.caption[0].value)}".startswith(f"3 rows in {out};")
     assert f"coin {IMAGE_NAME} · sha256 {coin_sha[:16]} · 1 file" in read
     assert f"gone {LINK_NAME} · sha256 {'f' * 16} · 1 file" in read

@@ -65,17 +65,17 @@ def test_row_frames_are_reread_with_the_rows_sampling_and_compared(tmp_path):
     assert "frame_indices" not in newest.columns  # read per row, on demand
     row = newest.loc["keep/real.mp4"].to_dict()
     assert vd.recorded_indices(out, row) == UNIFORM_4_OF_30
-    clip, match = vd.read_row_frames(out, row, size=32)
+    clip, match = vd.read_row_frames(out, row, {"size": 32})
     assert match is True and clip.frames.shape == (4, 32, 32, 3)
     assert clip.indices.tolist() == plan_indices("uniform", 30, (0, 12, 24), 4).tolist() == UNIFORM_4_OF_30
 
     rescan = dict(verdict_row(tmp_path / "archive", "keep/real.mp4", "ok", 0.12, hours=1), frame_indices=[0, 1, 2, 3])
     pq.write_table(rows_to_table([rescan]), out / "part-later-000000.parquet")
     assert vd.recorded_indices(out, row) == [0, 1, 2, 3]  # the newest row's indices
-    assert vd.read_row_frames(out, row, size=32)[1] is False
+    assert vd.read_row_frames(out, row, {"size": 32})[1] is False
 
     missing = dict(row, path="keep/gone.mp4")
-    clip, match = vd.read_row_frames(out, missing, size=32)
+    clip, match = vd.read_row_frames(out, missing, {"size": 32})
     assert match is None and clip.error.error_class.value == "NOT_FOUND"
 
 
