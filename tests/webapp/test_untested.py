@@ -138,3 +138,27 @@ def test_look_closer_draws_the_square_the_face_model_cut():
     drawn = draw_box(np.zeros((360, 640, 3), np.uint8), box, detected)
     assert tuple(drawn[50, 150]) == (0, 220, 0) and tuple(drawn[199, 150]) == (0, 220, 0)  # top and bottom edges
     assert tuple(drawn[120, 160]) == (0, 0, 0)  # inside stays as it was
+
+
+def test_show_frames_of_a_face_row_shows_the_squares_and_the_crops(tmp_path):
+    from kernels.clips import ClipReader, ClipSpec
+    from tests.face_media import skip_without_mtcnn_weights, write_face_video
+
+    skip_without_mtcnn_weights()
+    archive, out = tmp_path / "archive", tmp_path / "verdicts"
+    archive.mkdir()
+    video = write_face_video(archive / "anchor", 30, "vp9")  # the portrait moving across a 640x360 frame
+    (clip,) = ClipReader(ClipSpec(frames=4, size=32, crop="face"), gpu=False).read([str(video)])
+    assert clip.ok and clip.faces.found
+    out.mkdir()
+    row = dict(verdict_row(archive, video.name, "ok", 0.3), frame_indices=[int(i) for i in clip.indices],
+               crop="face", face_found=True, face_frames=4, conclusion="real", width=640, height=360)
+    pq.write_table(rows_to_table([row]), out / "part-run-1-000000.parquet")
+    app = AppTest.from_function(_browse_page, args=(str(out),), default_timeout=180).run()
+    app.button(key="show_frames").click().run()
+    assert not app.exception and not app.error
+    assert [as_read(s.value) for s in app.success] == [f"{archive / video.name}: face crops of the same 4 frames "
+                                                       f"the scan used."]
+    read = [as_read(c.value) for c in app.caption]
+    assert any(text.startswith("Boxes: green, the face the detector found") for text in read)
+    assert "What the model saw:" in read
