@@ -95,7 +95,8 @@ def _refuse_shared_as_root(folder: Path, info: os.stat_result) -> None:
 
 def check_out_dir(out_dir: Path, archive: Path) -> None:
     """The usage checks of OUT_DIR, done before anything is written; creates it when missing. OUT_DIR
-    inside the archive is fine (the walk finds no video in it); the archive inside OUT_DIR is not."""
+    must lie outside the archive: not the archive, not a folder holding it, not a folder inside it (the
+    people who fill the archive could then plant or replace dfscan's own files)."""
     out_dir = Path(out_dir)
     if out_dir.is_symlink():
         raise OutDirRefused(f"out dir is a symbolic link: {out_dir}; give the folder itself "
@@ -104,6 +105,9 @@ def check_out_dir(out_dir: Path, archive: Path) -> None:
     if real_archive.is_relative_to(real_out):
         raise OutDirRefused(f"out dir {out_dir} is the archive or contains it; write the verdicts to a folder "
                             f"outside the archive")
+    if real_out.is_relative_to(real_archive):  # checked before mkdir: nothing is created in the archive
+        raise OutDirRefused(f"out dir {out_dir} is inside the archive {archive}; write the verdicts to a folder "
+                            f"outside the archive (e.g. --out /verdicts beside /archive)")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
