@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 from pathlib import Path
 
 import pyarrow as pa
 
 from kernels.atomic import atomic_write_bytes
+from kernels.csv_text import csv_text
 from kernels.trust import explain_p_fake
 from scanner import sink, verdicts
 
@@ -101,11 +100,7 @@ def write_report(report: Report, dest: str | Path, fmt: str | None = None) -> Pa
     if fmt == "json":
         data = (json.dumps({**report.as_dict(), "newest": rows}, indent=1, default=str) + "\n").encode()
     elif fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=export_columns())
-        writer.writeheader()
-        writer.writerows(rows)
-        data = buffer.getvalue().encode()
+        data = csv_text(export_columns(), rows).encode()  # formula-like cells neutralised (kernels.csv_text)
     else:
         raise ValueError(f"unknown report format {fmt!r}; expected csv or json")
     try:  # a new file renamed into place: a link planted at ``dest`` is replaced, its target never written
