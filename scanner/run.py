@@ -75,13 +75,15 @@ def _validate(config: ScanConfig) -> tuple[str, str, str, dict]:
     (--sampling, else the card's), and how far the card says the model can be trusted."""
     if not Path(config.archive).is_dir():
         raise UsageError(f"archive not found or not a directory: {config.archive}")
-    from kernels.artifact import ArtifactError, model_file, verify_model
+    from kernels.artifact import CARD_FILE, ArtifactError, model_file, verify_model
+    from kernels.model_config import check_batch
 
     model = model_file(config.model)
     if not model.is_file() or not os.access(model, os.R_OK):
         raise UsageError(f"model not found or unreadable: {config.model}")
     try:  # every check of the workers' load_model that needs no TensorFlow: the driver never imports it
         _, card, digest = verify_model(model)
+        check_batch(config.batch_size, card.frames, card.size, CARD_FILE)  # what each reader will hold
     except (ArtifactError, OSError) as exc:
         raise UsageError(f"refused model {config.model}: {exc}") from None
     try:
