@@ -11,7 +11,7 @@ import pyarrow as pa
 from kernels.atomic import atomic_write_bytes
 from kernels.csv_text import csv_text
 from kernels.trust import explain_p_fake
-from scanner import sink, verdicts
+from scanner import quarantine, sink, verdicts
 
 # Left out of the per-file export: an inode number means nothing off the host that scanned the file, and
 # a name's raw bytes are no CSV or JSON text (the export's path shows them escaped).
@@ -39,6 +39,10 @@ class Report:
     # The models behind the newest rows, with what their cards say of their quality (kernels.trust),
     # as the completed runs' manifests recorded it: {"model_sha256", "model_name", "files", "trust"}
     models: list[dict] = dataclasses.field(default_factory=list)
+    # Committed parts that cannot be read, left out of every count here: {"name", "reason"}; and the parts
+    # runs moved to OUT_DIR/_quarantine/ (scanner.quarantine.quarantined).
+    damaged_parts: list[dict] = dataclasses.field(default_factory=list)
+    quarantined: list[dict] = dataclasses.field(default_factory=list)
 
     def as_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "newest"}
@@ -50,7 +54,8 @@ def build_report(out: str | Path, archive: str | None = None) -> Report:
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"no verdicts at {out}")
-    table = verdicts.read_table(out, archive=archive)
+    read = verdicts.read_parts(out, filter=verdicts.archive_filter(archive))  # around damaged parts; moves nothing
+    table = read.table
     newest = verdicts.newest_rows(table)
     counts = verdicts.count(newest)
     done = sink.completed_runs(out)
@@ -58,7 +63,9 @@ def build_report(out: str | Path, archive: str | None = None) -> Report:
     incomplete = sorted({sink.part_run_id(name) for name in sink.orphan_parts(out)})
     return Report(out=str(out), files=newest.num_rows, rows=table.num_rows, runs=runs, incomplete_runs=incomplete,
                   verdicts=counts.outcomes, error_classes=counts.error_classes, fallbacks=counts.fallbacks,
-                  schema_version=verdicts.SCHEMA_VERSION, newest=newest, models=_models(out, newest))
+                  schema_version=verdicts.SCHEMA_VERSION, newest=newest, models=_models(out, newest),
+                  damaged_parts=[dataclasses.asdict(part) for part in read.damaged],
+                  quarantined=quarantine.quarantined(out))
 
 
 def _models(out: Path, newest: pa.Table) -> list[dict]:
@@ -68,12 +75,20 @@ def _models(out: Path, newest: pa.Table) -> list[dict]:
         return []
     trust_of = {}
     for manifest in sink.read_manifests(out).values():  # oldest first: the newest record wins
-        if manifest.get("model_trust") and manifest.get("model_sha256"):
+        if _is_trust(manifest.get("model_trust")) and isinstance(manifest.get("model_sha256"), str):
             trust_of[manifest["model_sha256"]] = manifest["model_trust"]
     files = pa.table({"sha": newest["model_sha256"], "name": newest["model_name"]}).group_by(["sha", "name"]) \
         .aggregate([("sha", "count")]).to_pylist()
     return [{"model_sha256": f["sha"], "model_name": f["name"], "files": f["sha_count"], "trust": trust_of.get(f["sha"])}
             for f in sorted(files, key=lambda f: (-f["sha_count"], f["name"] or ""))]
+
+
+def _is_trust(trust) -> bool:
+    """Whether a manifest's model_trust has the shape format_report reads (a damaged manifest may not)."""
+    return (isinstance(trust, dict) and isinstance(trust.get("summary"), str)
+            and isinstance(trust.get("warnings"), list)
+            and all(isinstance(trust.get(k), (int, float)) and not isinstance(trust.get(k), bool)
+                    for k in ("threshold", "inconclusive_band")))
 
 
 def _export_rows(newest: pa.Table) -> list[dict]:
@@ -133,4 +148,6 @@ def format_report(report: Report) -> str:
             lines.extend(f"    warning: {warning}" for warning in trust["warnings"])
             explained.add((trust["threshold"], trust["inconclusive_band"]))
     lines.extend(f"  {explain_p_fake(threshold, band)}" for threshold, band in sorted(explained))
+    lines.extend(quarantine.summary_lines([verdicts.DamagedPart(**part) for part in report.damaged_parts],
+                                          report.quarantined))
     return "\n".join(lines)

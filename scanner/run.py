@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from scanner import sink, verdicts
+from scanner import quarantine, sink, verdicts
 from scanner.config import ScanConfig
 from scanner.policy import CrashVerdict, WorkItem, after_failure, batches, failure_limit, needs_scan, timeout_for
 from scanner.pool import ActorPool, PoolFailed, one_line
@@ -63,6 +63,7 @@ class ScanSummary:
     worker_failures: int = 0
     frames_decoded: int = 0  # summed over workers: what decoding cost, for benchmarks
     startup_seconds: float = 0.0  # until every worker had loaded and compiled its model
+    quarantined: list[dict] = dataclasses.field(default_factory=list)  # damaged parts moved out (scanner.quarantine)
 
     def as_dict(self) -> dict:
         keys = ("run_id", "archive", "files_seen", "scanned", "skipped", "ok", "errors", "errors_by_class",
@@ -306,6 +307,9 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
     scan = writer = None
     try:
         sink.prepare_out_dir(out)
+        moved = quarantine.quarantine_damaged(out, run_id)  # before anything trusts the committed rows
+        for record in moved:
+            print(quarantine.notice(record, out), file=sys.stderr, flush=True)
         adopted = sink.orphan_parts(out)
         writer = sink.PartWriter(out, run_id, config.commit_rows, config.commit_seconds)
         scan = _Scan(config, run_id, archive, writer, worker_class)
@@ -347,10 +351,10 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
             videos_per_s=round(done / seconds, 3) if seconds > 0 else 0.0, stage_seconds=stages, out=str(out),
             workers=dict(scan.by_worker), walk_problems=list(stats.problems),
             parts=[p.name for p in writer.parts], worker_failures=scan.failures,
-            frames_decoded=scan.frames_decoded, startup_seconds=round(startup_seconds, 3))
+            frames_decoded=scan.frames_decoded, startup_seconds=round(startup_seconds, 3), quarantined=moved)
         sink.commit_run(out, run_id, writer.parts, scan.model_sha256, scan.model_name,
                         {**config.as_dict(), "workers_per_gpu": scan.workers_per_gpu()},
-                        summary.as_dict(), adopted, model_trust=model_trust)
+                        summary.as_dict(), adopted, model_trust=model_trust, quarantined=moved)
         return summary
     except sink.OutDirRefused as exc:
         raise UsageError(str(exc)) from None

@@ -40,6 +40,9 @@ def render(settings: AppSettings) -> None:
         st.error(as_text(exc))
         return
     frame = data.newest
+    notes = vd.damage_notes(data)
+    if notes:  # text, never Markdown: a part's name and pyarrow's words are the folder's
+        st.warning("  \n".join(as_text(note) for note in notes))
     _summary(data)
     if frame.empty:
         return
