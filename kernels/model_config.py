@@ -236,7 +236,8 @@ def input_shape(config) -> list | None:
     if not (isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], list) and inputs[0]):
         return None
     for layer in inner.get("layers") or ():
-        if (isinstance(layer, dict) and layer.get("class_name") == "InputLayer" and isinstance(layer.get("config"), dict)
+        if (isinstance(layer, dict) and layer.get("class_name") == "InputLayer"
+                and isinstance(layer.get("config"), dict)
                 and inputs[0][0] in (layer.get("name"), layer["config"].get("name"))):
             return layer["config"].get("batch_shape", layer["config"].get("batch_input_shape"))
     return None

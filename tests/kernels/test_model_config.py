@@ -239,7 +239,8 @@ def test_a_config_input_over_the_limits_is_refused_behind_a_modest_card(genuine,
 @pytest.mark.parametrize("frames, size, card, message", [
     (20, 32, {}, "its input takes 20 frames of 32x32x3 but the card says 2 frames of 32x32x3"),
     (2, 224, {}, "its input takes 2 frames of 224x224x3 but the card says 2 frames of 32x32x3"),
-    (2, 32, {"frames": 20, "size": 224}, "its input takes 2 frames of 32x32x3 but the card says 20 frames of 224x224x3"),
+    (2, 32, {"frames": 20, "size": 224},
+     "its input takes 2 frames of 32x32x3 but the card says 20 frames of 224x224x3"),
 ], ids=["frames", "size", "card"])
 def test_a_card_and_a_config_that_disagree_are_refused(genuine, tmp_path, frames, size, card, message):
     model = write_model(genuine, tmp_path, config=with_input(frames, size)(read_config(genuine)), card=card)

@@ -54,7 +54,8 @@ def test_run_refuses_a_hostile_model_before_ray_starts(tmp_path, tiny_model, mon
     (100_000, 4096, {"frames": 100_000, "size": 4096}, 8,
      f"model.json: asks for 100000 frames of 4096x4096 pixels; dfscan reads at most {MAX_FRAMES} frames of at most "
      f"{MAX_SIZE}x{MAX_SIZE} pixels"),
-    (100_000, 4096, {"frames": 20}, 8, "model.keras: config.json: its input asks for 100000 frames of 4096x4096 pixels; dfscan reads at most "
+    (100_000, 4096, {"frames": 20}, 8,
+     "model.keras: config.json: its input asks for 100000 frames of 4096x4096 pixels; dfscan reads at most "
      f"{MAX_FRAMES} frames"),
     (MAX_FRAMES, MAX_SIZE, {"frames": MAX_FRAMES, "size": MAX_SIZE}, 8,
      "model.json: a batch of 8 clips of 256 frames of 1024x1024 pixels holds 6442450944 bytes, over the limit of "
