@@ -116,6 +116,8 @@ def _table(filtered, files: int) -> None:
     st.dataframe(shown[[c for c in vd.TABLE_COLUMNS if c in shown.columns]], hide_index=True, key="verdict_table",
                  column_config={"p_fake": st.column_config.NumberColumn(format="%.2f"),
                                 "scanned_at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
+    st.download_button("Download CSV", vd.export_csv(filtered), file_name="dfscan-verdicts.csv", mime="text/csv",
+                       key="verdicts_csv", help="The matching files, one row each (the table's columns).")
 
 
 def _frames_on_demand(filtered, folder: str, model_paths: tuple[str, ...]) -> None:

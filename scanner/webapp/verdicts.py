@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from kernels.artifact import CONCLUSIONS
 from kernels.clips import Clip, ClipReader, ClipSpec
+from kernels.csv_text import csv_text
 from kernels.sampling import SAMPLING_MODES
 from kernels.trust import Trust, card_trust
 from scanner import quarantine
@@ -122,6 +123,14 @@ def damage_notes(data: Verdicts) -> list[str]:
         notes.append(f"{len(data.quarantined)} damaged part(s) were moved to {quarantine.QUARANTINE_DIR}/ by "
                      f"earlier runs, and their files scanned again.")
     return notes
+
+
+def export_csv(frame: pd.DataFrame) -> str:
+    """The table's rows (``TABLE_COLUMNS``) as CSV, formula-like cells neutralised (kernels.csv_text)."""
+    columns = [c for c in TABLE_COLUMNS if c in frame.columns]
+    rows = ([None if pd.isna(value) else value for value in row]
+            for row in frame[columns].itertuples(index=False, name=None))
+    return csv_text(columns, rows)
 
 
 def counts(data: Verdicts) -> dict[str, int]:

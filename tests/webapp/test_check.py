@@ -25,7 +25,8 @@ def test_command_runs_headless_on_localhost_without_telemetry(tmp_path):
     command = streamlit_command([tmp_path / "m1", tmp_path / "m2.keras"], tmp_path / "out", 8999)
     assert command[1:4] == ["-m", "streamlit", "run"]
     for option in ("--server.port=8999", "--server.address=127.0.0.1", "--server.headless=true",
-                   "--browser.gatherUsageStats=false", f"--server.maxUploadSize={DEFAULT_MAX_UPLOAD_MB}"):
+                   "--browser.gatherUsageStats=false", f"--server.maxUploadSize={DEFAULT_MAX_UPLOAD_MB}",
+                   "--client.disableDataExport=true"):  # Streamlit's table CSV keeps formula-like cells
         assert option in command
     script_args = command[command.index("--") + 1:]
     assert parse_args(script_args) == AppSettings(models=(str(tmp_path / "m1"), str(tmp_path / "m2.keras")),

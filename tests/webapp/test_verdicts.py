@@ -3,6 +3,8 @@ one-line refusals, and re-reading a row's frames."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 
 import pyarrow as pa
@@ -129,3 +131,18 @@ def test_the_folder_box_reads_only_the_folders_own_parts_and_names_nothing_else(
         "1 damaged verdict part(s) could not be read and were skipped: their rows are not counted here (the "
         "server's log names them). The next `dfscan run` moves them to _quarantine/ and scans their files again."]
     assert "part-secret-name-000000.parquet: ArrowInvalid: " in capsys.readouterr().err
+
+
+def test_the_browse_csv_download_neutralises_formula_names(tmp_path):
+    """Night-safety item 2: the Browse page's own CSV (Streamlit's table export is switched off)."""
+    out, archive = tmp_path / "out", tmp_path / "archive"
+    out.mkdir()
+    names = ["=cmd|' -C calc'!A0.mp4", "+SUM(1,2).mp4", "@evil.mp4", "-x.mp4", "two\nlines.mp4"]
+    pq.write_table(rows_to_table([verdict_row(archive, name, "ok", 0.25) for name in names]),
+                   out / "part-run-1-000000.parquet")
+    data = vd.load(out)
+    rows = list(csv.DictReader(io.StringIO(vd.export_csv(data.newest), newline="")))
+    assert sorted(r["path"] for r in rows) == sorted(["'=cmd|' -C calc'!A0.mp4", "'+SUM(1,2).mp4", "'@evil.mp4",
+                                                      "'-x.mp4", "two\nlines.mp4"])
+    assert list(rows[0]) == [c for c in vd.TABLE_COLUMNS] and {r["p_fake"] for r in rows} == {"0.25"}
+    assert {r["error_class"] for r in rows} == {""}
