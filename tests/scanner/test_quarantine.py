@@ -202,6 +202,18 @@ def test_the_web_app_reads_around_a_damaged_part_and_moves_nothing(out):
         "1 damaged part(s) were moved to _quarantine/ by earlier runs, and their files scanned again."]
 
 
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_the_web_app_survives_damaged_manifests_and_markers(out, damage):
+    pytest.importorskip("pandas", reason="the web app needs the app extra")
+    from scanner.webapp import verdicts as vd
+
+    DAMAGES[damage](out)
+    data = vd.load(out)
+    assert data.files == 4 and data.damaged == []
+    assert vd.damage_notes(data) == ([] if damage != "manifest's quarantine rotten" else [
+        "1 damaged part(s) were moved to _quarantine/ by earlier runs, and their files scanned again."])
+
+
 def test_the_web_app_says_so_when_every_part_is_damaged(tmp_path):
     pytest.importorskip("pandas", reason="the web app needs the app extra")
     from scanner.webapp import verdicts as vd
