@@ -47,6 +47,13 @@ UNTESTED = "untested"
 CONCLUSIONS = ("real", "fake", "inconclusive", UNTESTED)
 # A card is a few hundred bytes of JSON; one far larger is not a card, and is not read into memory.
 MAX_CARD_BYTES = 1 << 20
+# What a model may ask the readers for, checked on its card and its config's input before any worker
+# starts (a worker asked for 100000 frames of 4096x4096 pixels dies allocating them). dfscan's own
+# architectures read F = 20 frames of S = 64 (cnn-lstm) or 224 (resnet50-lstm) pixels; the limits
+# leave a wide margin. One batch of clips, B x F x S x S x 3 bytes of uint8, is held by each reader.
+MAX_FRAMES = 256
+MAX_SIZE = 1024
+MAX_BATCH_BYTES = 2 << 30
 
 
 class ArtifactProblem(str, enum.Enum):
@@ -63,6 +70,8 @@ class ArtifactProblem(str, enum.Enum):
     UNSAFE_CONFIG = "UNSAFE_CONFIG"  # names a class, function or module outside the allowlist, or nests too deeply
     OVERSIZED_ENTRY = "OVERSIZED_ENTRY"  # an archive entry larger, or more compressed, than its limit
     UNSUPPORTED_COMPRESSION = "UNSUPPORTED_COMPRESSION"  # neither stored nor deflated (bzip2, lzma)
+    OVERSIZED_INPUT = "OVERSIZED_INPUT"  # more frames, pixels or bytes a batch than the limits allow
+    INPUT_MISMATCH = "INPUT_MISMATCH"  # the config's input is not the (B, F, S, S, 3) its card says
 
 
 class ArtifactError(ValueError):
@@ -149,6 +158,10 @@ class ModelCard(Mapping):
         if card.frames < 1 or card.size < 1:
             raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source}: frames {card.frames} and size {card.size} "
                                 f"must be positive")
+        if card.frames > MAX_FRAMES or card.size > MAX_SIZE:
+            raise ArtifactError(ArtifactProblem.OVERSIZED_INPUT, f"{source}: asks for {card.frames} frames of "
+                                f"{card.size}x{card.size} pixels; dfscan reads at most {MAX_FRAMES} frames of at "
+                                f"most {MAX_SIZE}x{MAX_SIZE} pixels")
         if card.sampling not in SAMPLING_MODES:
             raise ArtifactError(ArtifactProblem.BAD_CARD, f"{source}: unknown sampling {card.sampling!r}; "
                                 f"expected one of {', '.join(SAMPLING_MODES)}")
@@ -380,9 +393,10 @@ def load_card(model_path: str | os.PathLike) -> ModelCard:
 
 def verify_model(path: str | os.PathLike) -> tuple[Path, ModelCard, str]:
     """Every check of ``load_model`` that needs no deep-learning library: file type, card, sha256,
-    bounded archive entries and a config inside the allowlist (``kernels.model_config``). Returns
+    bounded archive entries, a config inside the allowlist whose input is the card's ``(B, F, S, S, 3)``
+    within the limits (``kernels.model_config``). Returns
     ``(model path, card, sha256)``; raises ``ArtifactError``."""
-    from kernels.model_config import read_model_config  # it imports ArtifactError from here
+    from kernels.model_config import check_input, read_model_config  # it imports ArtifactError from here
 
     path = _resolve(path)
     card = load_card(path)
@@ -391,7 +405,7 @@ def verify_model(path: str | os.PathLike) -> tuple[Path, ModelCard, str]:
         raise ArtifactError(ArtifactProblem.SHA256_MISMATCH,
                             f"{path.name}: sha256 {digest[:16]}... does not match {card.sha256[:16]}... "
                             f"recorded in {card_path(path).name}; the file was modified or replaced")
-    read_model_config(path)
+    check_input(read_model_config(path), card.frames, card.size, f"{path.name}: config.json")
     return path, card, digest
 
 

@@ -8,7 +8,10 @@ Everything is checked in the scan's driver, before Ray starts, with the standard
   ``ZipFile.open`` with a byte limit, so a header that lies about a size cannot either);
 - ``config.json`` is UTF-8 JSON, nested no deeper than ``MAX_CONFIG_DEPTH``, and names only the
   modules, classes and activations in the allowlist below. Keras's safe mode would refuse some of
-  the rest inside a worker, after Ray started; this refuses all of it up front, in one line.
+  the rest inside a worker, after Ray started; this refuses all of it up front, in one line;
+- the model's input is the ``(B, F, S, S, 3)`` its card says, within ``kernels.artifact``'s limits on
+  frames and pixels, and a batch of clips within its byte limit: a worker asked for more dies
+  allocating it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from kernels.artifact import ArtifactError, ArtifactProblem
+from kernels.artifact import MAX_BATCH_BYTES, MAX_FRAMES, MAX_SIZE, ArtifactError, ArtifactProblem
 
 CONFIG_ENTRY = "config.json"
 METADATA_ENTRY = "metadata.json"
@@ -218,3 +221,56 @@ def read_model_config(path: str | Path) -> dict:
     config = parse_json(data, f"{name}: {CONFIG_ENTRY}")
     check_config(config, f"{name}: {CONFIG_ENTRY}")
     return config
+
+
+# --- the model's input -----------------------------------------------------------------------------
+def input_shape(config) -> list | None:
+    """The ``batch_shape`` of a functional config's one input (the top-level InputLayer its
+    ``input_layers`` names), or None when it names no single input layer."""
+    inner = config.get("config") if isinstance(config, dict) else None
+    if not isinstance(inner, dict):
+        return None
+    inputs = inner.get("input_layers")
+    if isinstance(inputs, list) and inputs and isinstance(inputs[0], str):  # Keras writes one input flat
+        inputs = [inputs]
+    if not (isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], list) and inputs[0]):
+        return None
+    for layer in inner.get("layers") or ():
+        if (isinstance(layer, dict) and layer.get("class_name") == "InputLayer"
+                and isinstance(layer.get("config"), dict)
+                and inputs[0][0] in (layer.get("name"), layer["config"].get("name"))):
+            return layer["config"].get("batch_shape", layer["config"].get("batch_input_shape"))
+    return None
+
+
+def check_input(config, frames: int, size: int, source: str = CONFIG_ENTRY) -> None:
+    """Refuse a config whose input is not ``(batch, frames, size, size, 3)`` (the card's F and S) or is
+    over the limits: ``ArtifactError`` naming the numbers, OVERSIZED_INPUT or INPUT_MISMATCH."""
+    shape = input_shape(config)
+    dims = shape[1:] if isinstance(shape, list) and len(shape) == 5 else None
+    if dims is None or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims):
+        raise _refuse(source, f"its input {json.dumps(shape)[:80]} is not (batch, frames, size, size, 3)",
+                      ArtifactProblem.INPUT_MISMATCH)
+    f, height, width, channels = dims
+    if f > MAX_FRAMES or height > MAX_SIZE or width > MAX_SIZE:
+        raise _refuse(source, f"its input asks for {f} frames of {height}x{width} pixels; dfscan reads at most "
+                      f"{MAX_FRAMES} frames of at most {MAX_SIZE}x{MAX_SIZE} pixels", ArtifactProblem.OVERSIZED_INPUT)
+    if dims != [frames, size, size, 3]:
+        raise _refuse(source, f"its input takes {f} frames of {height}x{width}x{channels} but the card says "
+                      f"{frames} frames of {size}x{size}x3", ArtifactProblem.INPUT_MISMATCH)
+
+
+def batch_bytes(batch_size: int, frames: int, size: int) -> int:
+    """What one batch of clips holds: ``(B, F, S, S, 3)`` uint8."""
+    return batch_size * frames * size * size * 3
+
+
+def check_batch(batch_size: int, frames: int, size: int, source: str) -> None:
+    """Refuse a batch of ``batch_size`` clips of F frames of SxS pixels larger than ``MAX_BATCH_BYTES``,
+    naming the largest batch size that fits: ``ArtifactError`` (OVERSIZED_INPUT)."""
+    held = batch_bytes(batch_size, frames, size)
+    if held > MAX_BATCH_BYTES:
+        fits = MAX_BATCH_BYTES // batch_bytes(1, frames, size)
+        raise _refuse(source, f"a batch of {batch_size} clips of {frames} frames of {size}x{size} pixels holds "
+                      f"{held} bytes, over the limit of {MAX_BATCH_BYTES} bytes a batch; use --batch-size {fits} "
+                      f"or less", ArtifactProblem.OVERSIZED_INPUT)

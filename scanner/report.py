@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 from pathlib import Path
 
@@ -13,9 +11,10 @@ import pyarrow.compute as pc
 
 from kernels.atomic import atomic_write_bytes
 from kernels.artifact import CONCLUSIONS
+from kernels.csv_text import csv_text
 from kernels.scope import scope_from_dict
 from kernels.trust import explain_p_fake
-from scanner import sink, verdicts
+from scanner import quarantine, sink, verdicts
 from scanner.alarms import table_alarms
 
 # Left out of the per-file export: an inode number means nothing off the host that scanned the file, and
@@ -47,6 +46,10 @@ class Report:
     # What the newest rows of each model, taken together, say about it (scanner.alarms): Alarm.as_dict()
     # plus "model_name" and "model_sha256"
     alarms: list[dict] = dataclasses.field(default_factory=list)
+    # Committed parts that cannot be read, left out of every count here: {"name", "reason"}; and the parts
+    # runs moved to OUT_DIR/_quarantine/ (scanner.quarantine.quarantined).
+    damaged_parts: list[dict] = dataclasses.field(default_factory=list)
+    quarantined: list[dict] = dataclasses.field(default_factory=list)
 
     def as_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "newest"}
@@ -58,7 +61,8 @@ def build_report(out: str | Path, archive: str | None = None) -> Report:
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"no verdicts at {out}")
-    table = verdicts.read_table(out, archive=archive)
+    read = verdicts.read_parts(out, filter=verdicts.archive_filter(archive))  # around damaged parts; moves nothing
+    table = read.table
     newest = verdicts.newest_rows(table)
     counts = verdicts.count(newest)
     done = sink.completed_runs(out)
@@ -68,7 +72,8 @@ def build_report(out: str | Path, archive: str | None = None) -> Report:
     return Report(out=str(out), files=newest.num_rows, rows=table.num_rows, runs=runs, incomplete_runs=incomplete,
                   verdicts=counts.outcomes, error_classes=counts.error_classes, fallbacks=counts.fallbacks,
                   schema_version=verdicts.SCHEMA_VERSION, newest=newest, models=models,
-                  alarms=model_alarms(newest, models))
+                  alarms=model_alarms(newest, models), damaged_parts=[dataclasses.asdict(part) for part in read.damaged],
+                  quarantined=quarantine.quarantined(out))
 
 
 def model_alarms(newest: pa.Table, models: list[dict]) -> list[dict]:
@@ -91,12 +96,20 @@ def models_of(out: Path, newest: pa.Table) -> list[dict]:
         return []
     trust_of = {}
     for manifest in sink.read_manifests(out).values():  # oldest first: the newest record wins
-        if manifest.get("model_trust") and manifest.get("model_sha256"):
+        if _is_trust(manifest.get("model_trust")) and isinstance(manifest.get("model_sha256"), str):
             trust_of[manifest["model_sha256"]] = manifest["model_trust"]
     files = pa.table({"sha": newest["model_sha256"], "name": newest["model_name"]}).group_by(["sha", "name"]) \
         .aggregate([("sha", "count")]).to_pylist()
     return [{"model_sha256": f["sha"], "model_name": f["name"], "files": f["sha_count"], "trust": trust_of.get(f["sha"])}
             for f in sorted(files, key=lambda f: (-f["sha_count"], f["name"] or ""))]
+
+
+def _is_trust(trust) -> bool:
+    """Whether a manifest's model_trust has the shape format_report reads (a damaged manifest may not)."""
+    return (isinstance(trust, dict) and isinstance(trust.get("summary"), str)
+            and isinstance(trust.get("warnings"), list)
+            and all(isinstance(trust.get(k), (int, float)) and not isinstance(trust.get(k), bool)
+                    for k in ("threshold", "inconclusive_band")))
 
 
 def _export_rows(newest: pa.Table) -> list[dict]:
@@ -123,11 +136,7 @@ def write_report(report: Report, dest: str | Path, fmt: str | None = None) -> Pa
     if fmt == "json":
         data = (json.dumps({**report.as_dict(), "newest": rows}, indent=1, default=str) + "\n").encode()
     elif fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=export_columns())
-        writer.writeheader()
-        writer.writerows(rows)
-        data = buffer.getvalue().encode()
+        data = csv_text(export_columns(), rows).encode()  # formula-like cells neutralised (kernels.csv_text)
     else:
         raise ValueError(f"unknown report format {fmt!r}; expected csv or json")
     try:  # a new file renamed into place: a link planted at ``dest`` is replaced, its target never written
@@ -166,4 +175,6 @@ def format_report(report: Report) -> str:
                 lines.append(f"    scope: {scope.describe()}")
             explained.add((trust["threshold"], trust["inconclusive_band"]))
     lines.extend(f"  {explain_p_fake(threshold, band)}" for threshold, band in sorted(explained))
+    lines.extend(quarantine.summary_lines([verdicts.DamagedPart(**part) for part in report.damaged_parts],
+                                          report.quarantined))
     return "\n".join(lines)

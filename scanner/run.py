@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from kernels.scope import Scope, card_scope, scope_from_dict
-from scanner import sink, verdicts
+from scanner import quarantine, sink, verdicts
 from scanner.alarms import OutcomeStats
 from scanner.config import ScanConfig
 from scanner.policy import CrashVerdict, WorkItem, after_failure, batches, failure_limit, needs_scan, timeout_for
@@ -69,6 +69,7 @@ class ScanSummary:
     # part of the --json object, and of the run's manifest.
     alarms: list[dict] = dataclasses.field(default_factory=list)
     conclusions: dict[str, int] = dataclasses.field(default_factory=dict)  # this run's ok rows by conclusion
+    quarantined: list[dict] = dataclasses.field(default_factory=list)  # damaged parts moved out (scanner.quarantine)
 
     def as_dict(self) -> dict:
         keys = ("run_id", "archive", "files_seen", "scanned", "skipped", "ok", "errors", "errors_by_class",
@@ -82,13 +83,15 @@ def _validate(config: ScanConfig) -> tuple[str, str, str, dict]:
     scope, ``kernels.scope``, under "scope")."""
     if not Path(config.archive).is_dir():
         raise UsageError(f"archive not found or not a directory: {config.archive}")
-    from kernels.artifact import ArtifactError, model_file, verify_model
+    from kernels.artifact import CARD_FILE, ArtifactError, model_file, verify_model
+    from kernels.model_config import check_batch
 
     model = model_file(config.model)
     if not model.is_file() or not os.access(model, os.R_OK):
         raise UsageError(f"model not found or unreadable: {config.model}")
     try:  # every check of the workers' load_model that needs no TensorFlow: the driver never imports it
         _, card, digest = verify_model(model)
+        check_batch(config.batch_size, card.frames, card.size, CARD_FILE)  # what each reader will hold
     except (ArtifactError, OSError) as exc:
         raise UsageError(f"refused model {config.model}: {exc}") from None
     try:
@@ -315,6 +318,9 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
     scan = writer = None
     try:
         sink.prepare_out_dir(out)
+        moved = quarantine.quarantine_damaged(out, run_id)  # before anything trusts the committed rows
+        for record in moved:
+            print(quarantine.notice(record, out), file=sys.stderr, flush=True)
         adopted = sink.orphan_parts(out)
         writer = sink.PartWriter(out, run_id, config.commit_rows, config.commit_seconds)
         scan = _Scan(config, run_id, archive, writer, worker_class, scope_from_dict(model_trust["scope"]))
@@ -356,12 +362,12 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
             videos_per_s=round(done / seconds, 3) if seconds > 0 else 0.0, stage_seconds=stages, out=str(out),
             workers=dict(scan.by_worker), walk_problems=list(stats.problems),
             parts=[p.name for p in writer.parts], worker_failures=scan.failures,
-            frames_decoded=scan.frames_decoded, startup_seconds=round(startup_seconds, 3),
+            frames_decoded=scan.frames_decoded, startup_seconds=round(startup_seconds, 3), quarantined=moved,
             alarms=[alarm.as_dict() for alarm in scan.outcomes.alarms()],
             conclusions=dict(sorted(scan.conclusions.items(), key=lambda item: str(item[0]))))
         sink.commit_run(out, run_id, writer.parts, scan.model_sha256, scan.model_name,
                         {**config.as_dict(), "workers_per_gpu": scan.workers_per_gpu()},
-                        summary.as_dict(), adopted, model_trust=model_trust)
+                        summary.as_dict(), adopted, model_trust=model_trust, quarantined=moved)
         return summary
     except sink.OutDirRefused as exc:
         raise UsageError(str(exc)) from None

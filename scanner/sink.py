@@ -9,6 +9,7 @@ hive readers, so only finished parts are data):
     _runs/<run_id>.SUCCESS          written after the manifest: the run completed
     _SUCCESS                        the newest completed run (Hadoop/Spark convention)
     _lock                           flock'd by the one run allowed to write
+    _quarantine/part-*.parquet      committed parts found damaged, moved out of the dataset (scanner.quarantine)
 
 Every file is written by kernels.atomic with the folder fsync'd after the rename.
 
@@ -95,7 +96,8 @@ def _refuse_shared_as_root(folder: Path, info: os.stat_result) -> None:
 
 def check_out_dir(out_dir: Path, archive: Path) -> None:
     """The usage checks of OUT_DIR, done before anything is written; creates it when missing. OUT_DIR
-    inside the archive is fine (the walk finds no video in it); the archive inside OUT_DIR is not."""
+    must lie outside the archive: not the archive, not a folder holding it, not a folder inside it (the
+    people who fill the archive could then plant or replace dfscan's own files)."""
     out_dir = Path(out_dir)
     if out_dir.is_symlink():
         raise OutDirRefused(f"out dir is a symbolic link: {out_dir}; give the folder itself "
@@ -104,6 +106,9 @@ def check_out_dir(out_dir: Path, archive: Path) -> None:
     if real_archive.is_relative_to(real_out):
         raise OutDirRefused(f"out dir {out_dir} is the archive or contains it; write the verdicts to a folder "
                             f"outside the archive")
+    if real_out.is_relative_to(real_archive):  # checked before mkdir: nothing is created in the archive
+        raise OutDirRefused(f"out dir {out_dir} is inside the archive {archive}; write the verdicts to a folder "
+                            f"outside the archive (e.g. --out /verdicts beside /archive)")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -272,14 +277,17 @@ def completed_runs(out_dir: Path) -> set[str]:
 
 
 def read_manifests(out_dir: Path) -> dict[str, dict]:
-    """The manifests of the completed runs, by run id; one that cannot be read is left out."""
+    """The manifests of the completed runs, by run id; one that cannot be read (damaged: not UTF-8,
+    not JSON, not a JSON object) is left out."""
     manifests = {}
     for run_id in sorted(completed_runs(out_dir)):
         path = Path(out_dir) / RUNS_DIR / f"{run_id}.json"
         try:
             if path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_MANIFEST_BYTES:
-                manifests[run_id] = json.loads(path.read_text())
-        except (OSError, ValueError):
+                manifest = json.loads(path.read_text())
+                if isinstance(manifest, dict):
+                    manifests[run_id] = manifest
+        except (OSError, ValueError, RecursionError):
             continue
     return manifests
 
@@ -297,9 +305,11 @@ def orphan_parts(out_dir: Path) -> list[str]:
 
 
 def commit_run(out_dir: Path, run_id: str, parts: list[PartInfo], model_sha256: str, model_name: str,
-               config: dict, summary: dict, adopted_parts: list[str], model_trust: dict | None = None) -> Path:
+               config: dict, summary: dict, adopted_parts: list[str], model_trust: dict | None = None,
+               quarantined: list[dict] | None = None) -> Path:
     """Manifest first, then the run's SUCCESS marker, then the top-level _SUCCESS. ``model_trust``:
-    what the model's card says of its quality (kernels.trust), which `dfscan report` shows."""
+    what the model's card says of its quality (kernels.trust), which `dfscan report` shows;
+    ``quarantined``: the damaged parts the run moved out of the dataset, when and why (scanner.quarantine)."""
     out_dir = Path(out_dir)
     manifest = {
         "run_id": run_id,
@@ -308,6 +318,7 @@ def commit_run(out_dir: Path, run_id: str, parts: list[PartInfo], model_sha256: 
         "row_counts": {p.name: p.rows for p in parts},
         "rows": sum(p.rows for p in parts),
         "adopted_parts": adopted_parts,
+        "quarantined": quarantined or [],
         "model_sha256": model_sha256,
         "model_name": model_name,
         "model_trust": model_trust,

@@ -217,19 +217,82 @@ def part_files(folder: str | Path) -> list[Path]:
     return sorted(path for path in folder.glob("part-*.parquet") if path.is_file() and not path.is_symlink())
 
 
-def open_dataset(folder: str | Path) -> pads.Dataset:
-    """Every committed part in ``folder``, whichever schema version wrote it, read as the current
-    schema (see the module docstring); an empty folder reads as zero rows."""
-    parts = part_files(folder)
+def open_dataset(folder: str | Path, parts: list[Path] | None = None) -> pads.Dataset:
+    """Every committed part in ``folder`` (or the given ``parts``), whichever schema version wrote it,
+    read as the current schema (see the module docstring); no parts read as zero rows. A damaged part
+    fails the read: ``read_parts`` reads around it."""
+    parts = part_files(folder) if parts is None else parts
     if not parts:
         return pads.dataset(VERDICT_SCHEMA.empty_table())
     return pads.dataset([str(path) for path in parts], format="parquet", schema=VERDICT_SCHEMA)
 
 
+@dataclasses.dataclass(frozen=True)
+class DamagedPart:
+    """A committed part that cannot be read (cut off, bit rot, no permission): its name and why."""
+
+    name: str
+    reason: str  # one line, what pyarrow or the OS said
+
+
+@dataclasses.dataclass
+class PartsRead:
+    table: pa.Table  # the rows of every readable part, in part order
+    damaged: list[DamagedPart]  # the parts left out
+    readable: list[Path]  # the parts read
+
+
+DAMAGE = (pa.ArrowException, OSError)  # what reading a damaged or unreadable part raises
+
+
+def damage_reason(exc: BaseException) -> str:
+    """One line, at most 300 characters, of why a part could not be read."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+
+
+def read_parts(folder: str | Path, columns: list[str] | None = None, filter=None,  # noqa: A002 - pyarrow's name
+               parts: list[Path] | None = None) -> PartsRead:
+    """The rows of ``folder``'s committed parts that can be read; a part that cannot is left out and
+    named in ``damaged``, so one rotten file never hides the others. Reads nothing but the parts, and
+    moves nothing: readers may run read-only (``scanner.quarantine`` moves damaged parts, under the
+    run's lock). Every part is read at once when all are sound, one by one to find the damaged ones."""
+    parts = part_files(folder) if parts is None else parts
+    try:
+        return PartsRead(open_dataset(folder, parts).to_table(columns=columns, filter=filter), [], list(parts))
+    except DAMAGE:
+        pass
+    tables, damaged, readable = [], [], []
+    for part in parts:
+        try:
+            tables.append(open_dataset(folder, [part]).to_table(columns=columns, filter=filter))
+            readable.append(part)
+        except DAMAGE as exc:
+            damaged.append(DamagedPart(part.name, damage_reason(exc)))
+    table = pa.concat_tables(tables) if tables else open_dataset(folder, []).to_table(columns=columns, filter=filter)
+    return PartsRead(table, damaged, readable)
+
+
+def damaged_parts(folder: str | Path) -> list[DamagedPart]:
+    """The committed parts of which any column cannot be read, each part read whole on its own (what
+    the run checks before it trusts the dataset; memory holds one part at a time)."""
+    damaged = []
+    for part in part_files(folder):
+        try:
+            open_dataset(folder, [part]).to_table()
+        except DAMAGE as exc:
+            damaged.append(DamagedPart(part.name, damage_reason(exc)))
+    return damaged
+
+
+def archive_filter(archive: str | None):
+    """The rows of one archive, or all rows (None)."""
+    return (pads.field("archive") == archive) if archive is not None else None
+
+
 def read_table(folder: str | Path, columns: list[str] | None = None, archive: str | None = None) -> pa.Table:
-    """The rows in ``folder`` (all of them, history included), optionally of one archive only."""
-    flt = (pads.field("archive") == archive) if archive is not None else None
-    return open_dataset(folder).to_table(columns=columns, filter=flt)
+    """The rows in ``folder`` (all of them, history included), optionally of one archive only; rows of
+    damaged parts left out (``read_parts`` names them)."""
+    return read_parts(folder, columns, archive_filter(archive)).table
 
 
 def newest_rows(table: pa.Table) -> pa.Table:

@@ -18,10 +18,11 @@ CONFIG_ENTRY = "config.json"
 
 
 def write_model(source: Path, out_dir: Path, *, config: dict | None = None, config_bytes: bytes | None = None,
-                compression: int = zipfile.ZIP_STORED, extra: dict[str, bytes] | None = None) -> Path:
+                compression: int = zipfile.ZIP_STORED, extra: dict[str, bytes] | None = None,
+                card: dict | None = None) -> Path:
     """``out_dir/model.keras``: the entries of the archive ``source`` with config.json replaced by
     ``config`` (as JSON) or ``config_bytes`` (as they are) and written with ``compression``, plus
-    ``extra`` entries; and beside it ``source``'s card with the new file's sha256."""
+    ``extra`` entries; and beside it ``source``'s card, updated with ``card``, with the new file's sha256."""
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / MODEL_FILE
     if config is not None:
@@ -36,14 +37,14 @@ def write_model(source: Path, out_dir: Path, *, config: dict | None = None, conf
                 archive.writestr(info, data)
         for name, data in (extra or {}).items():
             archive.writestr(name, data)
-    write_card(source, target)
+    write_card(source, target, card)
     return target
 
 
-def write_card(source: Path, model: Path) -> None:
-    """``source``'s card beside ``model``, recording ``model``'s sha256."""
+def write_card(source: Path, model: Path, changes: dict | None = None) -> None:
+    """``source``'s card (updated with ``changes``) beside ``model``, recording ``model``'s sha256."""
     card = json.loads((source.parent / CARD_FILE).read_text())
-    (model.parent / CARD_FILE).write_text(json.dumps({**card, "sha256": sha256_file(model)}))
+    (model.parent / CARD_FILE).write_text(json.dumps({**card, **(changes or {}), "sha256": sha256_file(model)}))
 
 
 def read_config(model: Path) -> dict:
@@ -99,6 +100,18 @@ HOSTILE_CONFIGS: dict[str, tuple[Callable[[dict], dict], str]] = {
     "registered custom object": (with_activation({"module": "keras.layers", "class_name": "Dense", "config": {},
                                                    "registered_name": "evil>Dense"}), "registered as 'evil>Dense'"),
 }
+
+
+def with_input(frames: int, size: int) -> Callable[[dict], dict]:
+    """The model's input layer asking for (batch, frames, size, size, 3): a few bytes of JSON, however
+    large the clips it asks for (nothing is allocated here)."""
+    def poison(config: dict) -> dict:
+        config = copy.deepcopy(config)
+        name = config["config"]["input_layers"][0]
+        layer = _layer(config, name if isinstance(name, str) else name[0])
+        layer["config"]["batch_shape"] = [None, frames, size, size, 3]
+        return config
+    return poison
 
 
 def nested(depth: int) -> bytes:

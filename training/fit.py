@@ -8,9 +8,7 @@ written atomically (temporary file + os.replace) and removed once model.keras is
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import platform
 import time
 from collections.abc import Callable
@@ -22,6 +20,7 @@ import numpy as np
 from kernels.artifact import FACE_SPEC_FIELDS, dfscan_version, fake_index, save_keras_atomic, save_model, write_json_atomic
 from kernels.atomic import atomic_path, atomic_write_bytes
 from kernels.clips import ClipReader, ClipSpec
+from kernels.csv_text import csv_text
 from kernels.decode import gpu_count
 from kernels.faces import DetectionCache
 from kernels.predict import CompiledPredictor
@@ -168,13 +167,10 @@ def _atomic_checkpoint(path: Path, monitor: str):
 
 
 def _write_history(history: dict[str, list[float]], path: Path) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
     keys = list(history)
-    writer.writerow(["epoch", *keys])
-    for epoch in range(len(history[keys[0]]) if keys else 0):
-        writer.writerow([epoch + 1, *[f"{history[k][epoch]:.6g}" for k in keys]])
-    atomic_write_bytes(path, buffer.getvalue().encode())
+    epochs = len(history[keys[0]]) if keys else 0
+    rows = [[epoch + 1, *[f"{history[k][epoch]:.6g}" for k in keys]] for epoch in range(epochs)]
+    atomic_write_bytes(path, csv_text(["epoch", *keys], rows).encode())
 
 
 def plot_history(history: dict[str, list[float]], path: Path, title: str) -> None:

@@ -25,9 +25,7 @@ learn, but it is no substitute for Celeb-DF.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import os
 from fractions import Fraction
@@ -37,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from kernels.atomic import atomic_write_bytes
+from kernels.csv_text import csv_text
 from training.layouts import SYNTHETIC_MARKER
 from training.portrait import render_portrait_video
 
@@ -275,9 +274,6 @@ def synth(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig()) -> li
 
 def write_index(root: Path, videos: list[SynthVideo], marker: dict) -> None:
     """``labels.csv`` (path, label) and the synthetic marker holding ``marker``, each atomically."""
-    table = io.StringIO()
-    writer = csv.writer(table)
-    writer.writerow(["path", "label"])
-    writer.writerows([v.path, v.label] for v in videos)
-    atomic_write_bytes(root / "labels.csv", table.getvalue().encode())
+    table = csv_text(["path", "label"], ([v.path, v.label] for v in videos))  # paths start real/ or fake/
+    atomic_write_bytes(root / "labels.csv", table.encode())
     atomic_write_bytes(root / SYNTHETIC_MARKER, (json.dumps(marker, indent=1) + "\n").encode())

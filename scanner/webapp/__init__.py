@@ -56,6 +56,9 @@ def streamlit_command(models: list[Path], verdicts: Path | None, port: int, head
         f"--browser.serverPort={int(port)}",
         "--client.toolbarMode=minimal",
         "--client.showErrorDetails=none",  # tracebacks go to the server's stderr, never into the page
+        # No table CSV download or clipboard copy: Streamlit writes formula-like cells as they are; the
+        # pages' own CSV downloads neutralise them (kernels.csv_text).
+        "--client.disableDataExport=true",
         "--",
         f"--max-upload-mb={int(max_upload_mb)}",
         *(f"--allow-host={host}" for host in hosts),

@@ -45,6 +45,9 @@ def render(settings: AppSettings) -> None:
     frame = data.newest
     for alarm in data.alarms:  # first: what the rows together say about each model
         st.warning(as_text(f"Alarm for {alarm['model_name'] or 'an unnamed model'}: {alarm['message']}."))
+    notes = vd.damage_notes(data)
+    if notes:  # text, never Markdown: a part's name and pyarrow's words are the folder's
+        st.warning("  \n".join(as_text(note) for note in notes))
     _summary(data)
     if frame.empty:
         return
@@ -123,6 +126,8 @@ def _table(filtered, files: int) -> None:
                  column_config={"p_fake": st.column_config.TextColumn(help="Never rounded to certainty: "
                                                                       "above 0.99 reads > 0.99."),
                                 "scanned_at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
+    st.download_button("Download CSV", vd.export_csv(filtered), file_name="dfscan-verdicts.csv", mime="text/csv",
+                       key="verdicts_csv", help="The matching files, one row each (the table's columns).")
 
 
 def _frames_on_demand(filtered, folder: str, model_paths: tuple[str, ...]) -> None:

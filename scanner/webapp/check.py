@@ -11,10 +11,8 @@ sha256 and card metrics (``kernels.trust``), the frame indices.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime
-import io
 import json
 import re
 import shutil
@@ -25,6 +23,7 @@ import numpy as np
 
 from kernels.artifact import dfscan_version, sha256_file
 from kernels.clips import Clip, ClipReader, ClipSpec
+from kernels.csv_text import csv_text
 from kernels.export import boxed_frames
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import ProbeLimits
@@ -165,15 +164,9 @@ def export_json(checks: list[CheckResult]) -> str:
 
 def export_csv(checks: list[CheckResult]) -> str:
     """One CSV row per clip and model (EXPORT_COLUMNS); lists are joined (indices by spaces, warnings by "; ")."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    for check in checks:
-        for row in check.rows():
-            indices = row["frame_indices"]
-            writer.writerow({**row, "frame_indices": "" if indices is None else " ".join(map(str, indices)),
-                             "card_warnings": "; ".join(row["card_warnings"])})
-    return buffer.getvalue()
+    rows = [{**row, "frame_indices": "" if row["frame_indices"] is None else " ".join(map(str, row["frame_indices"])),
+             "card_warnings": "; ".join(row["card_warnings"])} for check in checks for row in check.rows()]
+    return csv_text(list(EXPORT_COLUMNS), rows, lineterminator="\n")  # formula-like cells neutralised
 
 
 def check_alarms(checks: list[CheckResult], models: list[ModelEntry]) -> list[dict]:

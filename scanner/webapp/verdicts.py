@@ -2,7 +2,9 @@
 
 Reading, the newest row of each file and the counts are ``scanner.verdicts``'s, as in ``dfscan
 report``; this module turns them into pandas at the app's edge. Hidden names (``.part.tmp``,
-``_runs/``, ``_SUCCESS``, ``_lock``) are never read: pyarrow skips them.
+``_runs/``, ``_SUCCESS``, ``_lock``, ``_quarantine/``) are never read: pyarrow skips them. A damaged
+part is read around and named (``damaged``), never moved: the app may run read-only, and the next
+`dfscan run` moves it to ``_quarantine/`` (``scanner.quarantine``).
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from kernels.artifact import CONCLUSIONS
 from kernels.clips import Clip, ClipReader, ClipSpec
+from kernels.csv_text import csv_text
 from kernels.sampling import SAMPLING_MODES
 from kernels.trust import Trust, card_trust
+from scanner import quarantine
 from scanner import verdicts as verdict_rows
 from scanner.report import model_alarms, models_of
 from scanner.verdicts import STATUSES  # noqa: F401 - the browse page's filter choices
@@ -49,6 +54,8 @@ class Verdicts:
     counts: verdict_rows.Counts  # of the newest rows
     # What each model's newest rows say about it together (scanner.alarms), as `dfscan report` says it
     alarms: list[dict] = dataclasses.field(default_factory=list)
+    damaged: list[verdict_rows.DamagedPart] = dataclasses.field(default_factory=list)  # parts skipped
+    quarantined: list[dict] = dataclasses.field(default_factory=list)  # parts runs moved to _quarantine/
 
     @property
     def files(self) -> int:
@@ -88,17 +95,48 @@ def _load(path: Path) -> Verdicts:
         if any(path.glob("*.parquet")):
             raise VerdictsError(f"{path}: not a dfscan verdicts dataset (no part-*.parquet files of dfscan's).")
         raise VerdictsError(f"{path}: no verdicts yet (no Parquet files in this folder).")
-    dataset = verdict_rows.open_dataset(path)
-    # The current schema reads every part; the first part's own columns tell whether this is a
+    read = verdict_rows.read_parts(path, columns=[c for c in verdict_rows.VERDICT_SCHEMA.names
+                                                  if c not in READ_ON_DEMAND])
+    if not read.readable:
+        raise VerdictsError(f"{path}: every verdict part is damaged ({len(read.damaged)} parts cannot be read); "
+                            f"the next `dfscan run` moves them to {quarantine.QUARANTINE_DIR}/ and scans their "
+                            f"files again.")
+    # The current schema reads every part; the first readable part's own columns tell whether this is a
     # verdicts folder at all (a folder of other Parquet files would read as all-null rows).
-    first = next(iter(dataset.get_fragments())).physical_schema.names
+    first = pq.read_schema(read.readable[0]).names
     missing = [c for c in REQUIRED if c not in first]
     if missing:
         raise VerdictsError(f"{path}: not a dfscan verdicts dataset (no {', '.join(missing)} column).")
-    table = dataset.to_table(columns=[c for c in dataset.schema.names if c not in READ_ON_DEMAND])
+    for line in quarantine.summary_lines(read.damaged, []):  # the details for the server's log, not the page
+        print(f"dfscan app: {path}: {line.strip()}", file=sys.stderr, flush=True)
+    table = read.table
     newest = verdict_rows.newest_rows(table)  # counted before pandas: the app converts only at its edge
     return Verdicts(folder=str(path), rows=table.num_rows, newest=newest.to_pandas(),
-                    counts=verdict_rows.count(newest), alarms=model_alarms(newest, models_of(path, newest)))
+                    counts=verdict_rows.count(newest), alarms=model_alarms(newest, models_of(path, newest)),
+                    damaged=read.damaged,
+                    quarantined=quarantine.quarantined(path))
+
+
+def damage_notes(data: Verdicts) -> list[str]:
+    """What the page says about damaged parts (nothing when there are none): how many, never their
+    names or pyarrow's words, which go to the server's log (the page names nothing inside a folder)."""
+    notes = []
+    if data.damaged:
+        notes.append(f"{len(data.damaged)} damaged verdict part(s) could not be read and were skipped: their rows are "
+                     f"not counted here (the server's log names them). The next `dfscan run` moves them to "
+                     f"{quarantine.QUARANTINE_DIR}/ and scans their files again.")
+    if data.quarantined:
+        notes.append(f"{len(data.quarantined)} damaged part(s) were moved to {quarantine.QUARANTINE_DIR}/ by "
+                     f"earlier runs, and their files scanned again.")
+    return notes
+
+
+def export_csv(frame: pd.DataFrame) -> str:
+    """The table's rows (``TABLE_COLUMNS``) as CSV, formula-like cells neutralised (kernels.csv_text)."""
+    columns = [c for c in TABLE_COLUMNS if c in frame.columns]
+    rows = ([None if pd.isna(value) else value for value in row]
+            for row in frame[columns].itertuples(index=False, name=None))
+    return csv_text(columns, rows)
 
 
 def counts(data: Verdicts) -> dict[str, int]:
@@ -188,8 +226,8 @@ def recorded_indices(folder: str | Path, row: dict) -> list[int] | None:
     archive = _text(row.get("archive"))
     match = pads.field("path") == row["path"]
     match &= pads.field("archive").is_null() if archive is None else pads.field("archive") == archive
-    found = verdict_rows.newest_rows(verdict_rows.open_dataset(folder).to_table(
-        columns=["path", "archive", "scanned_at", "frame_indices"], filter=match))
+    found = verdict_rows.newest_rows(verdict_rows.read_parts(
+        folder, columns=["path", "archive", "scanned_at", "frame_indices"], filter=match).table)
     indices = found["frame_indices"][0].as_py() if found.num_rows else None
     return None if indices is None else [int(i) for i in indices]
 

@@ -8,14 +8,16 @@ import zipfile
 
 import pytest
 
-from kernels.artifact import ArtifactError, ArtifactProblem, verify_model
+from kernels.artifact import MAX_BATCH_BYTES, MAX_FRAMES, MAX_SIZE, ArtifactError, ArtifactProblem, verify_model
 from kernels.model_config import (
     ALLOWED_ACTIVATIONS,
     ALLOWED_CLASSES,
     ENTRY_LIMITS,
     KERAS_TENSOR,
     MAX_CONFIG_DEPTH,
+    check_batch,
     check_config,
+    check_input,
     read_model_config,
     references,
 )
@@ -25,6 +27,7 @@ from tests.hostile_models import (
     nested,
     read_config,
     with_activation,
+    with_input,
     write_card,
     write_model,
 )
@@ -77,6 +80,7 @@ def test_the_allowlist_is_exactly_what_the_registry_serializes_to(tmp_path):
     used_activations: set[str] = set()
     for config in _registry_configs(tmp_path).values():
         check_config(config)
+        check_input(config, 2, 32)  # each takes the (B, F, S, S, 3) it was built for
         for _, reference in references(config):
             if isinstance(reference, str):
                 used_activations.add(reference)
@@ -210,3 +214,62 @@ def test_entries_keras_does_not_write_are_refused(genuine, tmp_path):
     assert refused.problem is ArtifactProblem.NOT_KERAS
     assert "an unexpected entry 'assets/run.sh'" in refused.message
     assert set(ENTRY_LIMITS) == {"config.json", "metadata.json", "model.weights.h5"}
+
+
+# --- the model's input (night-safety item 3) --------------------------------------------------------
+
+def test_a_model_asking_for_100000_frames_of_4096_pixels_is_refused_from_its_card(genuine, tmp_path):
+    """The config and the card agree, and the sha256 matches: the numbers themselves are refused."""
+    model = write_model(genuine, tmp_path, config=with_input(100_000, 4096)(read_config(genuine)),
+                        card={"frames": 100_000, "size": 4096})
+    refused = _refusal(model)
+    assert refused.problem is ArtifactProblem.OVERSIZED_INPUT
+    assert refused.message == (f"model.json: asks for 100000 frames of 4096x4096 pixels; dfscan reads at most "
+                               f"{MAX_FRAMES} frames of at most {MAX_SIZE}x{MAX_SIZE} pixels")
+
+
+def test_a_config_input_over_the_limits_is_refused_behind_a_modest_card(genuine, tmp_path):
+    model = write_model(genuine, tmp_path, config=with_input(100_000, 4096)(read_config(genuine)))
+    refused = _refusal(model)  # the card still says 2 frames of 32x32
+    assert refused.problem is ArtifactProblem.OVERSIZED_INPUT
+    assert refused.message == (f"model.keras: config.json: its input asks for 100000 frames of 4096x4096 pixels; "
+                               f"dfscan reads at most {MAX_FRAMES} frames of at most {MAX_SIZE}x{MAX_SIZE} pixels")
+
+
+@pytest.mark.parametrize("frames, size, card, message", [
+    (20, 32, {}, "its input takes 20 frames of 32x32x3 but the card says 2 frames of 32x32x3"),
+    (2, 224, {}, "its input takes 2 frames of 224x224x3 but the card says 2 frames of 32x32x3"),
+    (2, 32, {"frames": 20, "size": 224},
+     "its input takes 2 frames of 32x32x3 but the card says 20 frames of 224x224x3"),
+], ids=["frames", "size", "card"])
+def test_a_card_and_a_config_that_disagree_are_refused(genuine, tmp_path, frames, size, card, message):
+    model = write_model(genuine, tmp_path, config=with_input(frames, size)(read_config(genuine)), card=card)
+    refused = _refusal(model)
+    assert refused.problem is ArtifactProblem.INPUT_MISMATCH
+    assert refused.message == f"model.keras: config.json: {message}"
+
+
+@pytest.mark.parametrize("change", ["no input layers", "two inputs", "4-d input", "None frames"])
+def test_a_config_without_one_clip_input_is_refused(genuine, change):
+    config = read_config(genuine)
+    layer = next(x for x in config["config"]["layers"] if x["class_name"] == "InputLayer")
+    if change == "no input layers":
+        del config["config"]["input_layers"]
+    elif change == "two inputs":
+        config["config"]["input_layers"] = [["frames", 0, 0], ["frames", 0, 0]]
+    else:
+        layer["config"]["batch_shape"] = [None, 32, 32, 3] if change == "4-d input" else [None, None, 32, 32, 3]
+    with pytest.raises(ArtifactError, match=r"is not \(batch, frames, size, size, 3\)") as refused:
+        check_input(config, 2, 32)
+    assert refused.value.problem is ArtifactProblem.INPUT_MISMATCH
+
+
+def test_a_batch_over_the_byte_limit_is_refused_naming_the_batch_size_that_fits():
+    check_batch(64, 20, 224, "model.json")  # resnet50-lstm, 193 MB: far inside
+    check_batch(2, MAX_FRAMES, MAX_SIZE, "model.json")  # the largest clips, 1.6 GB
+    with pytest.raises(ArtifactError) as refused:
+        check_batch(3, MAX_FRAMES, MAX_SIZE, "model.json")
+    assert refused.value.problem is ArtifactProblem.OVERSIZED_INPUT
+    assert refused.value.message == (f"model.json: a batch of 3 clips of 256 frames of 1024x1024 pixels holds "
+                                     f"2415919104 bytes, over the limit of {MAX_BATCH_BYTES} bytes a batch; use "
+                                     f"--batch-size 2 or less")

@@ -1,7 +1,8 @@
-"""Hostile output folders (hostile-archives issue 11, items 3, 6 and 9): links planted in OUT_DIR, an
-OUT_DIR others can write while root runs, the archive inside OUT_DIR, look-alikes of dfscan's
-temporaries, and writes that fail (no permission, full disk). No write of dfscan's follows a link or
-lands outside OUT_DIR; each refusal or failure is one line; committed parts are never touched."""
+"""Hostile output folders (hostile-archives issue 11, items 3, 6 and 9; night-safety item 4): links
+planted in OUT_DIR, an OUT_DIR others can write while root runs, the archive inside OUT_DIR or OUT_DIR
+inside the archive, look-alikes of dfscan's temporaries, and writes that fail (no permission, full disk).
+No write of dfscan's follows a link or lands outside OUT_DIR; each refusal or failure is one line;
+committed parts are never touched."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from scanner import sink, verdicts
 from scanner.cli import app
 from scanner.report import build_report, write_report
 from scanner.run import ScanError, UsageError, run_scan
-from scanner.walk import walk_archive
 from tests.scanner.conftest import make_videos, scan_config
 from tests.scanner.test_sink import row
 
@@ -178,18 +178,40 @@ def test_an_out_dir_that_is_or_holds_the_archive_is_refused(tmp_path, tiny_model
         "photos", "photos/archive", f"photos/archive/{mine.name}"]  # no _lock, no _runs: nothing written
 
 
-def test_an_out_dir_inside_the_archive_is_fine_and_the_walk_finds_no_video_in_it(tmp_path):
+@pytest.mark.parametrize("where", ["subfolder", "deeper, not yet made", "spelled with ..", "through a link"])
+def test_an_out_dir_inside_the_archive_is_refused_and_nothing_written(tmp_path, tiny_model, where):
+    """Night-safety item 4: the people who fill the archive could plant or replace dfscan's own files
+    in an OUT_DIR inside it."""
     archive = tmp_path / "archive"
-    names = make_videos(archive, ["a.mp4", "b/c.mp4"])
-    out = archive / "verdicts"
-    sink.check_out_dir(out, archive)
-    with sink.OutDirLock(out, RUN):
-        sink.prepare_out_dir(out)
-        writer = sink.PartWriter(out, RUN)
-        writer.add([row("a.mp4")])
-        writer.flush()
-        sink.commit_run(out, RUN, writer.parts, "a" * 64, "tiny", {}, {}, [])
-    assert [entry.path for entry in walk_archive(archive)] == names
+    make_videos(archive, ["a.mp4"])
+    (archive / "b").mkdir()
+    (tmp_path / "elsewhere").symlink_to(archive / "b")  # a folder outside that is really inside
+    out = {"subfolder": archive / "verdicts", "deeper, not yet made": archive / "b" / "c" / "verdicts",
+           "spelled with ..": tmp_path / "x" / ".." / "archive" / "verdicts",
+           "through a link": tmp_path / "elsewhere" / "verdicts"}[where]
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    with pytest.raises(UsageError, match=r"is inside the archive .*; write the verdicts to a folder outside"):
+        run_scan(scan_config(archive, tiny_model, out))
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before  # nothing created
+
+
+def test_the_cli_refuses_an_out_dir_inside_the_archive_in_one_line(tmp_path, tiny_model):
+    archive = tmp_path / "archive"
+    make_videos(archive, ["a.mp4"])
+    result = runner.invoke(app, ["run", str(archive), "--model", str(tiny_model), "--out", str(archive / "verdicts"),
+                                 "--gpus", "0"])
+    assert result.exit_code == 2, result.output
+    assert _one_line(result.stderr) == (f"dfscan: error: out dir {archive / 'verdicts'} is inside the archive "
+                                        f"{archive}; write the verdicts to a folder outside the archive "
+                                        f"(e.g. --out /verdicts beside /archive)")
+    assert not (archive / "verdicts").exists()
+
+
+def test_an_out_dir_beside_the_archive_with_a_similar_name_is_fine(tmp_path):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    sink.check_out_dir(tmp_path / "archive-verdicts", archive)  # a prefix of the name, not a folder inside
+    assert (tmp_path / "archive-verdicts").is_dir()
 
 
 def test_only_dfscans_own_temporaries_are_cleared(out, victim):

@@ -56,6 +56,32 @@ def test_report_csv(out_dir, tmp_path):
     assert rows[3]["error_class"] == "DECODE_ERROR" and rows[3]["verdict"] == ""
 
 
+HOSTILE_NAMES = ["=cmd|' -C calc'!A0.mp4", "+SUM(1,2).mp4", "@evil.mp4", "-x.mp4", "two\nlines.mp4"]
+
+
+def test_report_csv_neutralises_formula_names_and_json_keeps_them(tmp_path):
+    """Night-safety item 2: a cell a spreadsheet would run as a formula gets a leading quote in the CSV;
+    the JSON export and path_bytes in the Parquet keep the exact name."""
+    out = tmp_path / "verdicts"
+    sink.prepare_out_dir(out)
+    writer = sink.PartWriter(out, "run1")
+    writer.add([row(name, error_message="=HYPERLINK(\"http://x\")", path_bytes=name.encode())
+                for name in HOSTILE_NAMES])
+    writer.flush()
+    report = build_report(out)
+    with open(write_report(report, tmp_path / "report.csv"), newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    expected = {"=cmd|' -C calc'!A0.mp4": "'=cmd|' -C calc'!A0.mp4", "+SUM(1,2).mp4": "'+SUM(1,2).mp4",
+                "@evil.mp4": "'@evil.mp4", "-x.mp4": "'-x.mp4", "two\nlines.mp4": "two\nlines.mp4"}
+    assert sorted(r["path"] for r in rows) == sorted(expected.values())
+    assert {r["error_message"] for r in rows} == {"'=HYPERLINK(\"http://x\")"}
+    assert {r["p_fake"] for r in rows} == {"0.25"}
+    exported = json.loads((write_report(report, tmp_path / "report.json")).read_text())["newest"]
+    assert sorted(r["path"] for r in exported) == sorted(HOSTILE_NAMES)
+    assert sorted(verdicts.read_table(out, columns=["path_bytes"])["path_bytes"].to_pylist()) == sorted(
+        name.encode() for name in HOSTILE_NAMES)
+
+
 def test_report_json(out_dir, tmp_path):
     dest = write_report(build_report(out_dir), tmp_path / "exports" / "report.json")
     data = json.loads(dest.read_text())

@@ -15,7 +15,8 @@ from kernels.artifact import dfscan_version
 from kernels.sampling import plan_indices
 from kernels.scope import UNTESTED_SYNTHETIC
 from scanner.webapp import streamlit_command
-from scanner.webapp.check import export_csv, export_json, run_check, save_upload, validate_upload
+from scanner.webapp.check import (CheckResult, ModelResult, export_csv, export_json, run_check, save_upload,
+                                  validate_upload)
 from scanner.webapp.models import discover
 from scanner.webapp.settings import DEFAULT_MAX_UPLOAD_MB, AppSettings, parse_args
 from tests.webapp.stubs import fake_run, stub_load
@@ -25,7 +26,8 @@ def test_command_runs_headless_on_localhost_without_telemetry(tmp_path):
     command = streamlit_command([tmp_path / "m1", tmp_path / "m2.keras"], tmp_path / "out", 8999)
     assert command[1:4] == ["-m", "streamlit", "run"]
     for option in ("--server.port=8999", "--server.address=127.0.0.1", "--server.headless=true",
-                   "--browser.gatherUsageStats=false", f"--server.maxUploadSize={DEFAULT_MAX_UPLOAD_MB}"):
+                   "--browser.gatherUsageStats=false", f"--server.maxUploadSize={DEFAULT_MAX_UPLOAD_MB}",
+                   "--client.disableDataExport=true"):  # Streamlit's table CSV keeps formula-like cells
         assert option in command
     script_args = command[command.index("--") + 1:]
     assert parse_args(script_args) == AppSettings(models=(str(tmp_path / "m1"), str(tmp_path / "m2.keras")),
@@ -175,3 +177,16 @@ def test_a_face_model_sees_face_crops_and_the_page_gets_the_boxes(tmp_path):
     assert (rows["frames"].crop, rows["frames"].face_found) == ("frame", None)
     assert 0.1 < rows["faces"].face_box[3] < 0.25  # the face's height as a fraction of the frame
     assert not np.array_equal(face_view.clip.frames, by_crop["frame"].clip.frames)
+
+
+def test_the_csv_export_neutralises_formula_names_and_the_json_keeps_them():
+    """Night-safety item 2: an uploaded clip's name is the user's to choose."""
+    names = ["=cmd|' -C calc'!A0.mp4", "+SUM(1,2).mp4", "@evil.mp4", "-x.mp4", "two\nlines.mp4"]
+    checks = [CheckResult(file=name, size_bytes=1, checked_at="2026-12-07T00:00:00", probe=None, views=[],
+                          results=[ModelResult(model_name="@model", model_sha256="a" * 64, model_path="m.keras",
+                                               status="ok", p_fake=-0.0)]) for name in names]
+    rows = list(csv.DictReader(io.StringIO(export_csv(checks), newline="")))
+    assert [r["file"] for r in rows] == ["'=cmd|' -C calc'!A0.mp4", "'+SUM(1,2).mp4", "'@evil.mp4", "'-x.mp4",
+                                         "two\nlines.mp4"]
+    assert {r["model_name"] for r in rows} == {"'@model"} and {r["p_fake"] for r in rows} == {"-0.0"}
+    assert [clip["file"] for clip in json.loads(export_json(checks))["clips"]] == names

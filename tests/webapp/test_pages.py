@@ -131,3 +131,21 @@ def test_browse_page_shows_hostile_names_as_text_and_the_models_trust(tmp_path, 
         "it calls every test video real."]
     app.multiselect(key="filter_conclusion").set_value(["inconclusive"]).run()
     assert any(body == "2 of 3 files match." for body in _read(app))  # the inconclusive file and the error
+
+
+def test_browse_page_reads_around_a_damaged_part_and_says_how_many(tmp_path, models):
+    """Night-safety item 1: the page counts the other parts' rows and says one part was skipped."""
+    out = tmp_path / "out"
+    out.mkdir()
+    archive = tmp_path / "archive"
+    pq.write_table(rows_to_table([verdict_row(archive, "a.mp4", "ok", 0.9)]), out / "part-run-1-000000.parquet")
+    pq.write_table(rows_to_table([verdict_row(archive, "b.mp4", "ok", 0.9)]), out / "part-run-2-000000.parquet")
+    damaged = out / "part-run-2-000000.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    app = AppTest.from_function(_browse_page, args=(str(models), str(out)), default_timeout=60).run()
+    assert not app.exception and not app.error
+    assert [m.value for m in app.metric] == ["1", "0", "1", "0", "0", "0"]
+    assert [as_read(w.value) for w in app.warning][0] == (
+        "1 damaged verdict part(s) could not be read and were skipped: their rows are not counted here (the "
+        "server's log names them). The next `dfscan run` moves them to _quarantine/ and scans their files again.")
+    assert damaged.exists()  # the page moves nothing

@@ -3,6 +3,8 @@ one-line refusals, and re-reading a row's frames."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 
 import pyarrow as pa
@@ -105,7 +107,7 @@ def test_inconclusive_rows_are_counted_filtered_and_their_models_judged(tmp_path
     assert found[1].trust is None  # no listed card: the page says its card is not available here
 
 
-def test_the_folder_box_reads_only_the_folders_own_parts_and_names_nothing_else(tmp_path):
+def test_the_folder_box_reads_only_the_folders_own_parts_and_names_nothing_else(tmp_path, capsys):
     out = tmp_path / "out"
     write_verdicts(out, tmp_path / "archive")
     deep = out / "a" / "b" / "c"
@@ -120,8 +122,27 @@ def test_the_folder_box_reads_only_the_folders_own_parts_and_names_nothing_else(
     assert vd.signature(out) != before
     assert vd.signature(tmp_path / "nowhere") == ()
 
+    # A damaged part is read around (night-safety item 1); the page counts it, the server's log names it.
     (out / "part-secret-name-000000.parquet").write_bytes(b"PAR1 damaged PAR1")
-    with pytest.raises(vd.VerdictsError) as refused:
-        vd.load(out)
-    assert str(refused.value) == (f"{out}: cannot be read (a part is damaged or unreadable, or the folder is not "
-                                  f"readable); the server's log has the details.")
+    capsys.readouterr()
+    data = vd.load(out)
+    assert data.files == 7 and [part.name for part in data.damaged] == ["part-secret-name-000000.parquet"]
+    assert vd.damage_notes(data) == [
+        "1 damaged verdict part(s) could not be read and were skipped: their rows are not counted here (the "
+        "server's log names them). The next `dfscan run` moves them to _quarantine/ and scans their files again."]
+    assert "part-secret-name-000000.parquet: ArrowInvalid: " in capsys.readouterr().err
+
+
+def test_the_browse_csv_download_neutralises_formula_names(tmp_path):
+    """Night-safety item 2: the Browse page's own CSV (Streamlit's table export is switched off)."""
+    out, archive = tmp_path / "out", tmp_path / "archive"
+    out.mkdir()
+    names = ["=cmd|' -C calc'!A0.mp4", "+SUM(1,2).mp4", "@evil.mp4", "-x.mp4", "two\nlines.mp4"]
+    pq.write_table(rows_to_table([verdict_row(archive, name, "ok", 0.25) for name in names]),
+                   out / "part-run-1-000000.parquet")
+    data = vd.load(out)
+    rows = list(csv.DictReader(io.StringIO(vd.export_csv(data.newest), newline="")))
+    assert sorted(r["path"] for r in rows) == sorted(["'=cmd|' -C calc'!A0.mp4", "'+SUM(1,2).mp4", "'@evil.mp4",
+                                                      "'-x.mp4", "two\nlines.mp4"])
+    assert list(rows[0]) == [c for c in vd.TABLE_COLUMNS] and {r["p_fake"] for r in rows} == {"0.25"}
+    assert {r["error_class"] for r in rows} == {""}
