@@ -18,19 +18,21 @@ from scanner.webapp import app_env
 from tests.webapp.browser import free_port, healthy, running_app
 
 
-def _reachable_elsewhere(port: int) -> bool:
-    """Whether the port answers on this host's non-loopback address (when it has one)."""
-    try:
-        address = socket.gethostbyname(socket.gethostname())
-    except OSError:
-        return False
-    if address.startswith("127."):
-        return False
-    try:
-        socket.create_connection((address, port), timeout=2).close()
-        return True
-    except OSError:
-        return False
+def listening_addresses(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every socket that process ``pid`` and its children listen on: what the app is
+    bound to, read from the kernel, whatever this host's name resolves to."""
+    import psutil
+
+    found = set()
+    processes = [psutil.Process(pid)]
+    processes += processes[0].children(recursive=True)
+    for process in processes:
+        connections = getattr(process, "net_connections", None) or process.connections
+        try:
+            found |= {(c.laddr.ip, c.laddr.port) for c in connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+        except psutil.Error:
+            continue
+    return found
 
 
 LAUNCH = "import sys; from scanner.webapp import launch; sys.exit(launch([], None, int(sys.argv[1])))"
@@ -49,7 +51,8 @@ def test_launch_serves_on_localhost_and_stops_with_sigterm(tmp_path):
         while not healthy(url):
             assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
             time.sleep(0.25)
-        assert not _reachable_elsewhere(port)
+        listening = listening_addresses(process.pid)
+        assert (("127.0.0.1", port) in listening and all(ip in ("127.0.0.1", "::1") for ip, _ in listening)), listening
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
         assert not healthy(url)  # the streamlit child went down with launch
