@@ -422,3 +422,37 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
                             f"{path.name}: cannot be loaded in safe mode: {type(exc).__name__}: "
                             f"{' '.join(str(exc).split())[:300]}") from None
     return LoadedModel(model=model, card=card, path=str(path))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRecord:
+    """A model as one consumer decided it, once: the checked file and its sha256, its card, and the
+    sampling, threshold and band its verdicts use (the card's unless overridden). The scan's driver
+    decides it and hands the same frozen record to every worker, which only checks that the file still
+    has this sha256 (``kernels.predict.load_decided``)."""
+
+    path: str  # the .keras file, absolute
+    sha256: str
+    card: ModelCard
+    sampling: str
+    threshold: float
+    band: float  # the inconclusive band around the threshold
+    crop: str  # "frame" or "face": what the model reads
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+
+def decide_model(path: str | os.PathLike, *, sampling: str | None = None, threshold: float | None = None) -> ModelRecord:
+    """Verify the model file (``verify_model``: no deep-learning library needed) and decide what its
+    consumer reads and concludes with. Raises ``ArtifactError``, or ``ValueError`` for an unknown sampling."""
+    from kernels.sampling import SAMPLING_MODES
+
+    if sampling is not None and sampling not in SAMPLING_MODES:
+        raise ValueError(f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLING_MODES)}")
+    checked, card, digest = verify_model(path)
+    return ModelRecord(path=str(Path(checked).resolve()), sha256=digest, card=card,
+                       sampling=card.sampling if sampling is None else sampling,
+                       threshold=card.threshold if threshold is None else float(threshold),
+                       band=card.inconclusive_band, crop=card.crop)

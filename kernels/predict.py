@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 import numpy as np
 
-from kernels.artifact import LoadedModel, ModelCard, load_model
+from kernels.artifact import ArtifactError, ArtifactProblem, LoadedModel, ModelCard, ModelRecord, load_model
 from kernels.sampling import SAMPLING_MODES
 
 
@@ -129,3 +130,17 @@ def load_predictor(path: str | os.PathLike, batch_size: int, *, sampling: str | 
     step = CompiledPredictor(loaded.model, batch_size, card.frames, card.size, fake_index=card.fake_index)
     return Predictor(loaded=loaded, step=step, sampling=card.sampling if sampling is None else sampling,
                      threshold=card.threshold if threshold is None else float(threshold))
+
+
+def load_decided(record: ModelRecord, batch_size: int) -> Predictor:
+    """The predictor of a model decided elsewhere (``kernels.artifact.decide_model``, the scan's driver):
+    loaded and checked as ``load_predictor`` does, and refused unless the file still has the sha256 the
+    record was decided with (replaced mid-run: ``ArtifactError`` SHA256_MISMATCH)."""
+    loaded = load_model(record.path)
+    if loaded.card.sha256 != record.sha256:
+        raise ArtifactError(ArtifactProblem.SHA256_MISMATCH,
+                            f"{Path(record.path).name}: sha256 {loaded.card.sha256[:16]}... is not the "
+                            f"{record.sha256[:16]}... this run decided on; the model was replaced during the run")
+    card = loaded.card
+    step = CompiledPredictor(loaded.model, batch_size, card.frames, card.size, fake_index=card.fake_index)
+    return Predictor(loaded=loaded, step=step, sampling=record.sampling, threshold=record.threshold)

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from kernels.artifact import ModelRecord
 from kernels.scope import Scope, card_scope, scope_from_dict
 from scanner import quarantine, sink, verdicts
 from scanner.alarms import OutcomeStats
@@ -77,20 +78,21 @@ class ScanSummary:
         return {k: getattr(self, k) for k in keys}
 
 
-def _validate(config: ScanConfig) -> tuple[str, str, str, dict]:
-    """Usage checks; returns the model's (sha256, name) from its card, the sampling the run uses
-    (--sampling, else the card's), and how far the card says the model can be trusted (with its
-    scope, ``kernels.scope``, under "scope")."""
+def _validate(config: ScanConfig) -> tuple[ModelRecord, dict]:
+    """Usage checks; returns the model as this run decides it, once (``kernels.artifact.ModelRecord``:
+    file, sha256, card, sampling, threshold, band; every worker gets this record), and how far the card
+    says the model can be trusted (with its scope, ``kernels.scope``, under "scope")."""
     if not Path(config.archive).is_dir():
         raise UsageError(f"archive not found or not a directory: {config.archive}")
-    from kernels.artifact import CARD_FILE, ArtifactError, model_file, verify_model
+    from kernels.artifact import CARD_FILE, ArtifactError, decide_model, model_file
     from kernels.model_config import check_batch
 
     model = model_file(config.model)
     if not model.is_file() or not os.access(model, os.R_OK):
         raise UsageError(f"model not found or unreadable: {config.model}")
     try:  # every check of the workers' load_model that needs no TensorFlow: the driver never imports it
-        _, card, digest = verify_model(model)
+        record = decide_model(model, sampling=config.sampling, threshold=config.threshold)
+        card = record.card
         check_batch(config.batch_size, card.frames, card.size, CARD_FILE)  # what each reader will hold
     except (ArtifactError, OSError) as exc:
         raise UsageError(f"refused model {config.model}: {exc}") from None
@@ -100,22 +102,22 @@ def _validate(config: ScanConfig) -> tuple[str, str, str, dict]:
         raise UsageError(str(exc)) from None
     from kernels.trust import card_trust
 
-    trust = {**card_trust(card).as_dict(), "threshold": config.threshold if config.threshold is not None
-             else card.threshold, "inconclusive_band": card.inconclusive_band, "scope": card_scope(card).as_dict()}
-    return digest, str(card["name"]), config.sampling or str(card["sampling"]), trust
+    trust = {**card_trust(card).as_dict(), "threshold": record.threshold, "inconclusive_band": record.band,
+             "scope": card_scope(card).as_dict()}
+    return record, trust
 
 
 class _Scan:
     """One run's driver loop: dispatches WorkItems to the pool's ready actors, collects rows, and
     applies the policy to failures and to batches past their deadline."""
 
-    def __init__(self, config: ScanConfig, run_id: str, archive: Path, writer: sink.PartWriter,
+    def __init__(self, config: ScanConfig, record: ModelRecord, run_id: str, archive: Path, writer: sink.PartWriter,
                  worker_class: type | None = None, scope: Scope | None = None):
         from scanner.workers import start_actor
 
-        self.config, self.run_id, self.archive, self.writer = config, run_id, archive, writer
+        self.config, self.record, self.run_id, self.archive, self.writer = config, record, run_id, archive, writer
         self.worker_plan = None  # scanner.workers.WorkerPlan, once the cluster is known
-        self.pool = ActorPool(lambda name: start_actor(self.worker_plan, name, config, archive, worker_class),
+        self.pool = ActorPool(lambda name: start_actor(self.worker_plan, name, config, record, archive, worker_class),
                               run_id)
         self.inflight: dict[object, tuple[int, WorkItem]] = {}  # ObjectRef -> (slot, item)
         self.deadlines: dict[object, float] = {}  # ObjectRef -> when its batch counts as hung
@@ -130,8 +132,7 @@ class _Scan:
         self.failures = 0  # actor deaths and failed batches in all
         self.failures_since_success = 0
         self.peeked: WorkItem | None = None  # one fresh batch read ahead of dispatch
-        self.model_sha256, self.model_name = "", ""
-        self.sampling = config.sampling  # what the workers sample: --sampling, else the card's
+        self.sampling = record.sampling  # what the workers sample: --sampling, else the card's
 
     def workers_per_gpu(self) -> int | None:
         """What the run used (the manifest records it): --workers-per-gpu or its default; None on CPUs."""
@@ -204,9 +205,8 @@ class _Scan:
             assert row["path"] == entry.path, "worker rows must follow the batch order"
             verdicts.stamp(row, archive=str(self.archive), size=entry.size, mtime_ns=entry.mtime_ns,
                            inode=entry.inode,
-                           # the model that really produced the row: a restarted worker reloads the file
-                           model_name=result.get("model_name", self.model_name),
-                           model_sha256=result.get("model_sha256", self.model_sha256), run_id=self.run_id,
+                           # every worker loaded this record's file, or refused to start
+                           model_name=self.record.name, model_sha256=self.record.sha256, run_id=self.run_id,
                            scanned_at=scanned_at)
             self._count(row)
         for stage, seconds in result["stages"].items():
@@ -304,7 +304,7 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
     import ray
 
     started = time.monotonic()
-    model_sha256, model_name, sampling, model_trust = _validate(config)
+    record, model_trust = _validate(config)
     archive = resolve_archive(config.archive)
     out = Path(config.out)
     run_id = sink.new_run_id()
@@ -323,12 +323,11 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
             print(quarantine.notice(record, out), file=sys.stderr, flush=True)
         adopted = sink.orphan_parts(out)
         writer = sink.PartWriter(out, run_id, config.commit_rows, config.commit_seconds)
-        scan = _Scan(config, run_id, archive, writer, worker_class, scope_from_dict(model_trust["scope"]))
-        scan.model_sha256, scan.model_name, scan.sampling = model_sha256, model_name, sampling
+        scan = _Scan(config, record, run_id, archive, writer, worker_class, scope_from_dict(model_trust["scope"]))
         committed = sink.committed_index(out, str(archive))
 
         def keep(entry: FileEntry) -> bool:
-            return needs_scan(entry, committed, model_sha256, config.full, config.retry_errors)
+            return needs_scan(entry, committed, record.sha256, config.full, config.retry_errors)
 
         stats = WalkStats()
         progress = Progress(config.progress)
@@ -338,10 +337,8 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
         startup_seconds = 0.0
         if first is not None:  # a nightly run with nothing new starts no worker at all
             we_started_ray = connect_ray(config.address)
-            info = scan.start_workers()
+            scan.start_workers()
             startup_seconds = time.monotonic() - started
-            if info["model_sha256"] != model_sha256:  # the file changed under us since the card was read
-                raise ScanError(f"model {config.model} changed during the run (sha {info['model_sha256'][:12]})")
             # The total for the progress bar comes from a second, counting-only walk in the
             # background, so the scan starts at once and no file list is ever held in memory.
             total: list = [None]
@@ -365,7 +362,7 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
             frames_decoded=scan.frames_decoded, startup_seconds=round(startup_seconds, 3), quarantined=moved,
             alarms=[alarm.as_dict() for alarm in scan.outcomes.alarms()],
             conclusions=dict(sorted(scan.conclusions.items(), key=lambda item: str(item[0]))))
-        sink.commit_run(out, run_id, writer.parts, scan.model_sha256, scan.model_name,
+        sink.commit_run(out, run_id, writer.parts, record.sha256, record.name,
                         {**config.as_dict(), "workers_per_gpu": scan.workers_per_gpu()},
                         summary.as_dict(), adopted, model_trust=model_trust, quarantined=moved)
         return summary

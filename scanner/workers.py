@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+from kernels.artifact import ModelRecord
 from kernels.errors import is_device_error
 from kernels.scope import ClipFacts, scope_rule
 from scanner import verdicts
@@ -43,13 +44,14 @@ def _device_label() -> tuple[str, bool]:
 
 
 class ScanWorker:
-    def __init__(self, model_path: str, archive: str, batch_size: int, sampling: str | None = None,
-                 decoder: str = "auto", threshold: float | None = None):
-        """``sampling`` and ``threshold``: None means the model card's."""
+    def __init__(self, record: ModelRecord, archive: str, batch_size: int, decoder: str = "auto"):
+        """``record``: the model as the driver decided it (``kernels.artifact.decide_model``: its file and
+        sha256, card, sampling, threshold and band), the same for every worker of the run; the worker only
+        loads it, refusing a file whose sha256 is not the record's."""
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         device, real_gpu = _device_label()  # before TF is imported: it reads CUDA_VISIBLE_DEVICES once
         from kernels.clips import FACE_CROP, ClipReader, ClipSpec
-        from kernels.predict import load_predictor
+        from kernels.predict import load_decided
 
         node = ""
         try:
@@ -62,14 +64,12 @@ class ScanWorker:
         self.visible_devices = device
         self.archive = Path(archive)
         self.batch_size = int(batch_size)
+        self.record = record
         started = time.perf_counter()
-        self.predictor = load_predictor(model_path, self.batch_size, sampling=sampling, threshold=threshold)
-        card = self.predictor.card
-        self.model_name, self.model_sha256 = card.name, card.sha256
-        self.threshold, self.inconclusive_band = self.predictor.threshold, card.inconclusive_band
-        self.scope_rule = scope_rule(card, self.archive)  # which clips lie outside what the model was measured on
+        self.predictor = load_decided(record, self.batch_size)
+        self.scope_rule = scope_rule(record.card, self.archive)  # which clips lie outside what the model was measured on
         # Rows record self.spec.sampling: what this worker really sampled, the card's unless overridden.
-        self.spec = ClipSpec(**card.clip_settings(), sampling=self.predictor.sampling, decoder=decoder)
+        self.spec = ClipSpec(**record.card.clip_settings(), sampling=record.sampling, decoder=decoder)
         # Several batches run at once (max_concurrency=batches_in_flight_per_worker): one decodes while
         # another infers. Each thread owns its reader, and so its DALI pipelines, whose per-frame waits
         # on their own CUDA stream then overlap; inference takes turns.
@@ -87,7 +87,7 @@ class ScanWorker:
     def info(self) -> dict:
         """Also the readiness probe: it returns only once __init__ (load, build, warm-up) finished."""
         return {"worker": self.label, "pid": os.getpid(), "devices": self.visible_devices,
-                "model_sha256": self.model_sha256, "model_name": self.model_name, "startup_s": self.startup_s}
+                "model_sha256": self.record.sha256, "startup_s": self.startup_s}
 
     def scan(self, paths: list[str]) -> dict:
         """Verdict rows for a batch of archive-relative paths (at most batch_size of them)."""
@@ -115,16 +115,15 @@ class ScanWorker:
             started = time.perf_counter()
             p_fake = self.predictor.predict(batch.frames) if ok_rows else None  # (batch_size,) float32
             inference_s = time.perf_counter() - started
-        rows = [verdicts.clip_row(rel, clip, float(p_fake[i]) if clip.ok else None, threshold=self.threshold,
-                                  band=self.inconclusive_band, sampling=self.spec.sampling, worker=self.label,
+        rows = [verdicts.clip_row(rel, clip, float(p_fake[i]) if clip.ok else None, threshold=self.record.threshold,
+                                  band=self.record.band, sampling=self.spec.sampling, worker=self.label,
                                   untested_reason=self.scope_rule.untested_reason(ClipFacts.of_clip(clip))
                                   if clip.ok else None)
                 for i, (rel, clip) in enumerate(zip(paths, batch.clips))]
         stages = {"probe": reader.times.probe - probe_before,
                   "decode": reader.times.decode - decode_before, "faces": reader.times.faces - faces_before,
                   "inference": inference_s}
-        return {"rows": rows, "stages": stages, "model_name": self.model_name, "model_sha256": self.model_sha256,
-                "frames_decoded": reader.times.frames_decoded - decoded_before}
+        return {"rows": rows, "stages": stages, "frames_decoded": reader.times.frames_decoded - decoded_before}
 
 
 # --- the Ray side: connecting, sizing and starting actors (the driver calls these) -------------------
@@ -186,8 +185,9 @@ def plan_workers(gpus: int | None, workers: int | None, resources: dict, workers
 SHARED_GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
-def start_actor(plan: WorkerPlan, name: str, config, archive: Path, worker_class: type | None = None):
-    """One ScanWorker actor (``worker_class``: a subclass, which is how the chaos tests inject faults).
+def start_actor(plan: WorkerPlan, name: str, config, record: ModelRecord, archive: Path,
+                worker_class: type | None = None):
+    """One ScanWorker actor of the model ``record`` the driver decided (``worker_class``: a subclass, which is how the chaos tests inject faults).
     Ray restarts it up to ``config.max_actor_restarts`` times; tasks are never retried by Ray
     (max_task_retries=0) because the driver's own retries keep rows exactly-once."""
     import ray
@@ -197,5 +197,4 @@ def start_actor(plan: WorkerPlan, name: str, config, archive: Path, worker_class
         name=name, num_gpus=plan.num_gpus, num_cpus=plan.num_cpus,
         max_restarts=config.max_actor_restarts, max_task_retries=0,
         max_concurrency=config.batches_in_flight_per_worker, **shared,
-    ).remote(str(Path(config.model).resolve()), str(archive), config.batch_size, config.sampling, config.decoder,
-             config.threshold)
+    ).remote(record, str(archive), config.batch_size, config.decoder)

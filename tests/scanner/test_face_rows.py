@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kernels.artifact import decide_model
 from kernels.clips import ClipReader, ClipSpec
 from kernels.scope import UNTESTED_NO_FACE
 from scanner.workers import ScanWorker
@@ -68,7 +69,7 @@ def scanned(tmp_path_factory):
     archive.mkdir()
     names = write_cases(archive)
     model = with_crop(save_tiny_model(root / "frame_model", "tiny", FRAMES, SIZE), "face", root / "face_model")
-    worker = ScanWorker(str(model), str(archive), batch_size=len(names))
+    worker = ScanWorker(decide_model(model), str(archive), batch_size=len(names))
     assert (worker.spec.crop, worker.spec.face_detect_frames) == ("face", FRAMES)
     worker.predictor = recording = RecordingPredictor(worker.predictor)
     rows = worker.scan(list(names.values()))["rows"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.artifact import load_card
+from kernels.artifact import decide_model, load_card
 from kernels.faces import MtcnnDetector
 from scanner import verdicts
 from scanner.workers import ScanWorker
@@ -50,7 +50,7 @@ def test_a_face_model_is_trained_scored_and_scanned_on_face_crops(tmp_path, monk
     assert scope["face_found"] == {"train": 1.0, "test": 1.0} and scope["data"] == "real"
     assert scope["long_side"] == [640.0, 640.0] and 30 <= scope["face_px"][0] <= scope["face_px"][1] <= 100
 
-    worker = ScanWorker(str(tmp_path / "run" / "model.keras"), str(data), batch_size=2)
+    worker = ScanWorker(decide_model(tmp_path / "run" / "model.keras"), str(data), batch_size=2)
     assert (worker.spec.crop, worker.spec.face_margin) == ("face", 1.5)
     rows = worker.scan(["real/real0.webm", "fake/fake1.webm"])["rows"]
     for row in rows:
