@@ -232,12 +232,17 @@ class NvdecDecoder:
 
     def _decode_file(self, probe: Probe, indices: np.ndarray):
         """(F, S, S, 3) uint8 on the GPU for one file; (F, h, w, 3) with ``full_res_cap``."""
-        nvc = load_pynvvideocodec()
         unique, inverse = split_unique(indices)  # (U,), (F,)
         cut = cut_to_annex_b(probe, unique)
         self.files_cut += 1
+        copies = self._feed(probe, cut)
+        return self._assemble(probe, copies, indices, inverse)
+
+    def _feed(self, probe: Probe, cut) -> list:
+        """The cut through the persistent decoder: one copy of each wanted frame, in ``cut.frames``' order."""
+        nvc = load_pynvvideocodec()
         wanted = {int(position): rank for rank, position in enumerate(cut.frames.tolist())}
-        copies: list = [None] * len(unique)
+        copies: list = [None] * len(wanted)
         key, decoder = self.decoder_for(probe)
         produced = 0
         try:
@@ -249,7 +254,7 @@ class NvdecDecoder:
                     self.packets_fed += 1
                 for frame in decoder.Decode(packet):
                     if produced in wanted:
-                        copies[wanted[produced]] = _to_framework(frame)
+                        copies[wanted[produced]] = self._hand_off(frame)
                     produced += 1
         except Exception:
             self._decoders.pop(key, None)  # a decoder that failed mid-stream is not trusted again
@@ -259,6 +264,15 @@ class NvdecDecoder:
         if any(copy is None for copy in copies):
             raise VideoError(ErrorClass.DECODE_ERROR, f"NVDEC returned {produced} frames; the plan needs frame "
                                                       f"{int(cut.frames.max())} of the cut stream")
+        return copies
+
+    @staticmethod
+    def _hand_off(frame):
+        """A decoded frame copied out of the decoder's buffer into the model's framework (on the GPU)."""
+        return _to_framework(frame)
+
+    def _assemble(self, probe: Probe, copies: list, indices: np.ndarray, inverse: np.ndarray):
+        """The wanted frames converted and resized on the GPU, repeated as the plan repeats them."""
         from keras import ops
 
         padded = copies + [copies[-1]] * (len(indices) - len(copies))  # one compiled shape per source size
