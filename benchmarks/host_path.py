@@ -20,12 +20,19 @@ process, over the measured reads only), each reader thread's own CPU ms per vide
 wall time depends on what else runs there.
 
     python -m benchmarks.host_path [--archive DIR | --videos 6] [--resolution 1080p] [--seconds 10]
-        [--decoders nvdec,dali-gpu] [--threads 1,2,4] [--processes 2] [--rounds 3] [--repeats 1] [--json FILE]
+        [--decoders nvdec,dali-gpu] [--threads 1,2,4] [--processes 2] [--rounds 3] [--repeats 1]
+        [--spin 1,4] [--real] [--json FILE]
+
+``--spin``: the same reads beside a thread that only counts; its rate over its rate alone is the
+share of time Python's lock was free (on a GPU with ``--real``: does ``Decode`` hold the lock while
+NVDEC works?). ``--real`` (a GPU with PyNvVideoCodec, nvdec only) runs the backend for real, GPU part
+included, and times the ``Decode`` calls (wall, and the CPU the calling thread spent in them).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -35,87 +42,12 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.nvdec_stand_in import FreePyNvVideoCodec, Spinner, TimedPyNvVideoCodec
 from kernels.clips import ClipReader, ClipSpec
 from kernels.decode import nvdec
 from kernels.decode.dali import DaliDecoder
 
 HOST_DECODERS = ("nvdec", "dali-gpu")
-_H264_VCL, _HEVC_VCL_LIMIT = frozenset({1, 5}), 32
-
-
-def pictures_in(codec: str, data: bytes) -> int:
-    """Pictures in an Annex B byte string: slices whose first_mb_in_slice (H.264) or
-    first_slice_segment_in_pic_flag (HEVC) says they begin a picture."""
-    count, position = 0, data.find(b"\x00\x00\x01")
-    while 0 <= position < len(data) - 5:
-        header = data[position + 3]
-        if codec == "h264":
-            if header & 0x1F in _H264_VCL and data[position + 4] & 0x80:  # ue(v) 0 is a single 1 bit
-                count += 1
-        elif (header >> 1) & 0x3F < _HEVC_VCL_LIMIT and data[position + 5] & 0x80:
-            count += 1
-        position = data.find(b"\x00\x00\x01", position + 3)
-    return count
-
-
-class _Frame:
-    """A decoded frame as PyNvVideoCodec hands it out (the stand-in's hand-off never reads it)."""
-
-    def __init__(self, buffer: np.ndarray):
-        self.buffer = buffer
-
-
-class FreeDecoder:
-    """A decoder that costs nothing but counting: per packet, as many preallocated frames as it holds
-    pictures. The time it spends counting is kept, to be told apart from the host path's own."""
-
-    def __init__(self, codec: str, maxwidth: int, maxheight: int):
-        self.codec, self.maxwidth, self.maxheight = codec, maxwidth, maxheight
-        self.size = (maxwidth, maxheight)
-        self.cpu_s = 0.0
-        self._frames: list[_Frame] = []
-
-    def setReconfigParams(self, width: int, height: int) -> int:
-        if (width, height) != self.size:
-            self.size = (width, height)
-            self._frames = []
-        return 0
-
-    def Decode(self, packet) -> list:
-        started = time.thread_time()
-        count = 0
-        if packet.bsl:
-            import ctypes
-
-            count = pictures_in(self.codec, ctypes.string_at(packet.bsl_data, packet.bsl))
-        while len(self._frames) < count:
-            width, height = self.size
-            self._frames.append(_Frame(np.empty((height * 3 // 2, width), dtype=np.uint8)))  # NV12
-        self.cpu_s += time.thread_time() - started
-        return self._frames[:count]
-
-
-class FreePyNvVideoCodec:
-    """The calls ``kernels.decode.nvdec`` makes of PyNvVideoCodec, answered by ``FreeDecoder``s."""
-
-    class cudaVideoCodec:
-        H264, HEVC = "h264", "hevc"
-
-    class OutputColorType:
-        NATIVE = 0
-
-    class PacketData:
-        def __init__(self):
-            self.bsl_data, self.bsl = 0, 0
-
-    def __init__(self):
-        self.decoders: list[FreeDecoder] = []
-
-    def CreateDecoder(self, gpuid, codec, cudacontext, cudastream, usedevicememory, maxwidth, maxheight,
-                      outputColorType):
-        decoder = FreeDecoder(codec, maxwidth, maxheight)
-        self.decoders.append(decoder)
-        return decoder
 
 
 class HostOnlyNvdec(nvdec.NvdecDecoder):
@@ -149,9 +81,12 @@ def _clip(frames: int, height: int, width: int) -> np.ndarray:
     return _CLIPS[key]
 
 
-def host_reader(decoder: str, spec: ClipSpec) -> ClipReader:
-    """A reader whose ``decoder`` (nvdec or dali-gpu) runs its host side only."""
+def host_reader(decoder: str, spec: ClipSpec, real: bool = False) -> ClipReader:
+    """A reader whose ``decoder`` (nvdec or dali-gpu) runs its host side only; ``real``: the whole
+    nvdec backend (the GPU's part too), its decoder calls timed."""
     reader = ClipReader(spec, gpu=True, dali_batch=8, threads=1)
+    if real:
+        return reader
     if decoder == "nvdec":
         reader._batch_decoders["nvdec"] = HostOnlyNvdec(spec.size, full_res_cap=spec.full_res_cap)
     else:
@@ -166,19 +101,28 @@ def _stand_in_seconds(reader: ClipReader) -> float:
 
 
 def measure(paths: list[str], decoder: str, threads: int, rounds: int, sampling: str = "keyframe",
-            batch: int = 4) -> dict:
+            batch: int = 4, real: bool = False, spin: bool = False) -> dict:
     """``threads`` readers, each reading its share of ``rounds`` x the files in batches; CPU time of
-    the process and of each reader thread over the reads (a first read per reader warms up)."""
-    loader, nvdec.load_pynvvideocodec = nvdec.load_pynvvideocodec, lambda: _STAND_IN  # as the tests' fake
+    the process and of each reader thread over the reads (a first read per reader warms up).
+    ``real``: PyNvVideoCodec and the GPU's part of nvdec for real (``stand_in_*`` is then the time
+    inside its Decode calls). ``spin``: a counting thread beside the readers (``Spinner``); its CPU
+    time is in the process's, so CPU numbers of such a row are not the host path's."""
+    loader = nvdec.load_pynvvideocodec
+    if real:
+        module = TimedPyNvVideoCodec(loader())
+        nvdec.load_pynvvideocodec = lambda: module
+    else:
+        nvdec.load_pynvvideocodec = lambda: _STAND_IN  # as the tests' fake does
     try:
-        return _measure(paths, decoder, threads, rounds, sampling, batch)
+        return _measure(paths, decoder, threads, rounds, sampling, batch, real, spin)
     finally:
         nvdec.load_pynvvideocodec = loader
 
 
-def _measure(paths: list[str], decoder: str, threads: int, rounds: int, sampling: str, batch: int) -> dict:
+def _measure(paths: list[str], decoder: str, threads: int, rounds: int, sampling: str, batch: int, real: bool,
+             spin: bool) -> dict:
     spec = ClipSpec(frames=20, size=224, sampling=sampling, decoder=decoder)
-    readers = [host_reader(decoder, spec) for _ in range(threads)]
+    readers = [host_reader(decoder, spec, real) for _ in range(threads)]
     for reader in readers:
         _check(reader.read(paths[:1]), decoder)
     work = [p for _ in range(rounds) for p in paths]
@@ -191,15 +135,32 @@ def _measure(paths: list[str], decoder: str, threads: int, rounds: int, sampling
             _check(reader.read(share[start:start + batch]), decoder)
         return time.thread_time() - started
 
-    cpu_started, wall_started = time.process_time(), time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        thread_seconds = list(pool.map(run, readers, shares))
-    cpu, wall = time.process_time() - cpu_started, time.perf_counter() - wall_started
+    decode_wall_before = sum(_decode_wall_seconds(r) for r in readers)
+    spinner = Spinner() if spin else contextlib.nullcontext()
+    with spinner:
+        alone = spinner.rate(0.5) if spin else None
+        spun_before = spinner.count if spin else 0
+        cpu_started, wall_started = time.process_time(), time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            thread_seconds = list(pool.map(run, readers, shares))
+        cpu, wall = time.process_time() - cpu_started, time.perf_counter() - wall_started
+        beside = (spinner.count - spun_before) / wall if spin else None
     stand_in = sum(_stand_in_seconds(r) - b for r, b in zip(readers, stand_in_before))
     videos = len(work)
-    return {"decoder": decoder, "threads": threads, "processes": 1, "videos": videos,
-            "cpu_ms_per_video": 1000 * cpu / videos, "thread_cpu_ms_per_video": 1000 * sum(thread_seconds) / videos,
-            "stand_in_cpu_ms_per_video": 1000 * stand_in / videos, "videos_per_s": videos / wall}
+    row = {"decoder": decoder, "threads": threads, "processes": 1, "videos": videos, "real": real,
+           "cpu_ms_per_video": 1000 * cpu / videos, "thread_cpu_ms_per_video": 1000 * sum(thread_seconds) / videos,
+           "stand_in_cpu_ms_per_video": 1000 * stand_in / videos, "videos_per_s": videos / wall}
+    if real:
+        row["decode_wall_ms_per_video"] = 1000 * (sum(_decode_wall_seconds(r) for r in readers)
+                                                  - decode_wall_before) / videos
+    if spin:
+        row["spinner_share"] = beside / alone if alone else None
+    return row
+
+
+def _decode_wall_seconds(reader: ClipReader) -> float:
+    decoder = reader._batch_decoders.get("nvdec")
+    return sum(getattr(d, "wall_s", 0.0) for d in decoder._decoders.values()) if decoder is not None else 0.0
 
 
 _STAND_IN = FreePyNvVideoCodec()
@@ -233,20 +194,22 @@ def measure_processes(paths: list[str], decoder: str, processes: int, rounds: in
 
 
 def run(paths: list[str], decoders: list[str], threads: list[int], processes: int, rounds: int,
-        repeats: int = 1) -> list[dict]:
-    """Every configuration ``repeats`` times, interleaved; each row holds the medians and the runs."""
-    configurations = [(decoder, count, 1) for decoder in decoders for count in threads]
-    configurations += [(decoder, 1, processes) for decoder in decoders if processes > 1]
+        repeats: int = 1, real: bool = False, spin: list[int] = ()) -> list[dict]:
+    """Every configuration ``repeats`` times, interleaved; each row holds the medians and the runs.
+    ``spin``: thread counts measured once more beside a ``Spinner``."""
+    configurations = [(decoder, count, 1, False) for decoder in decoders for count in threads]
+    configurations += [(decoder, 1, processes, False) for decoder in decoders if processes > 1]
+    configurations += [(decoder, count, 1, True) for decoder in decoders for count in spin]
     runs: dict[tuple, list[dict]] = {c: [] for c in configurations}
     for _ in range(repeats):
-        for decoder, count, procs in configurations:
-            row = measure(paths, decoder, count, rounds) if procs == 1 else \
+        for decoder, count, procs, spinning in configurations:
+            row = measure(paths, decoder, count, rounds, real=real, spin=spinning) if procs == 1 else \
                 measure_processes(paths, decoder, procs, rounds)
-            runs[(decoder, count, procs)].append(row)
+            runs[(decoder, count, procs, spinning)].append(row)
             print(_line(row), flush=True)
     rows = []
     for configuration, measured in runs.items():
-        median = {key: float(np.median([r[key] for r in measured])) for key in _MEASURED}
+        median = {key: float(np.median([r[key] for r in measured])) for key in _MEASURED if key in measured[0]}
         rows.append({**measured[0], **median, "repeats": len(measured), "runs": measured})
     if repeats > 1:
         print("medians:")
@@ -255,13 +218,16 @@ def run(paths: list[str], decoders: list[str], threads: list[int], processes: in
     return rows
 
 
-_MEASURED = ("cpu_ms_per_video", "thread_cpu_ms_per_video", "stand_in_cpu_ms_per_video", "videos_per_s")
+_MEASURED = ("cpu_ms_per_video", "thread_cpu_ms_per_video", "stand_in_cpu_ms_per_video", "videos_per_s",
+             "decode_wall_ms_per_video", "spinner_share")
 
 
 def _line(row: dict) -> str:
     return (f"{row['decoder']:<9} {row['processes']} proc x {row['threads']} thr  {row['videos']:4d} videos  "
             f"process CPU {row['cpu_ms_per_video']:6.1f} ms/video  thread CPU {row['thread_cpu_ms_per_video']:6.1f}"
-            f" (stand-in {row['stand_in_cpu_ms_per_video']:4.1f})  {row['videos_per_s']:6.1f} videos/s wall")
+            f" (stand-in {row['stand_in_cpu_ms_per_video']:4.1f})  {row['videos_per_s']:6.1f} videos/s wall"
+            + (f"  in Decode {row['decode_wall_ms_per_video']:.1f} ms wall" if "decode_wall_ms_per_video" in row else "")
+            + (f"  spinner {row['spinner_share']:.2f} of its rate alone" if row.get("spinner_share") else ""))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -275,10 +241,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--processes", type=int, default=2, help="also this many processes of one thread (0: not)")
     parser.add_argument("--rounds", type=int, default=3, help="times each file is read")
     parser.add_argument("--repeats", type=int, default=1, help="runs of every configuration (medians reported)")
+    parser.add_argument("--real", action="store_true",
+                        help="nvdec for real (a GPU with PyNvVideoCodec): stand-in columns become the Decode calls")
+    parser.add_argument("--spin", default="", help="thread counts to measure again beside a counting thread")
     parser.add_argument("--json", type=Path, default=None, help="write the rows here too")
     args = parser.parse_args(argv)
     decoders = [d for d in args.decoders.split(",") if d]
     unknown = sorted(set(decoders) - set(HOST_DECODERS))
+    if args.real and decoders != ["nvdec"]:
+        parser.error("--real measures nvdec only: add --decoders nvdec")
     if unknown:
         parser.error(f"unknown decoders {', '.join(unknown)}; expected {', '.join(HOST_DECODERS)}")
     if args.archive is not None:
@@ -295,8 +266,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         directory = Path(tempfile.mkdtemp(prefix="dfscan-host-path-"))
         paths = [str(p) for p in write_bench_archive(directory, args.videos, args.resolution, args.seconds)]
     print(f"{len(paths)} videos, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}", flush=True)
-    rows = run(paths, decoders, [int(t) for t in args.threads.split(",") if t], args.processes, args.rounds,
-               args.repeats)
+    try:
+        rows = run(paths, decoders, [int(t) for t in args.threads.split(",") if t], args.processes, args.rounds,
+                   args.repeats, args.real, [int(t) for t in args.spin.split(",") if t])
+    except nvdec.NvdecUnavailable as exc:
+        print(f"host_path: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     if args.json is not None:
         from kernels.atomic import atomic_write_bytes
 

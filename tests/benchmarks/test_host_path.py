@@ -5,12 +5,13 @@ the decoder asked for, with the CPU time counted."""
 import numpy as np
 import pytest
 
-from benchmarks import host_path
+from benchmarks import host_path, nvdec_stand_in
 from kernels.decode.gops import cut_to_annex_b
 from kernels.probe import probe
 from kernels.sampling import keyframe_plan
 from tests.kernels.test_annex_b import decode_stream
 from tests.kernels.test_gops import OPEN_GOP_ENCODINGS
+from tests.kernels.test_nvdec import fake_nvc  # noqa: F401 - the fixture
 from tests.media import write_index_video
 
 
@@ -22,8 +23,8 @@ def test_the_stand_in_counts_the_pictures_ffmpeg_decodes(tmp_path, encoding):
         cut = cut_to_annex_b(facts, wanted)
         for start, end in zip(cut.run_starts.tolist(), [*cut.run_starts.tolist()[1:], len(cut.access_units)]):
             run = cut.access_units[start:end]
-            assert host_path.pictures_in(facts.codec, b"".join(run)) == len(run)
-        assert host_path.pictures_in(facts.codec, cut.data) == len(decode_stream(facts.codec, cut.access_units))
+            assert nvdec_stand_in.pictures_in(facts.codec, b"".join(run)) == len(run)
+        assert nvdec_stand_in.pictures_in(facts.codec, cut.data) == len(decode_stream(facts.codec, cut.access_units))
 
 
 @pytest.mark.parametrize("decoder", host_path.HOST_DECODERS)
@@ -40,13 +41,37 @@ def test_a_measurement_reads_every_file_through_its_decoder(tmp_path, decoder):
 
 
 def test_the_free_decoder_gives_frames_of_the_streams_shape(tmp_path):
-    decoder = host_path.FreePyNvVideoCodec().CreateDecoder(0, "h264", 0, 0, True, 1920, 1920, 0)
+    decoder = nvdec_stand_in.FreePyNvVideoCodec().CreateDecoder(0, "h264", 0, 0, True, 1920, 1920, 0)
     decoder.setReconfigParams(160, 96)
     facts = probe(write_index_video(tmp_path / "v", 30, "h264", width=160, height=96))
     cut = cut_to_annex_b(facts, np.unique(keyframe_plan(facts.frame_count, facts.keyframes, 8)))
-    packet = host_path.FreePyNvVideoCodec.PacketData()
+    packet = nvdec_stand_in.FreePyNvVideoCodec.PacketData()
     payload = np.frombuffer(cut.data, dtype=np.uint8)
     packet.bsl_data, packet.bsl = payload.ctypes.data, payload.size
     frames = decoder.Decode(packet)
     assert len(frames) == len(cut.access_units) and frames[0].buffer.shape == (144, 160)
-    assert decoder.Decode(host_path.FreePyNvVideoCodec.PacketData()) == []  # the flush
+    assert decoder.Decode(nvdec_stand_in.FreePyNvVideoCodec.PacketData()) == []  # the flush
+
+
+def test_the_real_mode_times_the_decoders_calls_and_the_spinner_runs_beside(tmp_path, fake_nvc):
+    """--real on the CPU: the tests' FFmpeg stand-in plays PyNvVideoCodec, the GPU part runs on the CPU
+    backend; the row says how long the Decode calls took and how free Python's lock was."""
+    paths = [str(write_index_video(tmp_path / f"v{i}", 30, "h264", width=160, height=96)) for i in range(2)]
+    row = host_path.measure(paths, "nvdec", threads=1, rounds=1, real=True, spin=True)
+    assert row["real"] and row["videos"] == 2
+    assert row["decode_wall_ms_per_video"] >= row["stand_in_cpu_ms_per_video"] * 0.5 > 0
+    assert 0 < row["spinner_share"]
+    assert len(fake_nvc.decoders) == 1  # the fake itself, wrapped and timed
+
+
+def test_real_mode_without_pynvvideocodec_is_one_line_and_exit_1(tmp_path, capsys):
+    from kernels.decode import nvdec
+
+    if nvdec.nvdec_available():
+        pytest.skip("PyNvVideoCodec loads here")
+    write_index_video(tmp_path / "v0", 10, "h264")
+    with pytest.raises(SystemExit) as stopped:
+        host_path.main(["--archive", str(tmp_path), "--real", "--decoders", "nvdec", "--threads", "1",
+                        "--processes", "0"])
+    assert stopped.value.code == 1
+    assert capsys.readouterr().err.startswith("host_path: PyNvVideoCodec cannot be loaded")
