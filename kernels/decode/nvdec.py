@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kernels.decode import NVDEC_BACKEND_CODECS
+from kernels.decode import NVDEC_BACKEND_CODECS, nvdec_refusal
 from kernels.decode.gops import CutUnsupported, cut_to_annex_b
 from kernels.errors import ErrorClass, VideoError, is_device_error
 from kernels.probe import Probe
@@ -290,6 +290,10 @@ class NvdecDecoder:
                 if probe.codec not in NVDEC_BACKEND_CODECS or probe.height % 2 or probe.width % 2:
                     raise VideoError(ErrorClass.UNSUPPORTED_CODEC, f"nvdec reads 4:2:0 H.264/HEVC of even size, "
                                                                    f"not {probe.codec} {probe.width}x{probe.height}")
+                refusal = nvdec_refusal(probe) or (None if probe.bit_depth == 8 else
+                                                   f"nvdec reads 8-bit streams, not {probe.bit_depth}-bit")
+                if refusal is not None:  # 4:2:2, 4:4:4: NVDEC would fail mid-stream, or worse, not fail
+                    raise VideoError(ErrorClass.UNSUPPORTED_CODEC, refusal)
                 frames_out.append(self._decode_file(probe, plan))
                 errors_out.append(None)
             except VideoError as exc:
