@@ -98,7 +98,8 @@ def scan_once(archive: Path, model: Path, out: Path, decoder: str, where: list[s
     summary and its rows say."""
     command = [sys.executable, "-m", "scanner.cli", "run", str(archive), "--model", str(model), "--out", str(out),
                "--decoder", decoder, "--full", "--json", *where]
-    workers_per_gpu = int(where[where.index("--workers-per-gpu") + 1]) if "--workers-per-gpu" in where else 0
+    flag = "--workers-per-gpu" if "--workers-per-gpu" in where else "--workers"
+    workers_per_gpu = int(where[where.index(flag) + 1])  # or CPU workers, with --gpus 0
     started = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
