@@ -52,6 +52,9 @@ class PacketIndex:
     mtime_ns: int  # the file's, when probed: a changed file is demuxed again
 
 
+MAX_INDEXED_PACKETS = 1 << 18  # about 2.4 h at 30 fps, 10 MB of index: a longer file is demuxed again instead
+
+
 class _IndexBuilder:
     """Collects a PacketIndex during the probe's demux; gives up at the first packet it cannot place."""
 
@@ -62,7 +65,7 @@ class _IndexBuilder:
         if self.rows is None:
             return
         pts, dts, pos = packet.pts, packet.dts, packet.pos
-        if pts is None or dts is None or pos is None or pos < 0:
+        if pts is None or dts is None or pos is None or pos < 0 or len(self.rows) >= MAX_INDEXED_PACKETS:
             self.rows = None
             return
         self.rows.append((pts, dts, pos, packet.size, packet.is_keyframe, bytes(packet) if not self.rows else None))

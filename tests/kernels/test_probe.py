@@ -137,3 +137,13 @@ def test_mp4_probes_keep_where_each_packet_lies_and_matroska_probes_do_not(tmp_p
         assert [bytes(p) for p in packets] == [os.pread(handle.fileno(), int(size), int(offset))
                                                for offset, size in zip(index.offset, index.size)]
         assert index.dts.tolist() == [p.dts for p in packets]
+
+
+def test_a_file_with_more_packets_than_the_index_keeps_has_none(tmp_path, monkeypatch):
+    from kernels import probe as probe_module
+
+    path = write_index_video(tmp_path / "a", 24, "h264")
+    monkeypatch.setattr(probe_module, "MAX_INDEXED_PACKETS", 23)
+    assert probe(path).packets is None and probe(path).frame_count == 24
+    monkeypatch.setattr(probe_module, "MAX_INDEXED_PACKETS", 24)
+    assert probe(path).packets.pts.size == 24
