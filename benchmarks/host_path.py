@@ -2,8 +2,9 @@
 that cost nothing.
 
 On an H200 the ``nvdec`` backend reached 84.6 videos/s end to end in 4 processes (keyframe, 1080p),
-while its 7 NVDEC engines could give about 197: the bound was the host side. This measures that side on
-any machine:
+while its 7 NVDEC engines could give about 197: something on the host bounded it. This measures what the
+host itself does for a video, on any machine (docs/performance.md: under 10 ms of CPU on a 2-core VM, so
+the bound lies in what the stand-ins replace; ``--real`` and ``--spin`` look there on a GPU):
 
 - ``nvdec``: ``ClipReader.read`` as a scan runs it (probe, plan, choice of decoder, the cut to Annex B,
   every ``Decode`` call with its packet, the frame bookkeeping and the hand-off call), against a
