@@ -19,6 +19,9 @@ their keyframe, decoded after it) reference the GOP before: HEVC (RASL/RADL) and
 (B-frames, never references) drop those of a run's first keyframe; any other codec starts one GOP
 earlier.
 
+The Annex B cut of an MP4/MOV file reads its packets where the probe saw them (``Probe.packets``) with
+``os.pread``, so the file is demuxed once, by the probe; every other cut demuxes it again here.
+
 Anything this cannot cut safely (no timestamps, duplicate timestamps, a stream that does not start on
 a keyframe, a muxer that refuses the codec) raises ``CutUnsupported``, and the caller feeds the file.
 """
@@ -250,8 +253,8 @@ def _cut(probe: Probe, wanted: np.ndarray, write, from_index: bool = False):
     wanted_pts = probe.frame_pts[wanted]  # (U,) int64
     if from_index and probe.packets is not None:
         with open(probe.path, "rb") as handle:  # OSError: gone or unreadable, the caller's error row
-            if (os.fstat(handle.fileno()).st_mtime_ns, os.fstat(handle.fileno()).st_size) != \
-                    (probe.packets.mtime_ns, probe.size_bytes):
+            now = os.fstat(handle.fileno())
+            if (now.st_mtime_ns, now.st_size) != (probe.packets.mtime_ns, probe.size_bytes):
                 raise CutUnsupported("the file changed since it was probed")
             read = _read_index(handle.fileno(), probe.packets, int(wanted_pts.max()))
             return _plan(probe, read, wanted_pts, write)
@@ -272,6 +275,7 @@ def _cut(probe: Probe, wanted: np.ndarray, write, from_index: bool = False):
 
 
 def _plan(probe: Probe, read: _Packets, wanted_pts: np.ndarray, write):
+    """The runs the wanted frames need, merged, handed to ``write`` (see ``_cut``)."""
     position_of = {pts: position for position, pts in enumerate(read.pts.tolist())}
     positions = [position_of.get(pts) for pts in wanted_pts.tolist()]  # each wanted frame's packet
     if None in positions:
