@@ -26,7 +26,8 @@ from typing import Sequence
 
 import numpy as np
 
-from kernels.decode import DECODERS, GPU_OUTPUT_DECODERS, choose_decoder, gpu_count
+from kernels.decode import (DECODERS, GPU_OUTPUT_DECODERS, NVDEC_BACKEND_CODECS, choose_decoder, gpu_count,
+                            nvdec_refusal)
 from kernels.decode.pyav import PyAVDecoder
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import Probe, ProbeLimits, probe
@@ -195,6 +196,7 @@ class ClipReader:
                 clip.probe = self._probe(clip.path)
                 clip.indices = self.plan(clip.probe, offsets[i] if offsets is not None else 0)
                 clip.decoder = choose_decoder(clip.probe, self.spec.decoder, self.gpu)
+                self._note_refusal(clip)
             except VideoError as exc:
                 clip.error = exc
                 continue
@@ -232,6 +234,21 @@ class ClipReader:
             self._crop_faces([clip for clip in clips if clip.ok])
             self.times.faces += time.perf_counter() - decoded
         return clips
+
+    def _note_refusal(self, clip: Clip) -> None:
+        """A file sent to PyAV on a GPU, where a GPU decoder was asked for (or ``auto``), because NVDEC
+        cannot read it (4:2:2, 4:4:4, 10-bit H.264, AV1 on Hopper): the clip says which and why."""
+        if clip.decoder != "pyav" or not self.gpu or self.spec.decoder not in ("auto", "nvdec", "dali-gpu"):
+            return
+        reason = nvdec_refusal(clip.probe)
+        if reason is not None:
+            asked = self.spec.decoder
+            if asked == "auto":
+                from kernels.decode.nvdec import nvdec_available
+
+                asked = "nvdec" if clip.probe.codec in NVDEC_BACKEND_CODECS and nvdec_available() else "dali-gpu"
+            clip.fallback_from = asked
+            clip.fallback_reason = str(VideoError(ErrorClass.UNSUPPORTED_CODEC, reason))
 
     @property
     def face_detector(self) -> FaceDetector:

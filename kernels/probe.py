@@ -37,6 +37,58 @@ class ProbeLimits:
 
 
 @dataclasses.dataclass(frozen=True)
+class PacketIndex:
+    """The video packets of an MP4/MOV H.264 or HEVC file as its demuxer gave them, in decode order
+    (empty ones left out): enough for ``kernels.decode.gops`` to read a run's packets with ``os.pread`` instead of
+    opening and demuxing the file a second time. Built only where the bytes at a packet's offset are
+    its data (checked on the first packet) and every packet has a pts, a dts and an offset."""
+
+    pts: np.ndarray  # (P,) int64
+    dts: np.ndarray  # (P,) int64
+    keyframe: np.ndarray  # (P,) bool
+    offset: np.ndarray  # (P,) int64, bytes from the start of the file
+    size: np.ndarray  # (P,) int64
+    extradata: bytes  # the codec's configuration record (avcC, hvcC)
+    mtime_ns: int  # the file's, when probed: a changed file is demuxed again
+
+
+MAX_INDEXED_PACKETS = 1 << 18  # about 2.4 h at 30 fps, 10 MB of index: a longer file is demuxed again instead
+
+
+class _IndexBuilder:
+    """Collects a PacketIndex during the probe's demux; gives up at the first packet it cannot place."""
+
+    def __init__(self):
+        self.rows: list[tuple] | None = []
+
+    def add(self, packet) -> None:
+        if self.rows is None:
+            return
+        pts, dts, pos = packet.pts, packet.dts, packet.pos
+        if pts is None or dts is None or pos is None or pos < 0 or len(self.rows) >= MAX_INDEXED_PACKETS:
+            self.rows = None
+            return
+        self.rows.append((pts, dts, pos, packet.size, packet.is_keyframe, bytes(packet) if not self.rows else None))
+
+    def build(self, path: str, extradata: bytes | None) -> PacketIndex | None:
+        if not self.rows:
+            return None
+        first = self.rows[0]
+        try:
+            with open(path, "rb") as handle:
+                if os.pread(handle.fileno(), first[3], first[2]) != first[5]:
+                    return None  # data elsewhere (an external reference, a transformed sample)
+                mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
+        except OSError:
+            return None
+        pts, dts, pos, size, key, _ = zip(*self.rows)
+        return PacketIndex(pts=np.asarray(pts, dtype=np.int64), dts=np.asarray(dts, dtype=np.int64),
+                           keyframe=np.asarray(key, dtype=bool), offset=np.asarray(pos, dtype=np.int64),
+                           size=np.asarray(size, dtype=np.int64), extradata=bytes(extradata or b""),
+                           mtime_ns=mtime_ns)
+
+
+@dataclasses.dataclass(frozen=True)
 class Probe:
     path: str
     size_bytes: int
@@ -61,6 +113,8 @@ class Probe:
     # Display rotation, degrees counter-clockwise (0, 90, 180, 270), as a phone's MP4/MOV display matrix
     # says: decoders turn every frame upright by it, as players do.
     rotation: int = 0
+    # MP4/MOV: where each video packet lies in the file, so the GOP cut reads them without demuxing again.
+    packets: PacketIndex | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def display_width(self) -> int:
@@ -73,7 +127,7 @@ class Probe:
     def as_dict(self) -> dict:
         """JSON-ready facts; the per-frame pts table is left out."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-               if f.name not in ("frame_pts", "time_base")}
+               if f.name not in ("frame_pts", "time_base", "packets")}
         out["keyframes"] = list(self.keyframes)
         out["display_width"], out["display_height"] = self.display_width, self.display_height
         return out
@@ -166,6 +220,7 @@ def _open_with_pixel_format(path: str, timeout_s: float):
 
 
 _MP4_FAMILY = frozenset({"mp4", "mov", "3gp"})
+_INDEXED_CODECS = frozenset({"h264", "hevc"})
 _MATROSKA_FAMILY = frozenset({"mkv", "webm"})
 
 
@@ -222,6 +277,9 @@ def _probe_now(path: str, limits: ProbeLimits, deadline: float) -> Probe:
         pts_values: list[int] = []
         key_pts: list[int] = []
         order = 0
+        container_name = _container_name(container.format.name, path)
+        # What the nvdec backend's cut reads instead of demuxing again (kernels.decode.gops).
+        index = _IndexBuilder() if container_name in _MP4_FAMILY and codec in _INDEXED_CODECS else None
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:
@@ -234,6 +292,8 @@ def _probe_now(path: str, limits: ProbeLimits, deadline: float) -> Probe:
                 pts_values.append(int(pts))
                 if packet.is_keyframe:
                     key_pts.append(int(pts))
+                if index is not None:
+                    index.add(packet)
                 order += 1
         except av.error.FFmpegError as exc:
             if not pts_values:
@@ -262,7 +322,6 @@ def _probe_now(path: str, limits: ProbeLimits, deadline: float) -> Probe:
                              f"duration {duration_s:.0f} s exceeds the limit of {limits.max_duration_s:.0f} s")
 
         profile = ctx.profile if isinstance(ctx.profile, str) else None
-        container_name = _container_name(container.format.name, path)
         return Probe(
             path=str(path), size_bytes=size_bytes,
             container=container_name, codec=codec, profile=profile,
@@ -271,6 +330,7 @@ def _probe_now(path: str, limits: ProbeLimits, deadline: float) -> Probe:
             fps=fps, duration_s=duration_s, has_audio=bool(container.streams.audio),
             keyframes=keyframes or (0,), frame_pts=frame_pts, time_base=time_base,
             rotation=_rotation(path, container_name, limits.timeout_s),
+            packets=index.build(path, ctx.extradata) if index is not None and len(index.rows or ()) == order else None,
         )
     finally:
         container.close()

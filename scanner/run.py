@@ -74,7 +74,7 @@ class ScanSummary:
 
     def as_dict(self) -> dict:
         keys = ("run_id", "archive", "files_seen", "scanned", "skipped", "ok", "errors", "errors_by_class",
-                "conclusions", "alarms", "seconds", "videos_per_s", "stage_seconds", "out")
+                "conclusions", "alarms", "seconds", "videos_per_s", "startup_seconds", "stage_seconds", "out")
         return {k: getattr(self, k) for k in keys}
 
 

@@ -60,6 +60,24 @@ def nvdec_supports(probe: Probe) -> bool:
             and min_height <= probe.height <= max_height)
 
 
+def nvdec_refusal(probe: Probe) -> str | None:
+    """Why NVDEC on this GPU generation cannot read the file (None where it can): what a clip that a
+    GPU decoder was asked for, and PyAV read instead, records as its ``fallback_reason``."""
+    support = NVDEC_SUPPORT.get(probe.codec)
+    if support is None:
+        return f"NVDEC reads no {probe.codec}"
+    chromas, depths, min_width, min_height, max_width, max_height = support
+    if probe.chroma not in chromas:
+        chroma = f"4:{probe.chroma[1]}:{probe.chroma[2]}" if probe.chroma and len(probe.chroma) == 3 else probe.chroma
+        return f"NVDEC reads {probe.codec} in 4:2:0 only, not {chroma}"
+    if probe.bit_depth not in depths:
+        return f"NVDEC reads {probe.codec} at {' or '.join(map(str, sorted(depths)))} bits, not {probe.bit_depth}"
+    if not (min_width <= probe.width <= max_width and min_height <= probe.height <= max_height):
+        return (f"NVDEC reads {probe.codec} from {min_width}x{min_height} to {max_width}x{max_height}, "
+                f"not {probe.width}x{probe.height}")
+    return None
+
+
 def choose_decoder(probe: Probe, requested: str = "auto", gpu: bool | None = None) -> str:
     """The backend for one file. ``auto`` on a GPU: ``nvdec`` for 8-bit 4:2:0 H.264 and HEVC when
     PyNvVideoCodec loads, ``dali-gpu`` for the rest NVDEC reads (10-bit HEVC, VP8/VP9, MPEG-4), then

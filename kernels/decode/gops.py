@@ -19,6 +19,9 @@ their keyframe, decoded after it) reference the GOP before: HEVC (RASL/RADL) and
 (B-frames, never references) drop those of a run's first keyframe; any other codec starts one GOP
 earlier.
 
+The Annex B cut of an MP4/MOV file reads its packets where the probe saw them (``Probe.packets``) with
+``os.pread``, so the file is demuxed once, by the probe; every other cut demuxes it again here.
+
 Anything this cannot cut safely (no timestamps, duplicate timestamps, a stream that does not start on
 a keyframe, a muxer that refuses the codec) raises ``CutUnsupported``, and the caller feeds the file.
 """
@@ -28,12 +31,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import os
 from fractions import Fraction
 
 import av
 import numpy as np
 
-from kernels.probe import Probe
+from kernels.probe import PacketIndex, Probe
 from kernels.records import (HEVC_CRA, START_CODE, hevc_cra_as_bla, nal_length_size, nal_unit_types, parameter_sets,
                              to_annex_b)
 
@@ -61,11 +65,12 @@ class GopCut:
 
 @dataclasses.dataclass
 class _Packets:
-    packets: list  # av.Packet, decode order
+    packets: object  # av.Packet (or bytes through _FilePackets), decode order; bytes(packets[i]) is the data
     pts: np.ndarray  # (P,) int64, presentation timestamps in the stream's time base
     dts: np.ndarray  # (P,) int64, decode timestamps (pts where the container gives none)
     keys: np.ndarray  # (K,) int64, positions of keyframe packets, ascending
-    stream: object
+    stream: object  # the demuxed stream (None when read through the probe's packet index)
+    extradata: bytes = b""  # the codec's configuration record
     opens: np.ndarray | None = None  # (K,) bool: a stream may begin at this keyframe
     resets: np.ndarray | None = None  # (K,) bool: decoding may jump to this keyframe mid-stream
     relabel: frozenset = frozenset()  # positions of HEVC CRA keyframes to write as BLA after a jump
@@ -94,18 +99,45 @@ def _read_packets(container, last_wanted_pts: int) -> _Packets:
         pts.append(int(packet.pts))
         missing_dts = missing_dts or packet.dts is None
         dts.append(int(packet.dts if packet.dts is not None else packet.pts))
-    if not keys or keys[0] != 0:
+    return _checked(packets, np.asarray(pts, dtype=np.int64), np.asarray(dts, dtype=np.int64),
+                    np.asarray(keys, dtype=np.int64), missing_dts, stream, bytes(stream.codec_context.extradata or b""))
+
+
+class _FilePackets:
+    """Packets read on demand from the file, where the probe's index says they lie."""
+
+    def __init__(self, fd: int, index: PacketIndex):
+        self.fd, self.index = fd, index
+
+    def __getitem__(self, position: int) -> bytes:
+        size = int(self.index.size[position])
+        data = os.pread(self.fd, size, int(self.index.offset[position]))
+        if len(data) != size:
+            raise CutUnsupported("the file is shorter than when it was probed")
+        return data
+
+
+def _read_index(fd: int, index: PacketIndex, last_wanted_pts: int) -> _Packets:
+    """What ``_read_packets`` returns, from the probe's packet index: no second demux."""
+    key_positions = np.flatnonzero(index.keyframe)  # (K',)
+    past_end = key_positions[index.pts[key_positions] > last_wanted_pts]
+    end = int(past_end[1]) if past_end.size >= 2 else int(index.pts.size)
+    keys = key_positions[key_positions < end]
+    return _checked(_FilePackets(fd, index), index.pts[:end], index.dts[:end], keys, False, None, index.extradata)
+
+
+def _checked(packets, pts_array: np.ndarray, dts_array: np.ndarray, keys: np.ndarray, missing_dts: bool, stream,
+             extradata: bytes) -> _Packets:
+    if not keys.size or keys[0] != 0:
         raise CutUnsupported("the stream does not start with a keyframe")
-    pts_array = np.asarray(pts, dtype=np.int64)
     if np.unique(pts_array).size != pts_array.size:
         raise CutUnsupported("two packets share a presentation timestamp")
-    dts_array = np.asarray(dts, dtype=np.int64)
     if missing_dts or (np.diff(dts_array) <= 0).any():
         # Matroska leaves dts out where B-frames reorder; the MP4 muxer needs increasing dts not after
         # pts: the sorted pts, shifted back by the deepest reordering, are exactly that.
         ordered = np.sort(pts_array)
         dts_array = ordered - max(0, int((ordered - pts_array).max()))
-    return _Packets(packets, pts_array, dts_array, np.asarray(keys, dtype=np.int64), stream)
+    return _Packets(packets, pts_array, dts_array, keys, stream, extradata)
 
 
 def _mark_entry_points(read: _Packets, codec: str) -> None:
@@ -114,7 +146,7 @@ def _mark_entry_points(read: _Packets, codec: str) -> None:
     resets = np.ones(len(read.keys), dtype=bool)
     relabel: set[int] = set()
     if codec in ("h264", "hevc"):
-        length_size = nal_length_size(codec, bytes(read.stream.codec_context.extradata or b""))
+        length_size = nal_length_size(codec, read.extradata)
         for k, position in enumerate(read.keys.tolist()):
             try:
                 types = set(nal_unit_types(codec, bytes(read.packets[position]), length_size))
@@ -210,13 +242,22 @@ def _mux(read: _Packets, runs: list[np.ndarray], step: int, codec: str) -> tuple
     return buffer.getvalue(), np.asarray(written_pts, dtype=np.int64)
 
 
-def _cut(probe: Probe, wanted: np.ndarray, write):
+def _cut(probe: Probe, wanted: np.ndarray, write, from_index: bool = False):
     """Plan the runs that ``wanted`` (distinct presentation-order indices, ascending) need and hand
-    them to ``write(read, runs, positions, step)`` while the file is open; returns what it returns."""
+    them to ``write(read, runs, positions, step)`` while the file is open; returns what it returns.
+    ``from_index``: read the packets where the probe's index says they lie, if it has one (``write``
+    must then need only their bytes, not the demuxed stream)."""
     if probe.frame_pts is None:
         raise CutUnsupported("the probe kept no frame timestamps")
     wanted = np.asarray(wanted, dtype=np.int64)  # (U,)
     wanted_pts = probe.frame_pts[wanted]  # (U,) int64
+    if from_index and probe.packets is not None:
+        with open(probe.path, "rb") as handle:  # OSError: gone or unreadable, the caller's error row
+            now = os.fstat(handle.fileno())
+            if (now.st_mtime_ns, now.st_size) != (probe.packets.mtime_ns, probe.size_bytes):
+                raise CutUnsupported("the file changed since it was probed")
+            read = _read_index(handle.fileno(), probe.packets, int(wanted_pts.max()))
+            return _plan(probe, read, wanted_pts, write)
     try:
         # skip_frame=all: opening decodes no frame to guess stream facts (the probe has them), which
         # takes a 1080p H.264 open from about 19 ms to 1 ms.
@@ -230,15 +271,20 @@ def _cut(probe: Probe, wanted: np.ndarray, write):
             read = _read_packets(container, int(wanted_pts.max()))
         except av.error.FFmpegError as exc:
             raise CutUnsupported(f"cannot demux: {exc}") from None
-        position_of = {pts: position for position, pts in enumerate(read.pts.tolist())}
-        positions = [position_of.get(pts) for pts in wanted_pts.tolist()]  # each wanted frame's packet
-        if None in positions:
-            raise CutUnsupported(f"{positions.count(None)} wanted frames have no packet")
-        _mark_entry_points(read, probe.codec)
-        runs = _merge(read, [_run_for(read, position, probe.codec) for position in positions])
-        diffs = np.diff(np.sort(read.pts))
-        step = int(diffs[diffs > 0].min()) if (diffs > 0).any() else 1
-        return write(read, runs, positions, step)
+        return _plan(probe, read, wanted_pts, write)
+
+
+def _plan(probe: Probe, read: _Packets, wanted_pts: np.ndarray, write):
+    """The runs the wanted frames need, merged, handed to ``write`` (see ``_cut``)."""
+    position_of = {pts: position for position, pts in enumerate(read.pts.tolist())}
+    positions = [position_of.get(pts) for pts in wanted_pts.tolist()]  # each wanted frame's packet
+    if None in positions:
+        raise CutUnsupported(f"{positions.count(None)} wanted frames have no packet")
+    _mark_entry_points(read, probe.codec)
+    runs = _merge(read, [_run_for(read, position, probe.codec) for position in positions])
+    diffs = np.diff(np.sort(read.pts))
+    step = int(diffs[diffs > 0].min()) if (diffs > 0).any() else 1
+    return write(read, runs, positions, step)
 
 
 def cut_to_gops(probe: Probe, wanted: np.ndarray) -> GopCut:
@@ -286,7 +332,7 @@ def cut_to_annex_b(probe: Probe, wanted: np.ndarray) -> AnnexBCut:
     def write(read: _Packets, runs: list[np.ndarray], positions: list[int], step: int) -> AnnexBCut:
         try:
             headers = b"".join(START_CODE + unit for unit in
-                               parameter_sets(probe.codec, bytes(read.stream.codec_context.extradata or b"")))
+                               parameter_sets(probe.codec, read.extradata))
             units, run_starts, output_order = [], [], []
             for number, run in enumerate(runs):
                 run_starts.append(len(units))
@@ -303,4 +349,4 @@ def cut_to_annex_b(probe: Probe, wanted: np.ndarray) -> AnnexBCut:
         frames = np.asarray([rank_of_position[p] for p in positions], dtype=np.int32)
         return AnnexBCut(access_units=units, frames=frames, run_starts=np.asarray(run_starts, dtype=np.int64))
 
-    return _cut(probe, wanted, write)
+    return _cut(probe, wanted, write, from_index=True)

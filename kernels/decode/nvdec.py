@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kernels.decode import NVDEC_BACKEND_CODECS
+from kernels.decode import NVDEC_BACKEND_CODECS, nvdec_refusal
 from kernels.decode.gops import CutUnsupported, cut_to_annex_b
 from kernels.errors import ErrorClass, VideoError, is_device_error
 from kernels.probe import Probe
@@ -232,12 +232,17 @@ class NvdecDecoder:
 
     def _decode_file(self, probe: Probe, indices: np.ndarray):
         """(F, S, S, 3) uint8 on the GPU for one file; (F, h, w, 3) with ``full_res_cap``."""
-        nvc = load_pynvvideocodec()
         unique, inverse = split_unique(indices)  # (U,), (F,)
         cut = cut_to_annex_b(probe, unique)
         self.files_cut += 1
+        copies = self._feed(probe, cut)
+        return self._assemble(probe, copies, indices, inverse)
+
+    def _feed(self, probe: Probe, cut) -> list:
+        """The cut through the persistent decoder: one copy of each wanted frame, in ``cut.frames``' order."""
+        nvc = load_pynvvideocodec()
         wanted = {int(position): rank for rank, position in enumerate(cut.frames.tolist())}
-        copies: list = [None] * len(unique)
+        copies: list = [None] * len(wanted)
         key, decoder = self.decoder_for(probe)
         produced = 0
         try:
@@ -249,7 +254,7 @@ class NvdecDecoder:
                     self.packets_fed += 1
                 for frame in decoder.Decode(packet):
                     if produced in wanted:
-                        copies[wanted[produced]] = _to_framework(frame)
+                        copies[wanted[produced]] = self._hand_off(frame)
                     produced += 1
         except Exception:
             self._decoders.pop(key, None)  # a decoder that failed mid-stream is not trusted again
@@ -259,6 +264,15 @@ class NvdecDecoder:
         if any(copy is None for copy in copies):
             raise VideoError(ErrorClass.DECODE_ERROR, f"NVDEC returned {produced} frames; the plan needs frame "
                                                       f"{int(cut.frames.max())} of the cut stream")
+        return copies
+
+    @staticmethod
+    def _hand_off(frame):
+        """A decoded frame copied out of the decoder's buffer into the model's framework (on the GPU)."""
+        return _to_framework(frame)
+
+    def _assemble(self, probe: Probe, copies: list, indices: np.ndarray, inverse: np.ndarray):
+        """The wanted frames converted and resized on the GPU, repeated as the plan repeats them."""
         from keras import ops
 
         padded = copies + [copies[-1]] * (len(indices) - len(copies))  # one compiled shape per source size
@@ -276,6 +290,10 @@ class NvdecDecoder:
                 if probe.codec not in NVDEC_BACKEND_CODECS or probe.height % 2 or probe.width % 2:
                     raise VideoError(ErrorClass.UNSUPPORTED_CODEC, f"nvdec reads 4:2:0 H.264/HEVC of even size, "
                                                                    f"not {probe.codec} {probe.width}x{probe.height}")
+                refusal = nvdec_refusal(probe) or (None if probe.bit_depth == 8 else
+                                                   f"nvdec reads 8-bit streams, not {probe.bit_depth}-bit")
+                if refusal is not None:  # 4:2:2, 4:4:4: NVDEC would fail mid-stream, or worse, not fail
+                    raise VideoError(ErrorClass.UNSUPPORTED_CODEC, refusal)
                 frames_out.append(self._decode_file(probe, plan))
                 errors_out.append(None)
             except VideoError as exc:

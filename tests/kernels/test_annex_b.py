@@ -92,3 +92,47 @@ def test_annex_b_refuses_other_codecs(tmp_path):
     facts = probe(write_index_video(tmp_path / "v", 20, "vp9"))
     with pytest.raises(CutUnsupported, match="no Annex B"):
         cut_to_annex_b(facts, np.array([0]))
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc"])
+@pytest.mark.parametrize("container", ["mp4", "mov"])
+def test_the_probes_packet_index_gives_the_cut_a_second_demux_gives(tmp_path, monkeypatch, codec, container):
+    """MP4/MOV: the cut reads its packets where the probe saw them, opening no container, and writes
+    exactly the stream that demuxing the file again writes (B-frames, HEVC CRA runs)."""
+    import dataclasses
+
+    from kernels.decode import gops
+    from tests.media import CODECS
+
+    spec = CODECS[codec]
+    path = str(write_index_video(tmp_path / f"v.{container}", 60, Codec(spec.encoder, container, spec.pix_fmt,
+                                                                        spec.options)))
+    facts = probe(path)
+    assert facts.packets is not None and facts.packets.size.sum() <= facts.size_bytes
+    plans = plans_for(path)
+    demuxed = [cut_to_annex_b(dataclasses.replace(facts, packets=None), wanted) for wanted in plans]
+
+    def no_open(*args, **kwargs):
+        raise AssertionError("the cut opened the container again")
+
+    monkeypatch.setattr(gops.av, "open", no_open)
+    for wanted, again in zip(plans, demuxed):
+        cut = cut_to_annex_b(facts, wanted)
+        assert cut.access_units == again.access_units
+        assert cut.frames.tolist() == again.frames.tolist()
+        assert cut.run_starts.tolist() == again.run_starts.tolist()
+
+
+def test_a_file_changed_since_its_probe_is_not_read_by_its_index(tmp_path):
+    """Rewritten in place (same size, another time): the index would point into other bytes."""
+    import os
+
+    path = str(write_index_video(tmp_path / "v", 30, "h264"))
+    facts = probe(path)
+    data = bytearray(open(path, "rb").read())
+    with open(path, "wb") as handle:
+        handle.write(bytes(data))
+    stat = os.stat(path)
+    os.utime(path, ns=(stat.st_atime_ns, facts.packets.mtime_ns + 1_000_000_000))
+    with pytest.raises(CutUnsupported, match="changed since it was probed"):
+        cut_to_annex_b(facts, np.array([0, 29]))

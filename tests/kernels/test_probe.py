@@ -116,3 +116,34 @@ def test_probe_times_out_instead_of_hanging(tmp_path, monkeypatch):
     with pytest.raises(VideoError) as caught:
         probe(tmp_path / "any.mp4", ProbeLimits(timeout_s=0.3))
     assert caught.value.error_class is ErrorClass.TIMEOUT
+
+
+def test_mp4_probes_keep_where_each_packet_lies_and_matroska_probes_do_not(tmp_path):
+    """The index holds every packet in decode order, each at the bytes the demuxer gave; it stays
+    out of the probe's JSON."""
+    import os
+
+    import av
+    import numpy as np
+
+    mp4 = probe(write_index_video(tmp_path / "a", 24, "h264"))
+    mkv = probe(write_index_video(tmp_path / "b", 24, "vp9"))
+    assert mkv.packets is None and "packets" not in mp4.as_dict()
+    index = mp4.packets
+    assert index.pts.size == mp4.frame_count == 24 and sorted(index.pts.tolist()) == mp4.frame_pts.tolist()
+    assert np.flatnonzero(index.keyframe).tolist() == [0, 12]  # g=12, decode order
+    with av.open(mp4.path) as container, open(mp4.path, "rb") as handle:
+        packets = [p for p in container.demux(video=0) if p.size]
+        assert [bytes(p) for p in packets] == [os.pread(handle.fileno(), int(size), int(offset))
+                                               for offset, size in zip(index.offset, index.size)]
+        assert index.dts.tolist() == [p.dts for p in packets]
+
+
+def test_a_file_with_more_packets_than_the_index_keeps_has_none(tmp_path, monkeypatch):
+    from kernels import probe as probe_module
+
+    path = write_index_video(tmp_path / "a", 24, "h264")
+    monkeypatch.setattr(probe_module, "MAX_INDEXED_PACKETS", 23)
+    assert probe(path).packets is None and probe(path).frame_count == 24
+    monkeypatch.setattr(probe_module, "MAX_INDEXED_PACKETS", 24)
+    assert probe(path).packets.pts.size == 24

@@ -14,7 +14,7 @@ from tests.scanner.conftest import make_videos
 
 runner = CliRunner()
 SUMMARY_KEYS = {"run_id", "archive", "files_seen", "scanned", "skipped", "ok", "errors", "errors_by_class",
-                "conclusions", "alarms", "seconds", "videos_per_s", "stage_seconds", "out"}
+                "conclusions", "alarms", "seconds", "videos_per_s", "startup_seconds", "stage_seconds", "out"}
 
 
 @pytest.mark.usefixtures("ray_cluster")

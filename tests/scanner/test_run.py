@@ -42,7 +42,8 @@ def test_end_to_end_synth_archive(ray_cluster, tiny_model, tmp_path):
 
     assert summary.as_dict().keys() == {"run_id", "archive", "files_seen", "scanned", "skipped", "ok", "errors",
                                         "errors_by_class", "conclusions", "alarms", "seconds", "videos_per_s",
-                                        "stage_seconds", "out"}
+                                        "startup_seconds", "stage_seconds", "out"}
+    assert 0 < summary.startup_seconds < summary.seconds
     assert (summary.files_seen, summary.scanned, summary.skipped, summary.ok, summary.errors) == (6, 6, 0, 6, 0)
     assert summary.stage_seconds.keys() == {"probe", "decode", "faces", "inference", "write"}
     assert summary.stage_seconds["decode"] > 0 and summary.stage_seconds["inference"] > 0
