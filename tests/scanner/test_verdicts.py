@@ -27,45 +27,40 @@ PROBE = Probe(path="/arch/a.mp4", size_bytes=3000, container="mp4", codec="h264"
               fps=25.0, duration_s=1.2, has_audio=False, keyframes=(0, 12, 24))
 
 
-# --- the rows workers.py and run.py built before scanner.verdicts, kept verbatim as references ------
-def _worker_row_before(rel: str, clip: Clip, p_fake: np.ndarray | None, i: int, threshold: float, sampling: str,
-                       label: str) -> dict:
-    probe = clip.probe
-    row = {
-        "path": rel,
-        "threshold": threshold,
-        "frame_indices": None if clip.indices is None else [int(x) for x in clip.indices],
-        "codec": probe.codec if probe else None,
-        "width": probe.width if probe else None,
-        "height": probe.height if probe else None,
-        "frame_count": probe.frame_count if probe else None,
-        "fps": probe.fps if probe else None,
-        "duration_s": probe.duration_s if probe else None,
-        "decoder": clip.decoder,
-        "sampling": sampling,
-        "worker": label,
-    }
-    if clip.ok:
-        p = float(p_fake[i])
-        row.update(status="ok", error_class=None, error_message=None, p_fake=p,
-                   verdict="fake" if p >= threshold else "real")
-    else:
-        row.update(status="error", error_class=clip.error.error_class.value,
-                   error_message=clip.error.message, p_fake=None, verdict=None)
-    return row
-
-
-def _driver_row_before(verdict: CrashVerdict, sampling: str) -> dict:
-    return {"path": verdict.path, "status": "error", "error_class": verdict.error_class.value,
-            "error_message": verdict.message,
-            "threshold": None, "sampling": sampling, "worker": "driver"}
-
-
-def _stamp_before(row: dict, archive: str, size: int, mtime_ns: int, inode: int, result: dict, run_id: str,
-                  scanned_at: dt.datetime) -> dict:
-    row.update(archive=archive, size=size, mtime_ns=mtime_ns, inode=inode, model_name=result["model_name"],
-               model_sha256=result["model_sha256"], run_id=run_id, scanned_at=scanned_at)
-    return row
+# --- the rows, written out: the columns each schema version added, with the values they must hold ------
+# Version 1's columns of a worker's row, for the four clips of test_clip_rows_are_the_rows_the_worker_built.
+FACTS_V1 = {"codec": "h264", "width": 128, "height": 96, "frame_count": 30, "fps": 25.0, "duration_s": 1.2}
+NO_FACTS_V1 = dict.fromkeys(FACTS_V1)
+WORKER_ROWS_V1 = [
+    {"path": "a.mp4", "threshold": 0.5, "frame_indices": [0, 10, 19, 29], **FACTS_V1, "decoder": "pyav",
+     "sampling": "keyframe", "worker": "host:1234/gpu0", "status": "ok", "error_class": None, "error_message": None,
+     "p_fake": 0.5, "verdict": "fake"},
+    {"path": "b.mp4", "threshold": 0.5, "frame_indices": [0, 12, 24, 29], **FACTS_V1, "decoder": "dali-cpu",
+     "sampling": "keyframe", "worker": "host:1234/gpu0", "status": "ok", "error_class": None, "error_message": None,
+     "p_fake": 0.25, "verdict": "real"},
+    {"path": "c.mp4", "threshold": 0.5, "frame_indices": None, **NO_FACTS_V1, "decoder": None, "sampling": "keyframe",
+     "worker": "host:1234/gpu0", "status": "error", "error_class": "NOT_VIDEO",
+     "error_message": "c.mp4: no video stream", "p_fake": None, "verdict": None},
+    {"path": "d.mp4", "threshold": 0.5, "frame_indices": None, **FACTS_V1, "decoder": "pyav", "sampling": "keyframe",
+     "worker": "host:1234/gpu0", "status": "error", "error_class": "DECODE_ERROR", "error_message": "frame 12: bad",
+     "p_fake": None, "verdict": None},
+]
+# What versions 2 to 6 added to the same rows (the ok ones read band 0, so their conclusion is the verdict;
+# Clip's crop is None: these clips were made by hand, not read).
+ADDED_LATER = [
+    {"rotation": 0, "display_width": 128, "display_height": 96, "frames_replaced": 0, "crop": None,
+     "face_found": None, "face_frames": None, "face_box": None, "fallback_from": None, "fallback_reason": None,
+     "conclusion": "fake", "inconclusive_band": 0.0, "untested_reason": None},
+    {"rotation": 0, "display_width": 128, "display_height": 96, "frames_replaced": 0, "crop": None,
+     "face_found": None, "face_frames": None, "face_box": None, "fallback_from": None, "fallback_reason": None,
+     "conclusion": "real", "inconclusive_band": 0.0, "untested_reason": None},
+    {"rotation": None, "display_width": None, "display_height": None, "frames_replaced": None, "crop": None,
+     "face_found": None, "face_frames": None, "face_box": None, "fallback_from": None, "fallback_reason": None,
+     "conclusion": None},
+    {"rotation": 0, "display_width": 128, "display_height": 96, "frames_replaced": None, "crop": None,
+     "face_found": None, "face_frames": None, "face_box": None, "fallback_from": None, "fallback_reason": None,
+     "conclusion": None},
+]
 
 
 def test_the_verdict_rule_is_fake_at_or_above_the_threshold_and_inconclusive_near_it():
@@ -106,18 +101,9 @@ def test_clip_rows_are_the_rows_the_worker_built():
         rel = clip.path.rsplit("/", 1)[1]
         made = verdicts.clip_row(rel, clip, float(p_fake[i]) if clip.ok else None, threshold=threshold,
                                  band=0.0, sampling="keyframe", worker="host:1234/gpu0")
-        before = _worker_row_before(rel, clip, p_fake, i, threshold, "keyframe", "host:1234/gpu0")
-        v2 = {"rotation", "display_width", "display_height", "frames_replaced",  # version 2 added these
-              "conclusion", "inconclusive_band",  # version 3 these
-              "crop", "face_found", "face_frames", "face_box",  # version 4 these
-              "fallback_from", "fallback_reason",  # version 5 these
-              "untested_reason"}  # and version 6 this
-        assert {k: v for k, v in made.items() if k not in v2} == before
-        assert [k for k in made if k not in v2] == list(before)
-        assert (made["fallback_from"], made["fallback_reason"]) == (None, None)
-        assert (made["rotation"], made["display_width"], made["frames_replaced"]) == (
-            (0, 128, 0) if clip.ok else (None if clip.probe is None else 0,
-                                         None if clip.probe is None else 128, None))
+        # Version 1's columns in the order version 1 wrote them, and what later versions added.
+        assert [k for k in made if k in WORKER_ROWS_V1[i]] == list(WORKER_ROWS_V1[i])
+        assert made == {**WORKER_ROWS_V1[i], **ADDED_LATER[i]}
     assert verdicts.clip_row("a.mp4", clips[0], 0.5, threshold=0.5, band=0.1, sampling="uniform", worker="w")["verdict"] == "fake"
     retried = Clip("/arch/e.mp4", probe=PROBE, indices=np.array([0, 10, 19, 29]), decoder="pyav",
                    fallback_from="dali-gpu", fallback_reason="DECODE_ERROR: DALI: no decoder left")
@@ -128,22 +114,20 @@ def test_clip_rows_are_the_rows_the_worker_built():
 
 
 def test_driver_rows_and_the_stamp_are_the_rows_the_driver_built():
-    result = {"model_name": "tiny", "model_sha256": "ab" * 32}
     file = dict(archive="/arch", size=3000, mtime_ns=17, inode=99)
     crashes = (CrashVerdict("bad.mkv", ErrorClass.DECODER_CRASH, "the file killed its worker 2 times: boom"),
                CrashVerdict("bad.mkv", ErrorClass.TIMEOUT, "scanning the file alone took longer than 60 s, 2 times"))
     for verdict in crashes:
         driver = verdicts.driver_row(verdict.path, verdict.error_class, verdict.message, sampling="uniform")
-        made = verdicts.stamp(driver, model_name=result["model_name"], model_sha256=result["model_sha256"], run_id="run1",
-                              scanned_at=T0, **file)
-        before = _stamp_before(_driver_row_before(verdict, "uniform"), result=result, run_id="run1", scanned_at=T0,
-                               **file)
-        # The same row in the dataset; the new dict also names the null p_fake and verdict, and the
-        # file name's bytes (version 2).
-        assert made.pop("path_bytes") == b"bad.mkv"
-        assert verdicts.rows_to_table([made]).equals(verdicts.rows_to_table([before]))
-        assert made == {**before, "p_fake": None, "verdict": None, "conclusion": None}
+        made = verdicts.stamp(driver, model_name="tiny", model_sha256="ab" * 32, run_id="run1", scanned_at=T0, **file)
+        assert made == {"path": "bad.mkv", "status": "error", "error_class": verdict.error_class.value,
+                        "error_message": verdict.message, "p_fake": None, "verdict": None, "conclusion": None,
+                        "threshold": None, "sampling": "uniform", "worker": "driver", "archive": "/arch", "size": 3000,
+                        "mtime_ns": 17, "inode": 99, "model_name": "tiny", "model_sha256": "ab" * 32, "run_id": "run1",
+                        "scanned_at": T0, "path_bytes": b"bad.mkv"}
         assert made["worker"] == verdicts.DRIVER_WORKER == "driver"
+        table = verdicts.rows_to_table([made])  # every other column of the dataset row is null
+        assert all(table[name][0].as_py() is None for name in table.column_names if name not in made)
     long = verdicts.driver_row("bad.mkv", ErrorClass.DECODER_CRASH, "x" * 900, sampling="uniform")
     assert long["error_message"] == "x" * 500  # a worker's last error may be a whole traceback
 
