@@ -28,7 +28,8 @@ CARD = {"name": "tiny", "arch": "cnn-lstm", "frames": F, "size": S, "sampling": 
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
+def unsaved_keras_model():
+    """A small cnn-lstm built in memory, not saved (tests/scanner/conftest.py's tiny_model is a saved file)."""
     return build_model(ModelConfig(arch="cnn-lstm", frames=F, size=S, width=0.125))
 
 
@@ -38,12 +39,12 @@ def clips():
 
 
 @pytest.fixture
-def saved(tiny_model, tmp_path):
-    card = save_model(tiny_model, tmp_path, CARD)
+def saved(unsaved_keras_model, tmp_path):
+    card = save_model(unsaved_keras_model, tmp_path, CARD)
     return tmp_path, card
 
 
-def test_save_load_predict_identical(tiny_model, saved, clips):
+def test_save_load_predict_identical(unsaved_keras_model, saved, clips):
     run_dir, card = saved
     assert sorted(p.name for p in run_dir.iterdir()) == [CARD_FILE, MODEL_FILE]  # no temporary files left
     assert card["sha256"] == sha256_file(run_dir / MODEL_FILE)
@@ -52,7 +53,7 @@ def test_save_load_predict_identical(tiny_model, saved, clips):
     assert (loaded.name, loaded.frames, loaded.size, loaded.sampling, loaded.threshold) == ("tiny", F, S, "uniform", 0.5)
     assert loaded.class_names == ("real", "fake") and loaded.fake_index == 1 and loaded.sha256 == card["sha256"]
     np.testing.assert_array_equal(np.asarray(loaded.model(clips, training=False)),
-                                  np.asarray(tiny_model(clips, training=False)))
+                                  np.asarray(unsaved_keras_model(clips, training=False)))
     assert load_model(run_dir).sha256 == card["sha256"]  # a run folder works too
 
 
@@ -65,21 +66,21 @@ def test_tampered_model_refused(saved):
         load_model(run_dir / MODEL_FILE)
 
 
-def test_swapped_card_refused(tiny_model, saved, tmp_path):
+def test_swapped_card_refused(unsaved_keras_model, saved, tmp_path):
     run_dir, card = saved
     (run_dir / CARD_FILE).write_text(json.dumps({**card, "sha256": "0" * 64}))
     with pytest.raises(ArtifactError, match="does not match"):
         load_model(run_dir)
 
 
-def test_missing_card_refused(tiny_model, tmp_path):
-    tiny_model.save(tmp_path / MODEL_FILE)
+def test_missing_card_refused(unsaved_keras_model, tmp_path):
+    unsaved_keras_model.save(tmp_path / MODEL_FILE)
     with pytest.raises(ArtifactError, match="no model card"):
         load_model(tmp_path / MODEL_FILE)
 
 
-def test_h5_refused(tiny_model, tmp_path):
-    tiny_model.save(tmp_path / "model.h5")  # legacy HDF5, through Keras itself
+def test_h5_refused(unsaved_keras_model, tmp_path):
+    unsaved_keras_model.save(tmp_path / "model.h5")  # legacy HDF5, through Keras itself
     with pytest.raises(ArtifactError, match=r"HDF5 \(\.h5\)"):
         load_model(tmp_path / "model.h5")
     # the same bytes renamed .keras, even with a card that records their sha256
@@ -102,7 +103,7 @@ def test_lambda_layer_refused(tmp_path):
     assert refused.value.problem is ArtifactProblem.LAMBDA_LAYER
 
 
-def test_atomic_save_keeps_the_previous_file(tiny_model, saved, monkeypatch):
+def test_atomic_save_keeps_the_previous_file(unsaved_keras_model, saved, monkeypatch):
     run_dir, card = saved
     before = (run_dir / MODEL_FILE).read_bytes()
 
@@ -111,9 +112,9 @@ def test_atomic_save_keeps_the_previous_file(tiny_model, saved, monkeypatch):
             handle.write(b"half a zip")
         raise KeyboardInterrupt  # killed mid-save
 
-    monkeypatch.setattr(type(tiny_model), "save", crash)
+    monkeypatch.setattr(type(unsaved_keras_model), "save", crash)
     with pytest.raises(KeyboardInterrupt):
-        save_keras_atomic(tiny_model, run_dir / MODEL_FILE)
+        save_keras_atomic(unsaved_keras_model, run_dir / MODEL_FILE)
     assert (run_dir / MODEL_FILE).read_bytes() == before
     assert sorted(p.name for p in run_dir.iterdir()) == [CARD_FILE, MODEL_FILE]
     assert load_model(run_dir).sha256 == card["sha256"]
@@ -140,9 +141,9 @@ def _rewrite_card(run_dir, **changes):
     (run_dir / CARD_FILE).write_text(json.dumps(card))
 
 
-def test_load_predictor_takes_everything_from_the_card(tiny_model, tmp_path, clips):
+def test_load_predictor_takes_everything_from_the_card(unsaved_keras_model, tmp_path, clips):
     """F, S, sampling, threshold and the fake index all come from the card; here "fake" is output 0."""
-    card = save_model(tiny_model, tmp_path, {**CARD, "sampling": "keyframe", "threshold": 0.3,
+    card = save_model(unsaved_keras_model, tmp_path, {**CARD, "sampling": "keyframe", "threshold": 0.3,
                                              "class_names": ["fake", "real"]})
     predictor = load_predictor(tmp_path, batch_size=2)
     assert (predictor.card.frames, predictor.card.size, predictor.sampling, predictor.threshold) == (F, S, "keyframe", 0.3)
@@ -150,7 +151,7 @@ def test_load_predictor_takes_everything_from_the_card(tiny_model, tmp_path, cli
     assert predictor.card.crop == "frame"  # cards written before crops existed mean whole frames
     assert predictor.card.sha256 == card["sha256"] and predictor.card["name"] == "tiny"  # typed, and the card as written
     assert predictor.batch_size == 2 and predictor.step.shape == (2, F, S, S, 3)
-    probabilities = np.asarray(tiny_model(clips[:2], training=False))  # (2, 2)
+    probabilities = np.asarray(unsaved_keras_model(clips[:2], training=False))  # (2, 2)
     np.testing.assert_allclose(predictor.predict(clips[:2]), probabilities[:, 0], rtol=1e-4, atol=1e-5)
 
     told = load_predictor(tmp_path / MODEL_FILE, batch_size=1, sampling="uniform", threshold=0.7)
@@ -169,7 +170,7 @@ def test_load_predictor_refuses_a_tampered_model(saved):
     assert refused.value.problem is ArtifactProblem.SHA256_MISMATCH
 
 
-def test_a_card_without_a_fake_class_is_refused(tiny_model, saved, tmp_path):
+def test_a_card_without_a_fake_class_is_refused(unsaved_keras_model, saved, tmp_path):
     run_dir, _ = saved
     _rewrite_card(run_dir, class_names=["real", "deepfake"])
     for read in (load_card, verify_model, load_model, lambda path: load_predictor(path, batch_size=1)):
@@ -178,7 +179,7 @@ def test_a_card_without_a_fake_class_is_refused(tiny_model, saved, tmp_path):
             read(run_dir / MODEL_FILE)
         assert refused.value.problem is ArtifactProblem.NO_FAKE_CLASS
     with pytest.raises(ArtifactError, match="no 'fake' class"):  # nor is such a card ever written
-        save_model(tiny_model, tmp_path / "new", {**CARD, "class_names": ["a", "b"]})
+        save_model(unsaved_keras_model, tmp_path / "new", {**CARD, "class_names": ["a", "b"]})
     assert not (tmp_path / "new").exists()
 
 
