@@ -161,7 +161,7 @@ def test_the_nvdec_engine_and_feed_stages_are_in_the_report(tmp_path, monkeypatc
     """Wired into gpu_check (--nvdec-engine), against the CPU stand-in for PyNvVideoCodec."""
     from kernels.decode import nvdec
     from kernels.probe import probe
-    from tests.kernels.test_nvdec import FakePyNvVideoCodec
+    from tests.kernels.nvdec_fake import FakePyNvVideoCodec
 
     fake = FakePyNvVideoCodec()
     monkeypatch.setattr(nvdec, "load_pynvvideocodec", lambda: fake)

@@ -9,9 +9,9 @@ from benchmarks import host_path, nvdec_stand_in
 from kernels.decode.gops import cut_to_annex_b
 from kernels.probe import probe
 from kernels.sampling import keyframe_plan
-from tests.kernels.test_annex_b import decode_stream
-from tests.kernels.test_gops import OPEN_GOP_ENCODINGS
-from tests.kernels.test_nvdec import fake_nvc  # noqa: F401 - the fixture
+from tests.kernels.annex_b_reference import decode_stream
+from tests.kernels.encodings import OPEN_GOP_ENCODINGS
+from tests.kernels.nvdec_fake import fake_nvc  # noqa: F401 - the fixture
 from tests.media import write_index_video
 
 

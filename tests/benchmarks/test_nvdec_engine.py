@@ -5,7 +5,7 @@ import pytest
 
 from benchmarks import nvdec_engine
 from kernels.decode import nvdec
-from tests.kernels.test_nvdec import FakePyNvVideoCodec
+from tests.kernels.nvdec_fake import FakePyNvVideoCodec
 from tests.media import write_index_video
 
 

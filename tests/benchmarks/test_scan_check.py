@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import scan_check
-from tests.kernels.test_nvdec import fake_nvc  # noqa: F401 - the fixture
+from tests.kernels.nvdec_fake import fake_nvc  # noqa: F401 - the fixture
 
 
 def test_the_archive_is_copies_of_a_few_encoded_files(tmp_path):

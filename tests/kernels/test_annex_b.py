@@ -11,18 +11,9 @@ from kernels.decode.gops import CutUnsupported, cut_to_annex_b
 from kernels.probe import probe
 from kernels.records import nal_unit_types
 from kernels.sampling import keyframe_plan, uniform_plan
-from tests.kernels.test_gops import OPEN_GOP_ENCODINGS
+from tests.kernels.annex_b_reference import decode_stream
+from tests.kernels.encodings import OPEN_GOP_ENCODINGS
 from tests.media import Codec, read_index, write_index_video
-
-
-def decode_stream(codec: str, access_units: list[bytes]) -> list[np.ndarray]:
-    """Every frame the stream decodes to, in output order, as full-size RGB.  # [(H, W, 3) uint8]"""
-    context = av.CodecContext.create(codec, "r")
-    frames = []
-    for packet in context.parse(b"".join(access_units)) + context.parse(None):
-        frames.extend(context.decode(packet))
-    frames.extend(context.decode(None))
-    return [frame.to_ndarray(format="rgb24") for frame in frames]
 
 
 def file_frames(path: str) -> list[np.ndarray]:

@@ -317,7 +317,7 @@ def working_square_crops(frames: np.ndarray, crop_boxes: np.ndarray, display, si
 def use_fake_nvdec(monkeypatch) -> None:
     """PyNvVideoCodec's stand-in (FFmpeg behind the same calls), so the nvdec backend runs on a CPU."""
     from kernels.decode import nvdec
-    from tests.kernels.test_nvdec import FakePyNvVideoCodec
+    from tests.kernels.nvdec_fake import FakePyNvVideoCodec
 
     fake = FakePyNvVideoCodec()
     monkeypatch.setattr(nvdec, "load_pynvvideocodec", lambda: fake)

@@ -219,7 +219,7 @@ def test_face_mode_decoders_keep_each_files_shape_under_the_cap(tmp_path, monkey
     from kernels.decode import nvdec
     from kernels.decode.dali import DaliDecoder
     from kernels.decode.pyav import PyAVDecoder
-    from tests.kernels.test_nvdec import FakePyNvVideoCodec
+    from tests.kernels.nvdec_fake import FakePyNvVideoCodec
 
     probes = [probe(write_index_video(tmp_path / "wide", 30, codec, width=256, height=192)),
               probe(write_index_video(tmp_path / "tall", 30, codec, width=192, height=256)),

@@ -13,7 +13,8 @@ from kernels.decode.dali import DaliDecoder
 from kernels.decode.gops import CutUnsupported, cut_to_gops
 from kernels.probe import probe
 from kernels.sampling import keyframe_plan, uniform_plan
-from tests.media import Codec, read_index, write_index_video
+from tests.kernels.encodings import OPEN_GOP_ENCODINGS
+from tests.media import read_index, write_index_video
 
 # Every codec a decoder here meets whose packets the muxers take (AV1's are refused: see below).
 CUT_CODECS = ["h264", "hevc", "vp9", "vp8", "mpeg4", "mjpeg", "prores", "mpeg2"]
@@ -90,21 +91,6 @@ def test_h264_cut_from_other_containers(videos, tmp_path, container):
     shown = decoded_indices(cut)
     assert [shown[i] for i in cut.frames] == [30, 31, 45]
     assert cut.runs == 2
-
-
-OPEN_GOP_ENCODINGS = {  # name: (encoder configuration, frames)
-    # x264 open GOPs: keyframes are recovery-point I-frames, not IDRs, and the decoder's picture
-    # order carries across them.
-    "x264-open-gop": (Codec("libx264", "mp4", "yuv420p",
-                            {"g": "12", "bf": "3", "preset": "medium", "x264-params": "open-gop=1"}), 60),
-    # x265's default CRA keyframes: picture order counts wrap when runs lie far apart.
-    "x265-cra-long": (Codec("libx265", "mp4", "yuv420p",
-                            {"x265-params": "keyint=12:log-level=none", "preset": "ultrafast"}), 420),
-    # Matroska leaves the first dts unset under a B-pyramid.
-    "x264-pyramid-mkv": (Codec("libx264", "mkv", "yuv420p", {"g": "12", "bf": "3", "preset": "medium"}), 60),
-    # MPEG-2 GOPs are open by default; its B-frames are never references.
-    "mpeg2-open": (Codec("mpeg2video", "mpg", "yuv420p", {"g": "12", "bf": "2", "qscale": "2"}), 60),
-}
 
 
 @pytest.mark.parametrize("name", list(OPEN_GOP_ENCODINGS))

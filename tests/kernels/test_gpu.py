@@ -14,11 +14,10 @@ from kernels.decode.pyav import PyAVDecoder
 from kernels.errors import ErrorClass
 from kernels.probe import probe
 from kernels.resize import mean_abs_difference
-from tests.media import Codec, read_index, write_index_video
+from tests.kernels.encodings import HEVC_10_BIT
+from tests.media import read_index, write_index_video
 
 pytestmark = pytest.mark.gpu
-
-HEVC_10_BIT = Codec("libx265", "mp4", "yuv420p10le", {"x265-params": "keyint=12:log-level=none", "preset": "ultrafast"})
 
 
 def on_gpu(tensor) -> bool:
@@ -117,7 +116,7 @@ def test_nvdec_corrupt_file_is_its_own_error_and_the_pool_survives(tmp_path):
 
 @pytest.mark.parametrize("decoder", ["dali-gpu", "nvdec"])
 def test_gpu_frames_of_phone_video_are_upright(tmp_path, decoder):
-    from tests.kernels.test_rotation import upright_reference, write_rotated
+    from tests.kernels.rotated_media import upright_reference, write_rotated
 
     path = str(write_rotated(tmp_path / "phone.mp4", 90))
     (clip,) = ClipReader(ClipSpec(frames=4, size=32, decoder=decoder), gpu=True).read([path])

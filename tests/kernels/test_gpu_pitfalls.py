@@ -18,7 +18,7 @@ from kernels.probe import probe
 from kernels.sampling import keyframe_plan, uniform_plan
 from tests.gpu_media import (CROPPED_HEIGHTS, coded_height, nv12_frames, sequence_parameter_sets, write_chroma_video,
                              write_cropped_pair, write_sps_change)
-from tests.kernels.test_nvdec import FakePyNvVideoCodec
+from tests.kernels.nvdec_fake import FakePyNvVideoCodec
 from tests.media import read_index, write_index_video
 
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from scanner import sink, verdicts
-from tests.kernels.test_atomic import record_fsyncs
+from tests.kernels.fsyncs import record_fsyncs
 from tests.scanner.conftest import REPO, child_env
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)

@@ -7,7 +7,7 @@ import pytest
 
 from kernels.errors import VideoError
 from scanner.webapp.source_frame import source_frame
-from tests.kernels.test_rotation import HEIGHT, WIDTH, write_rotated
+from tests.kernels.rotated_media import HEIGHT, WIDTH, write_rotated
 from tests.media import index_image, read_index
 
 

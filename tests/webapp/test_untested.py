@@ -17,7 +17,7 @@ from kernels.trust import format_p_fake
 from scanner.verdicts import rows_to_table
 from scanner.webapp.check import CheckResult, ClipView, ModelResult, check_alarms, export_csv, run_check
 from scanner.webapp.models import discover
-from tests.kernels.test_scope import probe, track
+from tests.kernels.clip_parts import probe, track
 from tests.webapp.data import verdict_row
 from tests.webapp.markdown_safety import as_read
 from tests.webapp.stubs import fake_run, stub_load
