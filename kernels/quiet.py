@@ -40,11 +40,16 @@ def native_stderr_captured() -> Iterator[None]:
             os.close(saved)
 
 
+def verbose_requested() -> bool:
+    """`dfscan --verbose`: the libraries may log as they like (its children inherit the setting)."""
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0"
+
+
 def quiet_deep_learning_start() -> None:
     """Import Keras (and TensorFlow, when it is the backend) without their start-up chatter, and keep
     their later informational logging and Python warnings out of the user's terminal. Children
     (Ray workers, the web app's server) inherit the environment part."""
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":  # `dfscan --verbose`, which its children inherit
+    if verbose_requested():
         return
     for name, value in _QUIET_ENV.items():
         os.environ.setdefault(name, value)

@@ -39,6 +39,7 @@ class DemoConfig:
     seed: int = 0
     workers: int | None = None
     address: str | None = None
+    progress: bool = True  # the scan's progress bar on stderr (the command line: only on a terminal)
 
     def as_dict(self) -> dict:
         return {**dataclasses.asdict(self), "out": str(self.out)}
@@ -81,7 +82,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict:
     say(f"4/4 scan {archive} -> {verdicts}")
     summary = run_scan(ScanConfig(archive=archive, model=run_dir / "model.keras", out=verdicts, gpus=None,
                                   workers=config.workers, batch_size=config.batch_size, address=config.address,
-                                  full=True))
+                                  full=True, progress=config.progress))
     result = {
         "out": str(out), "archive": str(archive), "model": str(run_dir / "model.keras"), "verdicts": str(verdicts),
         "test_roc_auc": metrics.get("roc_auc"), "test_accuracy": metrics.get("accuracy"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import os
 import select
 import subprocess
@@ -33,6 +34,7 @@ import uuid
 
 MARKER_ENV = "DFSCAN_LOCAL_RAY"  # its value names one local cluster
 _LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 _POLL_S = 1.0
 _STARTING_POLL_S = 0.2
 _KILL_ROUNDS = 5  # a raylet may start a worker while we kill: look again until nothing is left
@@ -54,7 +56,7 @@ def start_local_ray(**init_kwargs) -> None:
                                 env=env, start_new_session=True)  # no Ctrl-C from the terminal: it must sweep
     _watchdogs.append(watchdog)
     try:
-        with _local_only(marker):
+        with _local_only(marker), _without_token_notice():
             ray.init(**init_kwargs)
         node_ip = ray.util.get_node_ip_address()
         if not is_loopback(node_ip):
@@ -89,6 +91,31 @@ def _local_only(marker: str):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+class _DropTokenNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled")
+
+
+@contextlib.contextmanager
+def _without_token_notice():
+    """Ray (2.60) turns token authentication on for a new local cluster (good: nothing else on the machine
+    can submit work to it) and says so at WARNING on every start, a line in every night's log that asks
+    nothing of anyone. Unless --verbose, that one notice is dropped; its warning that authentication is
+    *disabled* is kept."""
+    from kernels.quiet import verbose_requested
+
+    if verbose_requested():
+        yield
+        return
+    logger = logging.getLogger(_AUTH_LOGGER)
+    notice = _DropTokenNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 def is_loopback(host: str) -> bool:

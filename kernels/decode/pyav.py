@@ -4,6 +4,12 @@ It walks forward through the wanted frames, seeking to the keyframe before a wan
 that skips decoding, and never decodes a frame twice. Decoded frames are mapped to exact frame
 indices through the probe's presentation-timestamp table.
 
+A damaged file (a packet failed, or a wanted frame never came) is decoded once more as FFmpeg's own
+packet loop decodes it: a packet that fails is skipped and decoding goes on, the decoder concealing
+the damage from the frames before it. That second pass uses slice threads only (frame threads lose the
+frames in flight beside a broken one, as many as the machine has threads) and starts each wanted frame
+one keyframe early (a seek to a broken keyframe would lose its whole run).
+
 Frames come out squashed to S x S (``crop="frame"``), or, given ``full_res_cap`` (``crop="face"``),
 at the coded frame's own shape with the long side capped, for the face crop to be cut from.
 """
@@ -102,37 +108,59 @@ class PyAVDecoder:
         return decoded[inverse], replaced_count  # repeats are copied after decoding, not decoded again
 
     def _decode_unique(self, probe: Probe, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        keys = np.asarray(probe.keyframes, dtype=np.int64)
         can_seek = (probe.frame_pts is not None and len(probe.frame_pts) == probe.frame_count
                     and probe.container not in SEEK_INEXACT_CONTAINERS)
-        if can_seek:
+        own_keys = np.array([keyframe_at_or_before(keys, int(i)) for i in wanted], dtype=np.int64)  # (U,)
+        try:
+            decoded, replaced, damaged = self._decode_seeking(probe, wanted, own_keys if can_seek else None)
+        except VideoError as exc:  # no frame at all: perhaps only frame threads lost them
+            if exc.error_class != ErrorClass.DECODE_ERROR:
+                raise
+            decoded, damaged = None, True
+        if not damaged:
+            return decoded, replaced
+        # A damaged file. Frame threads lose every frame in flight beside a broken one (with 32 threads
+        # a file FFmpeg plays lost 13 of 20), and a seek restarts the decoder at a keyframe that may be
+        # the broken packet, losing its whole run. Read it again as FFmpeg's own loop does: slice threads
+        # only (the same frames on any machine), each wanted frame decoded on from the keyframe before
+        # its own, so the decoder conceals a broken keyframe from the frames before it.
+        run_up = np.array([keyframe_at_or_before(keys, int(k) - 1) if k > 0 else 0 for k in own_keys],
+                          dtype=np.int64)  # (U,)
+        return self._decode_seeking(probe, wanted, run_up if can_seek else None, out=decoded, concealing=True)[:2]
+
+    def _decode_seeking(self, probe: Probe, wanted: np.ndarray, starts: np.ndarray | None, **kwargs):
+        if starts is not None:
             try:
-                return self._decode_pass(probe, wanted, can_seek=True)
+                return self._decode_pass(probe, wanted, starts, **kwargs)
             except _SeekMismatch:
                 pass  # the container's seek landed somewhere its timestamps cannot place
-        return self._decode_pass(probe, wanted, can_seek=False)
+        return self._decode_pass(probe, wanted, None, **kwargs)
 
-    def _decode_pass(self, probe: Probe, wanted: np.ndarray, can_seek: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _decode_pass(self, probe: Probe, wanted: np.ndarray, starts: np.ndarray | None, out: np.ndarray | None = None,
+                     concealing: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
+        """One forward pass over the file: the frames (U, h, w, 3), which were replaced (U,), and whether the
+        file is damaged (a packet failed or a frame was never produced). ``starts`` (U,) names, per wanted
+        frame, the keyframe the pass may seek to when it is ahead of the decoder; None decodes from the
+        file's start without a seek. ``concealing``: slice threads only."""
         width, height = self.output_size(probe)
-        run = _Run(wanted, self._frames_buffer((len(wanted), height, width, 3)),  # (U, h, w, 3)
-                   self._converter(width, height))
+        run = _Run(wanted, self._frames_buffer((len(wanted), height, width, 3)) if out is None else out,
+                   self._converter(width, height))  # (U, h, w, 3)
         frame_pts = probe.frame_pts
-        keys = np.asarray(probe.keyframes, dtype=np.int64)
+        seeker = _Seeker(starts, frame_pts)
         try:
             container = av.open(probe.path)
         except av.error.FFmpegError as exc:
             raise VideoError(ErrorClass.CONTAINER_INVALID, f"cannot open: {exc}") from None
         try:
             stream = container.streams.video[0]
-            stream.thread_type = self._thread_type(probe, wanted)
+            stream.thread_type = "SLICE" if concealing else self._thread_type(probe, wanted)
             stream.thread_count = self.threads
             position = 0  # index of the next frame a sequential decode would produce
             while run.filled < len(wanted):
-                target = int(wanted[run.filled])
-                key = keyframe_at_or_before(keys, target)
-                if can_seek and key > position:
-                    container.seek(int(frame_pts[key]), stream=stream, backward=True, any_frame=False)
-                    position = -1  # unknown until the first frame's timestamp places it
-                position, more = self._decode_run(container, stream, run, position, frame_pts, keys, can_seek)
+                if seeker.wants(run.filled, position):
+                    position = seeker.seek(container, stream, run.filled)  # -1: unknown until a frame places it
+                position, more = self._decode_run(container, stream, run, position, frame_pts, seeker)
                 if not more:
                     break  # the file ended: what is still wanted was never produced
         except av.error.FFmpegError as exc:  # the container itself, not one packet, failed
@@ -140,9 +168,10 @@ class PyAVDecoder:
                 raise VideoError(ErrorClass.DECODE_ERROR, f"decoder failed: {exc}") from None
         finally:
             container.close()
-        return run.finish()
+        decoded, replaced = run.finish()
+        return decoded, replaced, run.packets_failed > 0 or bool(replaced.any())
 
-    def _decode_run(self, container, stream, run: "_Run", position, frame_pts, keys, can_seek) -> tuple[int, bool]:
+    def _decode_run(self, container, stream, run: "_Run", position, frame_pts, seeker: "_Seeker") -> tuple[int, bool]:
         """Decode forward until every wanted frame is filled or a seek would skip work. Returns the next
         position and whether the file may hold more (False once it ended)."""
         wanted = run.wanted
@@ -150,6 +179,7 @@ class PyAVDecoder:
             try:
                 frames = stream.decode(packet)
             except av.error.FFmpegError:
+                run.packets_failed += 1
                 continue  # a damaged packet: skip it, as a player does, and decode on
             for frame in frames:
                 self.frames_decoded += 1
@@ -158,16 +188,47 @@ class PyAVDecoder:
                                                                         frame_pts is not None) else -1
                 if 0 <= found < len(frame_pts) and frame_pts[found] == frame.pts:
                     index = found  # timestamps place a frame exactly, also after a skipped packet
-                elif can_seek and position < 0:
+                elif seeker.can_seek and position < 0:
                     raise _SeekMismatch()
+                if position < 0:
+                    seeker.landed(index)
                 position = index + 1
                 run.offer(index, frame)
                 if run.filled == len(wanted):
                     return position, True
-                next_key = keyframe_at_or_before(keys, int(wanted[run.filled]))
-                if can_seek and next_key > position:
-                    return position, True  # a seek to next_key skips frames we do not need
+                if seeker.wants(run.filled, position):
+                    return position, True  # a seek skips frames we do not need
         return position, False
+
+
+class _Seeker:
+    """Where a pass may seek: per wanted frame a keyframe (``starts``), when the decoder is behind it.
+    A keyframe the container cannot seek to (its seek lands on an earlier frame: the probe read a
+    keyframe flag the container's index does not have, as a damaged packet can show) is never sought
+    again, so the pass decodes on instead of seeking back to the same place for ever."""
+
+    def __init__(self, starts: np.ndarray | None, frame_pts: np.ndarray | None):
+        self.starts, self.frame_pts = starts, frame_pts  # (U,) keyframe indices | None, (N,) pts
+        self.can_seek = starts is not None
+        self.refused: set[int] = set()
+        self.sought = -1  # the keyframe of the last seek, until its first frame is placed
+
+    def wants(self, filled: int, position: int) -> bool:
+        if not self.can_seek:
+            return False
+        key = int(self.starts[filled])
+        return key > position and key not in self.refused
+
+    def seek(self, container, stream, filled: int) -> int:
+        self.sought = int(self.starts[filled])
+        container.seek(int(self.frame_pts[self.sought]), stream=stream, backward=True, any_frame=False)
+        return -1
+
+    def landed(self, index: int) -> None:
+        """The first frame after a seek is ``index``."""
+        if 0 <= index < self.sought:
+            self.refused.add(self.sought)
+        self.sought = -1
 
 
 class _Run:
@@ -180,6 +241,7 @@ class _Run:
         self.filled = 0
         self.pending: list[int] = []  # missing before any frame was decoded: take the first one after
         self.last_frame_seen = None
+        self.packets_failed = 0
 
     def offer(self, index: int, frame) -> None:
         to_rgb = self.to_rgb
