@@ -1,1 +1,3 @@
-"""The batch scanner: archive walk, Ray orchestration, Parquet sink, and the `dfscan` CLI."""
+"""The batch scanner: archive walk, the rerun index, Ray orchestration, verdict rows and their alarms,
+the Parquet sink (parts, manifests, quarantine, compaction), the report and the web app. The command
+line that drives it is the top floor, ``dfscan.cli``."""
