@@ -28,10 +28,11 @@ from typing import Iterator
 
 from scanner import sink, verdicts
 from scanner.config import ScanConfig
-from scanner.policy import CrashVerdict, WorkItem, after_failure, batches, failure_limit, needs_scan, timeout_for
+from scanner.index import CommittedIndex
+from scanner.policy import CrashVerdict, WorkItem, after_failure, batches, failure_limit, timeout_for
 from scanner.pool import ActorPool, PoolFailed, one_line
 from scanner.progress import Progress
-from scanner.walk import FileEntry, WalkStats, count_files, resolve_archive, walk_archive
+from scanner.walk import WalkStats, resolve_archive, walk_archive
 from scanner.workers import connect_ray
 
 class UsageError(ValueError):
@@ -308,15 +309,14 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
         writer = sink.PartWriter(out, run_id, config.commit_rows, config.commit_seconds)
         scan = _Scan(config, run_id, archive, writer, worker_class)
         scan.model_sha256, scan.model_name, scan.sampling = model_sha256, model_name, sampling
-        committed = sink.committed_index(out, str(archive))
-
-        def keep(entry: FileEntry) -> bool:
-            return needs_scan(entry, committed, model_sha256, config.full, config.retry_errors)
-
+        # New, changed, moved, other model, errors under --retry-errors: decided in batches against the
+        # committed rows' digests (scanner.index), so memory does not grow by objects per file.
+        index = (CommittedIndex.empty() if config.full
+                 else CommittedIndex.build(out, str(archive), model_sha256, config.retry_errors))
         stats = WalkStats()
         progress = Progress(config.progress)
         walk = walk_archive(archive, config.extensions, config.follow_links, stats, on_problem=progress.log)
-        fresh = batches((e for e in walk if keep(e)), config.batch_size)
+        fresh = batches(index.select(walk), config.batch_size)
         first = next(fresh, None)
         startup_seconds = 0.0
         if first is not None:  # a nightly run with nothing new starts no worker at all
@@ -328,8 +328,8 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
             # The total for the progress bar comes from a second, counting-only walk in the
             # background, so the scan starts at once and no file list is ever held in memory.
             total: list = [None]
-            counter = threading.Thread(target=lambda: total.__setitem__(0, count_files(
-                archive, config.extensions, config.follow_links, keep)), daemon=True, name="dfscan-count")
+            counter = threading.Thread(target=lambda: total.__setitem__(0, index.count(walk_archive(
+                archive, config.extensions, config.follow_links))), daemon=True, name="dfscan-count")
             counter.start()
             with progress.bar:
                 scan.run(itertools.chain([first], fresh), progress, total)

@@ -326,26 +326,3 @@ def commit_run(out_dir: Path, run_id: str, parts: list[PartInfo], model_sha256: 
             raise _failed(f"cannot record run {run_id} as complete ({target.name})", exc,
                           f"its {len(parts)} parts are committed, and the next run adopts them") from None
     return path
-
-
-@dataclasses.dataclass(frozen=True, slots=True)  # slots: a million of these stay small
-class Committed:
-    """What the incremental filter needs to know about a file's newest committed row."""
-
-    size: int
-    mtime_ns: int
-    inode: int
-    model_sha256: str
-    is_error: bool
-
-
-def committed_index(out_dir: Path, archive: str) -> dict[str, Committed]:
-    """Newest committed row per path of ``archive``. Only a few narrow columns are read."""
-    fields = ("size", "mtime_ns", "inode", "model_sha256", "status")
-    table = verdicts.read_table(out_dir, columns=["path", "path_bytes", "archive", "scanned_at", *fields],
-                                archive=archive)
-    newest = verdicts.newest_rows(table)
-    return {verdicts.walk_path(path, raw): Committed(size=size, mtime_ns=mtime_ns, inode=inode, model_sha256=sha,
-                                                     is_error=status != "ok")
-            for path, raw, size, mtime_ns, inode, sha, status in zip(
-                newest["path"].to_pylist(), newest["path_bytes"].to_pylist(), *(newest[c].to_pylist() for c in fields))}

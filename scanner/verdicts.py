@@ -185,12 +185,6 @@ def display_path(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def walk_path(row_path: str, path_bytes: bytes | None) -> str:
-    """The walk's own path of a row (what ``needs_scan`` compares): from ``path_bytes`` where the row
-    has it (version 2), else the path itself."""
-    return os.fsdecode(path_bytes) if path_bytes is not None else row_path
-
-
 def rows_to_table(rows: list[dict]) -> pa.Table:
     """Rows (dicts keyed by column name; missing keys are null) to a table of the current schema."""
     schema = VERDICT_SCHEMA  # read at call time: tests stand in the next release's schema

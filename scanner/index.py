@@ -1,0 +1,135 @@
+"""The rerun's decision, streamed: which walked files need a scan, against the committed rows, with memory
+that does not grow by Python objects per file.
+
+A file is skipped when its newest committed row (of this archive; newest by ``scanned_at``, ties to the
+row read last, as ``verdicts.newest_rows``) has the file's size, mtime_ns and inode, was written by this
+run's model, and is not an error row under ``--retry-errors``. Everything else is scanned: new files,
+moved files (a new path), changed files, files of another model, errors when retried.
+
+The index keeps, per skippable file, two 64-bit BLAKE2b digests in numpy arrays (16 bytes a file):
+``path`` of the name's bytes and ``stat`` of (name, size, mtime_ns, inode), sorted by ``path``. The walk
+is checked in batches: each batch's digests are looked up with one ``np.searchsorted``, so neither the
+walk nor the index is ever held as Python objects. Building it reads the committed rows part by part,
+batch by batch, into 25 bytes a row (path digest, stat digest, scanned_at, skippable), then keeps the
+newest row of each path digest with one stable ``np.lexsort``.
+
+Exactness: a file is wrongly skipped only when both its path digest and its stat digest equal those of a
+committed file's newest row (for the same name, a 2**-64 chance that a change goes unseen). Two names
+sharing a path digest only cost a scan: the older of their rows hides the other, which is then not in
+the index and so is scanned again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import struct
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+
+from scanner import verdicts
+from scanner.walk import FileEntry
+
+WALK_BATCH = 4096  # walked entries checked at once
+READ_BATCH = 16384  # committed rows turned into digests at once
+_STAT = struct.Struct("<qqq")
+_OLDEST = -(2 ** 63)  # a row without scanned_at is older than any row with one
+
+
+def _digests(names: list[bytes], sizes: list, mtimes: list, inodes: list) -> tuple[np.ndarray, np.ndarray]:
+    """The path and stat digests of files: the one hashing both the index and the walk go through."""
+    path_out, stat_out = bytearray(), bytearray()
+    for name, size, mtime_ns, inode in zip(names, sizes, mtimes, inodes):
+        path_out += hashlib.blake2b(name, digest_size=8).digest()
+        if size is None or mtime_ns is None or inode is None:  # a row without a stat never matches a file
+            stat_out += bytes(8)
+        else:
+            stat_out += hashlib.blake2b(name + _STAT.pack(size, mtime_ns, inode), digest_size=8).digest()
+    return np.frombuffer(path_out, "<u8"), np.frombuffer(stat_out, "<u8")
+
+
+class CommittedIndex:
+    """The files a rerun may skip (see the module docstring). Read-only once built: the counting
+    thread of a run may look up entries while the scan does."""
+
+    def __init__(self, path: np.ndarray, stat: np.ndarray):
+        self.path, self.stat = path, stat  # path digests sorted (unique); stat digests aligned with them
+
+    def __len__(self) -> int:
+        return len(self.path)
+
+    @classmethod
+    def empty(cls) -> "CommittedIndex":
+        """Nothing to skip (``--full``, or no committed row)."""
+        return cls(np.empty(0, "<u8"), np.empty(0, "<u8"))
+
+    @classmethod
+    def build(cls, out_dir: str | Path, archive: str, model_sha256: str, retry_errors: bool) -> "CommittedIndex":
+        """The skippable files of ``archive`` from the rows committed in ``out_dir``."""
+        dataset = verdicts.open_dataset(out_dir)
+        total = dataset.count_rows()  # from the parts' footers: the most rows the archive filter leaves
+        path = np.empty(total, "<u8")
+        stat = np.empty(total, "<u8")
+        when = np.empty(total, "<i8")
+        skippable = np.empty(total, bool)
+        filled = 0
+        columns = ["path", "path_bytes", "scanned_at", "size", "mtime_ns", "inode", "model_sha256", "status"]
+        for batch in dataset.to_batches(columns=columns, filter=pads.field("archive") == archive,
+                                        batch_size=READ_BATCH):
+            n = batch.num_rows
+            if n == 0:
+                continue
+            # The walk's name of a row: its bytes where it has them (version 2), else the text's UTF-8.
+            names = pc.coalesce(batch["path_bytes"], batch["path"].cast(pa.binary()))
+            part_path, part_stat = _digests(names.to_pylist(), batch["size"].to_pylist(),
+                                            batch["mtime_ns"].to_pylist(), batch["inode"].to_pylist())
+            ok = pc.fill_null(pc.equal(batch["model_sha256"], model_sha256), False)
+            if retry_errors:  # a row whose status is not "ok" is an error, whatever else it says
+                ok = pc.and_(ok, pc.fill_null(pc.equal(batch["status"], "ok"), False))
+            end = filled + n
+            path[filled:end], stat[filled:end] = part_path, part_stat
+            when[filled:end] = pc.fill_null(batch["scanned_at"].cast(pa.int64()), _OLDEST).to_numpy()
+            skippable[filled:end] = ok.to_numpy(zero_copy_only=False)
+            skippable[filled:end] &= part_stat != 0
+            filled = end
+        path, stat, when, skippable = path[:filled], stat[:filled], when[:filled], skippable[:filled]
+        # Oldest to newest per path digest; lexsort is stable, so of rows scanned at the same instant the
+        # one read last comes last, as in verdicts.newest_rows.
+        order = np.lexsort((when, path))
+        del when
+        sorted_path = path[order]
+        del path
+        newest = np.ones(filled, bool)
+        newest[:-1] = sorted_path[1:] != sorted_path[:-1]
+        rows = order[newest]
+        del order
+        keep = skippable[rows]
+        return cls(np.ascontiguousarray(sorted_path[newest][keep]), np.ascontiguousarray(stat[rows[keep]]))
+
+    def needs_scan(self, entries: list[FileEntry]) -> np.ndarray:
+        """One flag per entry: True where the file must be scanned."""
+        names = [os.fsencode(entry.path) for entry in entries]
+        path, stat = _digests(names, [e.size for e in entries], [e.mtime_ns for e in entries],
+                              [e.inode for e in entries])
+        if len(self.path) == 0:
+            return np.ones(len(entries), bool)
+        at = np.minimum(np.searchsorted(self.path, path), len(self.path) - 1)
+        return ~((self.path[at] == path) & (self.stat[at] == stat))
+
+    def select(self, entries: Iterable[FileEntry], batch: int = WALK_BATCH) -> Iterator[FileEntry]:
+        """The entries that need a scan, in the walk's order, checked ``batch`` at a time."""
+        entries = iter(entries)
+        while chunk := list(itertools.islice(entries, batch)):
+            for entry, scan in zip(chunk, self.needs_scan(chunk)):
+                if scan:
+                    yield entry
+
+    def count(self, entries: Iterable[FileEntry]) -> int:
+        """How many of ``entries`` need a scan."""
+        return sum(1 for _ in self.select(entries))
