@@ -275,6 +275,8 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
         retry_errors: bool = typer.Option(False, "--retry-errors", help="Rescan files whose last row is an error."),
         extensions: Optional[str] = typer.Option(None, "--extensions", help="Comma-separated, e.g. mp4,mov."),
         follow_links: bool = typer.Option(False, "--follow-links", help="Follow symlinks inside ARCHIVE."),
+        compact_after: Optional[int] = typer.Option(None, "--compact-after", help="Then compact OUT_DIR when it "
+                                                    "holds more parts than this (see dfscan compact)."),
         as_json: bool = typer.Option(False, "--json", help="End with one JSON summary object.")):
     """Scan an archive on Ray workers and write one verdict row per new or changed video."""
     from scanner.config import DEFAULT_EXTENSIONS, ScanConfig
@@ -290,7 +292,7 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
                             batches_in_flight_per_worker=in_flight, batch_timeout_s=batch_timeout, sampling=sampling,
                             decoder=decoder, threshold=threshold, address=address, full=full,
                             retry_errors=retry_errors, extensions=chosen, follow_links=follow_links,
-                            progress=sys.stderr.isatty() and not as_json)
+                            progress=sys.stderr.isatty() and not as_json, compact_after=compact_after)
     except ValueError as exc:
         fail_usage(str(exc))
     try:
@@ -300,6 +302,8 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
     except ScanError as exc:
         typer.echo(f"dfscan: scan failed: {exc}", err=True)
         raise typer.Exit(code=1)
+    if summary.compaction is not None:
+        typer.echo(f"dfscan: compacted {summary.compaction.line()}", err=True)
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
     else:
@@ -323,6 +327,22 @@ def report(out_dir: Path = typer.Argument(..., help="Verdicts directory written 
                 typer.echo(f"wrote {write_report(summary, path, fmt)}")
     except (FileNotFoundError, ValueError) as exc:
         fail_usage(str(exc))
+
+
+@app.command()
+def compact(out_dir: Path = typer.Argument(..., help="Verdicts directory written by dfscan run."),
+            rows_per_part: int = typer.Option(1_000_000, "--rows-per-part", help="Rows of a compacted part at most.")):
+    """Rewrite the committed parts into few large ones: the same rows in the same order; waits for no run."""
+    from scanner import compact as compaction
+    from scanner.sink import OutDirLocked, OutDirRefused
+
+    try:
+        typer.echo(compaction.compact(out_dir, rows_per_part).line())
+    except (FileNotFoundError, ValueError, OutDirLocked, OutDirRefused) as exc:  # JournalError is a ValueError
+        fail_usage(str(exc))
+    except RuntimeError as exc:  # CompactError, OutDirFailed
+        typer.echo(f"dfscan: compaction failed: {exc}", err=True)
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from scanner import sink, verdicts
+from scanner import compact, journal, sink, verdicts
 from scanner.config import ScanConfig
 from scanner.index import CommittedIndex
 from scanner.policy import CrashVerdict, WorkItem, after_failure, batches, failure_limit, timeout_for
@@ -64,6 +64,7 @@ class ScanSummary:
     worker_failures: int = 0
     frames_decoded: int = 0  # summed over workers: what decoding cost, for benchmarks
     startup_seconds: float = 0.0  # until every worker had loaded and compiled its model
+    compaction: compact.CompactResult | None = None  # --compact-after compacted OUT_DIR after the run
 
     def as_dict(self) -> dict:
         keys = ("run_id", "archive", "files_seen", "scanned", "skipped", "ok", "errors", "errors_by_class",
@@ -305,6 +306,7 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
     scan = writer = None
     try:
         sink.prepare_out_dir(out)
+        compact.recover(out)  # a killed `dfscan compact`: finished (or rolled back) before anything is read
         adopted = sink.orphan_parts(out)
         writer = sink.PartWriter(out, run_id, config.commit_rows, config.commit_seconds)
         scan = _Scan(config, run_id, archive, writer, worker_class)
@@ -349,10 +351,12 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
         sink.commit_run(out, run_id, writer.parts, scan.model_sha256, scan.model_name,
                         {**config.as_dict(), "workers_per_gpu": scan.workers_per_gpu()},
                         summary.as_dict(), adopted, model_trust=model_trust)
+        if config.compact_after is not None and len(sink.committed_parts(out)) > config.compact_after:
+            summary.compaction = compact.compact_locked(out)  # still under the lock; the run is committed
         return summary
     except sink.OutDirRefused as exc:
         raise UsageError(str(exc)) from None
-    except sink.OutDirFailed as exc:
+    except (sink.OutDirFailed, compact.CompactError, journal.JournalError) as exc:
         raise ScanError(str(exc)) from None
     finally:
         if writer is not None:  # a failed or interrupted run still commits the rows it has

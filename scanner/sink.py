@@ -9,6 +9,7 @@ hive readers, so only finished parts are data):
     _runs/<run_id>.SUCCESS          written after the manifest: the run completed
     _SUCCESS                        the newest completed run (Hadoop/Spark convention)
     _lock                           flock'd by the one run allowed to write
+    _compact/                       `dfscan compact`'s journal and staged parts (scanner.journal)
 
 Every file is written by kernels.atomic with the folder fsync'd after the rename.
 
@@ -45,7 +46,7 @@ from typing import Iterable
 import pyarrow.parquet as pq
 
 from kernels.atomic import atomic_file, atomic_write_bytes, temporary_name_pattern
-from scanner import verdicts
+from scanner import journal, verdicts
 
 RUNS_DIR = "_runs"
 MAX_MANIFEST_BYTES = 64 << 20  # a manifest lists a run's parts: far below this
@@ -292,7 +293,7 @@ def part_run_id(name: str) -> str:
 def orphan_parts(out_dir: Path) -> list[str]:
     """Parts of runs that never completed (killed drivers). They are valid data; the next completed
     run lists them in its manifest as adopted."""
-    done = completed_runs(out_dir)
+    done = completed_runs(out_dir) | {j.id for j in journal.read_journals(out_dir)}  # compacted parts: scanner.compact
     return [name for name in committed_parts(out_dir) if part_run_id(name) not in done]
 
 

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from kernels.artifact import conclusion
+from scanner import journal
 
 if TYPE_CHECKING:  # only attributes are read: the driver, which builds no clip, never imports decoders
     from kernels.clips import Clip
@@ -196,11 +197,14 @@ def rows_to_table(rows: list[dict]) -> pa.Table:
 def part_files(folder: str | Path) -> list[Path]:
     """dfscan's own committed parts in ``folder``: regular files named ``part-*.parquet`` at its top
     level. Nothing else there is ever read: a cron's ``>> /verdicts/dfscan.log``, a user's files, a
-    subfolder, a link planted to point elsewhere, half-written parts (hidden names), manifests, locks."""
+    subfolder, a link planted to point elsewhere, half-written parts (hidden names), manifests, locks.
+    While a compaction is unfinished (scanner.journal), its outcome is read: the parts it adds, some
+    perhaps still in ``_compact/``, and none of the parts it replaces."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted(path for path in folder.glob("part-*.parquet") if path.is_file() and not path.is_symlink())
+    parts = sorted(path for path in folder.glob("part-*.parquet") if path.is_file() and not path.is_symlink())
+    return journal.visible_parts(folder, parts)  # an unfinished `dfscan compact` read as finished
 
 
 def open_dataset(folder: str | Path) -> pads.Dataset:
