@@ -75,6 +75,7 @@ def direct_first_scan(archive: Path, model: Path, out: Path) -> dict:
     _, card, digest = verify_model(model)
     root = resolve_archive(archive)
     run_id = sink.new_run_id()
+    out.mkdir(parents=True, exist_ok=True)
     with sink.OutDirLock(out, run_id):
         sink.prepare_out_dir(out)
         writer = sink.PartWriter(out, run_id, config.commit_rows, config.commit_seconds)

@@ -303,7 +303,7 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
         typer.echo(f"dfscan: scan failed: {exc}", err=True)
         raise typer.Exit(code=1)
     if summary.compaction is not None:
-        typer.echo(f"dfscan: compacted {summary.compaction.line()}", err=True)
+        typer.echo(f"dfscan: compaction: {summary.compaction.line()}", err=True)
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
     else:

@@ -128,13 +128,11 @@ def recover(out_dir: str | Path) -> list[str]:
     folder = out_dir / journal.COMPACT_DIR
     if not folder.is_dir() or folder.is_symlink():
         return []
-    journals = journal.read_journals(out_dir)
     finished = []
-    for entry in journals:
-        if not entry.done:
-            finish(out_dir, entry)
-            finished.append(entry.id)
-    committed = {entry.id for entry in journals}
+    for entry in journal.read_journals(out_dir, unfinished_only=True):
+        finish(out_dir, entry)
+        finished.append(entry.id)
+    committed = set(journal.journal_ids(out_dir))
     for staged in folder.iterdir():  # staged parts of a compaction killed before its journal: roll back
         if staged.is_dir() and not staged.is_symlink() and journal.JOURNAL_NAME.fullmatch(staged.name + ".json") \
                 and staged.name not in committed:

@@ -50,15 +50,23 @@ def journal_path(out_dir: str | Path, compaction_id: str, suffix: str = ".json")
     return Path(out_dir) / COMPACT_DIR / f"{compaction_id}{suffix}"
 
 
-def read_journals(out_dir: str | Path) -> list[Journal]:
-    """Every compaction's journal in OUT_DIR, oldest first. Raises JournalError."""
+def journal_ids(out_dir: str | Path) -> list[str]:
+    """The ids of every committed compaction in OUT_DIR, finished or not, oldest first (names only)."""
     folder = Path(out_dir) / COMPACT_DIR
     if not folder.is_dir() or folder.is_symlink():
         return []
+    return sorted(match.group(1) for match in map(JOURNAL_NAME.fullmatch, (p.name for p in folder.glob("*.json")))
+                  if match is not None)
+
+
+def read_journals(out_dir: str | Path, unfinished_only: bool = False) -> list[Journal]:
+    """The compactions' journals in OUT_DIR, oldest first; with ``unfinished_only`` only those without
+    ``.done`` are read (the records of finished ones are never parsed then). Raises JournalError."""
     journals = []
-    for path in sorted(folder.glob("*.json")):
-        match = JOURNAL_NAME.fullmatch(path.name)
-        if match is None:
+    for compaction_id in journal_ids(out_dir):
+        path = journal_path(out_dir, compaction_id)
+        done = journal_path(out_dir, compaction_id, ".done").exists()
+        if done and unfinished_only:
             continue
         try:
             if path.is_symlink() or path.stat().st_size > MAX_JOURNAL_BYTES:
@@ -68,18 +76,17 @@ def read_journals(out_dir: str | Path) -> list[Journal]:
             rows = int(data["rows"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise JournalError(f"cannot read the compaction journal {path}: {exc}; move it away only if "
-                               f"{out_dir} has no part-{match.group(1)}-*.parquet") from None
+                               f"{out_dir} has no part-{compaction_id}-*.parquet") from None
         if not all(isinstance(name, str) and PART_NAME.fullmatch(name) for name in replaces + parts):
             raise JournalError(f"the compaction journal {path} names files that are no parts")
-        journals.append(Journal(id=match.group(1), replaces=replaces, parts=parts, rows=rows,
-                                done=journal_path(out_dir, match.group(1), ".done").exists()))
+        journals.append(Journal(id=compaction_id, replaces=replaces, parts=parts, rows=rows, done=done))
     return journals
 
 
 def visible_parts(out_dir: str | Path, listed: list[Path]) -> list[Path]:
     """The parts a reader reads: ``listed`` (OUT_DIR's committed parts), with every unfinished compaction
     taken as finished. Sorted by name: the read order."""
-    unfinished = [j for j in read_journals(out_dir) if not j.done]
+    unfinished = read_journals(out_dir, unfinished_only=True)
     if not unfinished:
         return listed
     by_name = {path.name: path for path in listed}

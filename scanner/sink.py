@@ -293,7 +293,7 @@ def part_run_id(name: str) -> str:
 def orphan_parts(out_dir: Path) -> list[str]:
     """Parts of runs that never completed (killed drivers). They are valid data; the next completed
     run lists them in its manifest as adopted."""
-    done = completed_runs(out_dir) | {j.id for j in journal.read_journals(out_dir)}  # compacted parts: scanner.compact
+    done = completed_runs(out_dir) | set(journal.journal_ids(out_dir))  # compacted parts: scanner.compact
     return [name for name in committed_parts(out_dir) if part_run_id(name) not in done]
 
 

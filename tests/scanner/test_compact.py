@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -74,6 +75,7 @@ def test_compaction_keeps_every_row_in_read_order(tmp_path, monkeypatch):
     assert journal.journal_path(out, parts[0][5:30], ".done").exists() and not (out / "_compact" / parts[0][5:30]).exists()
 
     # The next nights add small parts; the next compaction keeps the large leading parts and rewrites the rest.
+    time.sleep(1.1)  # a later second than the compaction's id: a run id's random half orders runs of one second
     writer = sink.PartWriter(out, sink.new_run_id(), commit_rows=2)
     writer.add([row("new.mp4", minutes=99), row("f1.mp4", minutes=99)])
     writer.add([row("f2.mp4", minutes=99)])
@@ -169,3 +171,5 @@ def test_cli_compact(tmp_path, monkeypatch):
     assert missing.exit_code == 2 and "no verdicts at" in missing.output
     bad = CliRunner().invoke(app, ["compact", str(out), "--rows-per-part", "0"])
     assert bad.exit_code == 2 and "rows per part must be 1 or more" in bad.output
+    bad = CliRunner().invoke(app, ["run", str(tmp_path), "--model", "m.keras", "--out", str(out), "--compact-after", "0"])
+    assert bad.exit_code == 2 and "--compact-after must be 1 or more parts, got 0" in bad.output
