@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from kernels.atomic import atomic_file, atomic_write_bytes
@@ -165,17 +164,16 @@ def _plan(parts: list[Path], rows_per_part: int) -> tuple[list[Path], list[Path]
 
 
 def _batches(sources: list[Path]) -> Iterator[pa.RecordBatch]:
-    """The rows of ``sources`` in read order, as the current schema (verdicts.open_dataset's rule: a column
-    an older part lacks reads as null), in batches of about ROW_GROUP_ROWS rows."""
+    """The rows of ``sources`` in read order, as the current schema (``verdicts.read_batches``: a column an
+    older part lacks reads as null), in batches of ROW_GROUP_ROWS rows (the last one fewer)."""
     pending, rows = [], 0
-    for source in sources:
-        dataset = pads.dataset([str(source)], format="parquet", schema=verdicts.VERDICT_SCHEMA)
-        for batch in dataset.to_batches(batch_size=ROW_GROUP_ROWS, use_threads=False):
-            pending.append(batch)
-            rows += batch.num_rows
-            if rows >= ROW_GROUP_ROWS:
-                yield from pa.Table.from_batches(pending, verdicts.VERDICT_SCHEMA).combine_chunks().to_batches()
-                pending, rows = [], 0
+    for batch in verdicts.read_batches(sources, batch_size=ROW_GROUP_ROWS):
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= ROW_GROUP_ROWS:
+            table = pa.Table.from_batches(pending, verdicts.VERDICT_SCHEMA)
+            yield from table.slice(0, ROW_GROUP_ROWS).combine_chunks().to_batches()
+            pending, rows = table.slice(ROW_GROUP_ROWS).to_batches(), rows - ROW_GROUP_ROWS
     if rows:
         yield from pa.Table.from_batches(pending, verdicts.VERDICT_SCHEMA).combine_chunks().to_batches()
 

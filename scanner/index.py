@@ -10,7 +10,7 @@ The index keeps, per skippable file, two 64-bit BLAKE2b digests in numpy arrays 
 ``path`` of the name's bytes and ``stat`` of (name, size, mtime_ns, inode), sorted by ``path``. The walk
 is checked in batches: each batch's digests are looked up with one ``np.searchsorted``, so neither the
 walk nor the index is ever held as Python objects. Building it reads the committed rows part by part,
-batch by batch, into 25 bytes a row (path digest, stat digest, scanned_at, skippable), then keeps the
+batch by batch (``verdicts.read_batches``), into 25 bytes a row (path digest, stat digest, scanned_at, skippable), then keeps the
 newest row of each path digest with one stable ``np.lexsort``.
 
 Exactness: a file is wrongly skipped only when both its path digest and its stat digest equal those of a
@@ -31,7 +31,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from scanner import verdicts
 from scanner.walk import FileEntry
@@ -72,16 +72,15 @@ class CommittedIndex:
     @classmethod
     def build(cls, out_dir: str | Path, archive: str, model_sha256: str, retry_errors: bool) -> "CommittedIndex":
         """The skippable files of ``archive`` from the rows committed in ``out_dir``."""
-        dataset = verdicts.open_dataset(out_dir)
-        total = dataset.count_rows()  # from the parts' footers: the most rows the archive filter leaves
+        parts = verdicts.part_files(out_dir)
+        total = sum(pq.read_metadata(part).num_rows for part in parts)  # the most rows the archive leaves
         path = np.empty(total, "<u8")
         stat = np.empty(total, "<u8")
         when = np.empty(total, "<i8")
         skippable = np.empty(total, bool)
         filled = 0
         columns = ["path", "path_bytes", "scanned_at", "size", "mtime_ns", "inode", "model_sha256", "status"]
-        for batch in dataset.to_batches(columns=columns, filter=pads.field("archive") == archive,
-                                        batch_size=READ_BATCH):
+        for batch in verdicts.read_batches(parts, columns, archive, READ_BATCH):
             n = batch.num_rows
             if n == 0:
                 continue
@@ -99,6 +98,7 @@ class CommittedIndex:
             skippable[filled:end] &= part_stat != 0
             filled = end
         path, stat, when, skippable = path[:filled], stat[:filled], when[:filled], skippable[:filled]
+        pa.default_memory_pool().release_unused()  # the reader's buffers, before the sort needs memory
         # Oldest to newest per path digest; lexsort is stable, so of rows scanned at the same instant the
         # one read last comes last, as in verdicts.newest_rows.
         order = np.lexsort((when, path))

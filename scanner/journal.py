@@ -12,6 +12,10 @@ parts it replaces are left out, the parts it adds read from wherever they are no
 run finishes it under the OUT_DIR lock. Staged parts without a journal are a compaction killed before its
 commit point, so the old parts are still the data: they are rolled back.
 
+Readers take no lock: one that lists the parts in the milliseconds while a live compaction renames and
+deletes them may find a listed part gone (FileNotFoundError) and should read again; it never reads a row
+twice from a finished or killed compaction.
+
 This module reads only; it knows nothing of the row (no import of scanner.verdicts), so the verdict reader
 can take its view.
 """

@@ -288,9 +288,8 @@ class _Scan:
 def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummary:
     """Scan ``config.archive`` into ``config.out``. Raises UsageError, sink.OutDirLocked or ScanError
     (a write to OUT_DIR that fails, no permission or a full disk, is a ScanError of one line).
-    ``worker_class``: a ScanWorker subclass to run instead (the chaos tests inject faults with one)."""
-    import ray
-
+    ``worker_class``: a ScanWorker subclass to run instead (the chaos tests inject faults with one).
+    Ray is imported only when there is something to scan: a rerun with nothing new spares its 40 MB."""
     started = time.monotonic()
     model_sha256, model_name, sampling, model_trust = _validate(config)
     archive = resolve_archive(config.archive)
@@ -362,8 +361,13 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
         if writer is not None:  # a failed or interrupted run still commits the rows it has
             with contextlib.suppress(Exception):
                 writer.flush()
-        if scan is not None and scan.pool.actors and ray.is_initialized():
-            scan.pool.stop()
+        if scan is not None and scan.pool.actors:  # workers were started, so Ray is imported
+            import ray
+
+            if ray.is_initialized():
+                scan.pool.stop()
         if we_started_ray:
+            import ray
+
             ray.shutdown()
         lock.release()

@@ -23,11 +23,12 @@ import dataclasses
 import datetime as dt
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from kernels.artifact import conclusion
 from scanner import journal
@@ -220,6 +221,30 @@ def read_table(folder: str | Path, columns: list[str] | None = None, archive: st
     """The rows in ``folder`` (all of them, history included), optionally of one archive only."""
     flt = (pads.field("archive") == archive) if archive is not None else None
     return open_dataset(folder).to_table(columns=columns, filter=flt)
+
+
+def read_batches(parts: list[Path], columns: list[str] | None = None, archive: str | None = None,
+                 batch_size: int = 16384) -> Iterator[pa.RecordBatch]:
+    """The rows of ``parts`` (``part_files``' list) as ``read_table`` reads them (the current schema's columns;
+    one that an older part lacks is null), in read order, one part and one batch at a time. Memory stays
+    flat however large the parts: pyarrow.dataset decodes whole row groups ahead (about 130 MB more for a
+    part of 1,000,000 rows)."""
+    schema = VERDICT_SCHEMA
+    wanted = pa.schema([schema.field(name) for name in columns], metadata=schema.metadata) if columns else schema
+    for path in parts:
+        part = pq.ParquetFile(path)
+        present = set(part.schema_arrow.names)
+        if archive is not None and "archive" not in present:
+            continue  # a null archive is no archive's
+        read = [name for name in wanted.names if name in present]
+        if archive is not None and "archive" not in read:
+            read.append("archive")
+        for batch in part.iter_batches(batch_size=batch_size, columns=read, use_threads=False):
+            if archive is not None:
+                batch = batch.filter(pc.fill_null(pc.equal(batch["archive"], archive), False))
+            yield pa.RecordBatch.from_arrays(
+                [batch[f.name].cast(f.type) if f.name in present else pa.nulls(batch.num_rows, f.type) for f in wanted],
+                schema=wanted)
 
 
 def newest_rows(table: pa.Table) -> pa.Table:
