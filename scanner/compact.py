@@ -214,9 +214,10 @@ def compact_locked(out_dir: str | Path, rows_per_part: int = ROWS_PER_PART,
     (a failed write among them) or journal.JournalError."""
     try:
         return _compact(Path(out_dir), rows_per_part, on_step)
-    except OSError as exc:
-        raise CompactError(f"cannot compact {out_dir}: {exc.strerror or exc}; the committed rows are as they "
-                           f"were, or the next compaction or run completes this one") from None
+    except (OSError, pa.ArrowException) as exc:  # no permission, a full disk, a part that cannot be read
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise CompactError(f"cannot compact {out_dir}: {reason}; the committed rows are as they were, or the "
+                           f"next compaction or run completes this one") from None
 
 
 def _compact(out_dir: Path, rows_per_part: int, on_step: Callable[[str], None]) -> CompactResult:

@@ -148,6 +148,15 @@ def test_parts_of_a_newer_release_are_not_compacted(tmp_path, monkeypatch):
     assert len(sink.committed_parts(out)) == 16
 
 
+def test_an_unreadable_part_fails_the_compaction_in_one_line(tmp_path, monkeypatch):
+    out = tmp_path / "verdicts"
+    nightly_folder(out, monkeypatch)
+    (out / f"part-{RUNS[2]}-000001.parquet").write_bytes(b"PAR1 not parquet PAR1")
+    with pytest.raises(compact.CompactError, match="cannot compact .*; the committed rows are as they were"):
+        compact.compact(out)
+    assert len(sink.committed_parts(out)) == 15 and list((out / "_compact").iterdir()) == []
+
+
 def test_an_unreadable_journal_stops_readers(tmp_path, monkeypatch):
     out = tmp_path / "verdicts"
     nightly_folder(out, monkeypatch)
