@@ -119,13 +119,19 @@ def test_a_compaction_killed_after_any_step_loses_and_duplicates_no_row(tmp_path
     assert snapshot(out).equals(before)
     assert len(sink.committed_parts(out)) == (3 if committed else 15)
     assert sink.orphan_parts(out) == ([] if committed else [f"part-{RUNS[3]}-{seq:06d}.parquet" for seq in range(3)])
-    # The next compaction (or run) finishes it, or rolls it back and compacts anew.
-    result = compact.compact(out, rows_per_part=20)
-    assert result.recovered == ([] if not committed or step == "done" else [journal.read_journals(out)[0].id])
+    # The next run (run_scan calls recover under the lock) finishes it, or rolls it back.
+    with sink.OutDirLock(out, "the next run"):
+        recovered = compact.recover(out)
+    assert recovered == ([] if not committed or step == "done" else [journal.journal_ids(out)[0]])
     assert snapshot(out).equals(before)
+    assert sorted(p.name for p in out.glob("part-*")) == sink.committed_parts(out)
+    assert len(sink.committed_parts(out)) == (3 if committed else 15)
+    assert [p.name for p in (out / "_compact").iterdir() if p.is_dir()] == []
+    # And the next compaction has nothing left to finish.
+    result = compact.compact(out, rows_per_part=20)
+    assert result.recovered == [] and snapshot(out).equals(before)
     assert len(sink.committed_parts(out)) == 3 and sorted(p.name for p in out.glob("part-*")) == sink.committed_parts(out)
     assert [j.done for j in journal.read_journals(out)] == [True]  # one compaction committed, and finished
-    assert [p.name for p in (out / "_compact").iterdir() if p.is_dir()] == []
 
 
 def test_a_compaction_waits_for_no_run(tmp_path, monkeypatch):
