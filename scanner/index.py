@@ -16,8 +16,8 @@ cannot let the file be skipped; scanned_at), then keeps the newest row of each p
 
 Exactness: a file is wrongly skipped only when both its path digest and its stat digest equal those of a
 committed file's newest row (for the same name, a 2**-64 chance that a change goes unseen). Two names
-sharing a path digest only cost a scan: the older of their rows hides the other, which is then not in
-the index and so is scanned again.
+sharing a path digest only cost a scan: the newest row of the two hides the other's, and a stat digest
+covers the name too, so neither file matches and both are scanned again.
 """
 
 from __future__ import annotations
