@@ -123,6 +123,8 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
                                                  "default every video extension FFmpeg commonly reads (mp4, m4v, "
                                                  "mov, mkv, webm, avi, mpg, mpeg, ts, mts, wmv, flv, 3gp)."),
         follow_links: bool = typer.Option(False, "--follow-links", help="Follow symlinks inside ARCHIVE."),
+        compact_after: Optional[int] = typer.Option(None, "--compact-after", help="Then compact OUT_DIR when it "
+                                                    "holds more parts than this (see dfscan compact); default: never."),
         as_json: bool = typer.Option(False, "--json", help="End with one JSON summary object."),
         fail_on_alarm: bool = typer.Option(False, "--fail-on-alarm", help="Exit 1 when the run raises an alarm "
                                            "(the model gave one answer to everything, ...), after committing its "
@@ -141,7 +143,7 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
                             batches_in_flight_per_worker=in_flight, batch_timeout_s=batch_timeout, sampling=sampling,
                             decoder=decoder, threshold=threshold, address=address, full=full,
                             retry_errors=retry_errors, extensions=chosen, follow_links=follow_links,
-                            progress=sys.stderr.isatty() and not as_json)
+                            progress=sys.stderr.isatty() and not as_json, compact_after=compact_after)
     except ValueError as exc:
         fail_usage(str(exc))
     try:
@@ -153,6 +155,8 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
         raise typer.Exit(code=1)
     for alarm in summary.alarms:
         typer.echo(f"dfscan: alarm: {alarm['message']}", err=True)
+    if summary.compaction is not None:
+        typer.echo(f"dfscan: compaction: {summary.compaction.line()}", err=True)
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
     else:
@@ -181,6 +185,22 @@ def report(out_dir: Path = typer.Argument(..., help="Verdicts directory written 
                 typer.echo(f"wrote {write_report(summary, path, fmt)}")
     except (FileNotFoundError, ValueError) as exc:
         fail_usage(str(exc))
+
+
+@app.command()
+def compact(out_dir: Path = typer.Argument(..., help="Verdicts directory written by dfscan run."),
+            rows_per_part: int = typer.Option(1_000_000, "--rows-per-part", help="Rows of a compacted part at most.")):
+    """Rewrite the committed parts into few large ones: the same rows in the same order; waits for no run."""
+    from scanner import compact as compaction
+    from scanner.sink import OutDirLocked, OutDirRefused
+
+    try:
+        typer.echo(compaction.compact(out_dir, rows_per_part).line())
+    except (FileNotFoundError, ValueError, OutDirLocked, OutDirRefused) as exc:  # JournalError is a ValueError
+        fail_usage(str(exc))
+    except RuntimeError as exc:  # CompactError, OutDirFailed
+        typer.echo(f"dfscan: compaction failed: {exc}", err=True)
+        raise typer.Exit(code=1)
 
 
 @app.command()

@@ -56,6 +56,7 @@ class ScanConfig:
     commit_rows: int = 1024  # rows buffered before a part is committed (a killed driver loses at most these)
     commit_seconds: float = 30.0  # ... or this long since the last commit, whichever comes first
     progress: bool = True  # the rich progress bar on stderr
+    compact_after: int | None = None  # after the run, compact OUT_DIR when it holds more parts than this (scanner.compact)
 
     def __post_init__(self):
         """Every usage check of a scan, once: the CLI turns a ValueError into one line and exit 2."""
@@ -77,6 +78,8 @@ class ScanConfig:
             raise ValueError("--batch-size must be 1 or more and --in-flight between 1 and 16")
         if not self.batch_timeout_s > 0:
             raise ValueError(f"--batch-timeout must be a positive number of seconds, got {self.batch_timeout_s}")
+        if self.compact_after is not None and self.compact_after < 1:
+            raise ValueError(f"--compact-after must be 1 or more parts, got {self.compact_after}")
         if not self.extensions:
             raise ValueError("--extensions names no extension")
 

@@ -1,4 +1,4 @@
-"""A scan's policy, as plain data and functions without Ray: which files need a scan, how batches are
+"""A scan's policy, as plain data and functions without Ray: how batches are
 retried and bisected when workers die, which file is blamed and with what error class, and how long
 a batch may run. ``scanner.run`` drives it; ``tests/scanner/test_policy.py`` tests it alone.
 
@@ -16,28 +16,12 @@ import itertools
 from typing import Iterator
 
 from kernels.errors import ErrorClass
-from scanner import sink
 from scanner.walk import FileEntry
 
 SINGLE_FILE_CRASHES = 2  # a lone file must kill its worker this often before it is blamed
 FAILURES_IN_A_ROW_BASE = 10  # failures with no finished batch between them before the scan gives up,
 FAILURES_IN_A_ROW_PER_ACTOR = 4  # plus this many per actor: each actor may die on its own poison file
 MIN_TIMEOUT_SHARE = 0.25  # a lone retried file still gets a quarter of the batch timeout
-
-
-def needs_scan(entry: FileEntry, committed: dict[str, sink.Committed], model_sha256: str, full: bool,
-               retry_errors: bool) -> bool:
-    """New, changed (size, mtime_ns or inode), other model, or --retry-errors on an error row."""
-    if full:
-        return True
-    last = committed.get(entry.path)
-    if last is None:
-        return True
-    if (last.size, last.mtime_ns, last.inode) != (entry.size, entry.mtime_ns, entry.inode):
-        return True
-    if last.model_sha256 != model_sha256:
-        return True
-    return retry_errors and last.is_error
 
 
 @dataclasses.dataclass

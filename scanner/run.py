@@ -28,13 +28,14 @@ from typing import Iterator
 
 from kernels.artifact import ModelRecord
 from kernels.scope import Scope, card_scope, scope_from_dict
-from scanner import quarantine, sink, verdicts
+from scanner import compact, journal, quarantine, sink, verdicts
 from scanner.alarms import OutcomeStats
 from scanner.config import ScanConfig
-from scanner.policy import CrashVerdict, WorkItem, after_failure, batches, failure_limit, needs_scan, timeout_for
+from scanner.index import CommittedIndex
+from scanner.policy import CrashVerdict, WorkItem, after_failure, batches, failure_limit, timeout_for
 from scanner.pool import ActorPool, PoolFailed, one_line
 from scanner.progress import Progress
-from scanner.walk import FileEntry, WalkStats, count_files, resolve_archive, walk_archive
+from scanner.walk import WalkStats, resolve_archive, walk_archive
 from scanner.workers import connect_ray
 
 class UsageError(ValueError):
@@ -71,6 +72,7 @@ class ScanSummary:
     alarms: list[dict] = dataclasses.field(default_factory=list)
     conclusions: dict[str, int] = dataclasses.field(default_factory=dict)  # this run's ok rows by conclusion
     quarantined: list[dict] = dataclasses.field(default_factory=list)  # damaged parts moved out (scanner.quarantine)
+    compaction: compact.CompactResult | None = None  # --compact-after compacted OUT_DIR after the run
 
     def as_dict(self) -> dict:
         keys = ("run_id", "archive", "files_seen", "scanned", "skipped", "ok", "errors", "errors_by_class",
@@ -300,9 +302,8 @@ class _Scan:
 def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummary:
     """Scan ``config.archive`` into ``config.out``. Raises UsageError, sink.OutDirLocked or ScanError
     (a write to OUT_DIR that fails, no permission or a full disk, is a ScanError of one line).
-    ``worker_class``: a ScanWorker subclass to run instead (the chaos tests inject faults with one)."""
-    import ray
-
+    ``worker_class``: a ScanWorker subclass to run instead (the chaos tests inject faults with one).
+    Ray is imported only when there is something to scan: a rerun with nothing new spares its 40 MB."""
     started = time.monotonic()
     record, model_trust = _validate(config)
     archive = resolve_archive(config.archive)
@@ -318,21 +319,21 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
     scan = writer = None
     try:
         sink.prepare_out_dir(out)
+        compact.recover(out)  # a killed `dfscan compact`: finished (or rolled back) before anything is read
         moved = quarantine.quarantine_damaged(out, run_id)  # before anything trusts the committed rows
-        for record in moved:
-            print(quarantine.notice(record, out), file=sys.stderr, flush=True)
+        for record_moved in moved:
+            print(quarantine.notice(record_moved, out), file=sys.stderr, flush=True)
         adopted = sink.orphan_parts(out)
         writer = sink.PartWriter(out, run_id, config.commit_rows, config.commit_seconds)
         scan = _Scan(config, record, run_id, archive, writer, worker_class, scope_from_dict(model_trust["scope"]))
-        committed = sink.committed_index(out, str(archive))
-
-        def keep(entry: FileEntry) -> bool:
-            return needs_scan(entry, committed, record.sha256, config.full, config.retry_errors)
-
+        # New, changed, moved, other model, errors under --retry-errors: decided in batches against the
+        # committed rows' digests (scanner.index), so memory does not grow by objects per file.
+        index = (CommittedIndex.empty() if config.full
+                 else CommittedIndex.build(out, str(archive), record.sha256, config.retry_errors))
         stats = WalkStats()
         progress = Progress(config.progress)
         walk = walk_archive(archive, config.extensions, config.follow_links, stats, on_problem=progress.log)
-        fresh = batches((e for e in walk if keep(e)), config.batch_size)
+        fresh = batches(index.select(walk), config.batch_size)
         first = next(fresh, None)
         startup_seconds = 0.0
         if first is not None:  # a nightly run with nothing new starts no worker at all
@@ -342,8 +343,8 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
             # The total for the progress bar comes from a second, counting-only walk in the
             # background, so the scan starts at once and no file list is ever held in memory.
             total: list = [None]
-            counter = threading.Thread(target=lambda: total.__setitem__(0, count_files(
-                archive, config.extensions, config.follow_links, keep)), daemon=True, name="dfscan-count")
+            counter = threading.Thread(target=lambda: total.__setitem__(0, index.count(walk_archive(
+                archive, config.extensions, config.follow_links))), daemon=True, name="dfscan-count")
             counter.start()
             with progress.bar:
                 scan.run(itertools.chain([first], fresh), progress, total)
@@ -365,17 +366,24 @@ def run_scan(config: ScanConfig, worker_class: type | None = None) -> ScanSummar
         sink.commit_run(out, run_id, writer.parts, record.sha256, record.name,
                         {**config.as_dict(), "workers_per_gpu": scan.workers_per_gpu()},
                         summary.as_dict(), adopted, model_trust=model_trust, quarantined=moved)
+        if config.compact_after is not None and len(sink.committed_parts(out)) > config.compact_after:
+            summary.compaction = compact.compact_locked(out)  # still under the lock; the run is committed
         return summary
     except sink.OutDirRefused as exc:
         raise UsageError(str(exc)) from None
-    except sink.OutDirFailed as exc:
+    except (sink.OutDirFailed, compact.CompactError, journal.JournalError) as exc:
         raise ScanError(str(exc)) from None
     finally:
         if writer is not None:  # a failed or interrupted run still commits the rows it has
             with contextlib.suppress(Exception):
                 writer.flush()
-        if scan is not None and scan.pool.actors and ray.is_initialized():
-            scan.pool.stop()
+        if scan is not None and scan.pool.actors:  # workers were started, so Ray is imported
+            import ray
+
+            if ray.is_initialized():
+                scan.pool.stop()
         if we_started_ray:
+            import ray
+
             ray.shutdown()
         lock.release()

@@ -10,6 +10,7 @@ hive readers, so only finished parts are data):
     _SUCCESS                        the newest completed run (Hadoop/Spark convention)
     _lock                           flock'd by the one run allowed to write
     _quarantine/part-*.parquet      committed parts found damaged, moved out of the dataset (scanner.quarantine)
+    _compact/                       `dfscan compact`'s journal and staged parts (scanner.journal)
 
 Every file is written by kernels.atomic with the folder fsync'd after the rename.
 
@@ -46,7 +47,7 @@ from typing import Iterable
 import pyarrow.parquet as pq
 
 from kernels.atomic import atomic_file, atomic_write_bytes, temporary_name_pattern
-from scanner import verdicts
+from scanner import journal, verdicts
 
 RUNS_DIR = "_runs"
 MAX_MANIFEST_BYTES = 64 << 20  # a manifest lists a run's parts: far below this
@@ -300,7 +301,7 @@ def part_run_id(name: str) -> str:
 def orphan_parts(out_dir: Path) -> list[str]:
     """Parts of runs that never completed (killed drivers). They are valid data; the next completed
     run lists them in its manifest as adopted."""
-    done = completed_runs(out_dir)
+    done = completed_runs(out_dir) | set(journal.journal_ids(out_dir))  # compacted parts: scanner.compact
     return [name for name in committed_parts(out_dir) if part_run_id(name) not in done]
 
 
@@ -337,26 +338,3 @@ def commit_run(out_dir: Path, run_id: str, parts: list[PartInfo], model_sha256: 
             raise _failed(f"cannot record run {run_id} as complete ({target.name})", exc,
                           f"its {len(parts)} parts are committed, and the next run adopts them") from None
     return path
-
-
-@dataclasses.dataclass(frozen=True, slots=True)  # slots: a million of these stay small
-class Committed:
-    """What the incremental filter needs to know about a file's newest committed row."""
-
-    size: int
-    mtime_ns: int
-    inode: int
-    model_sha256: str
-    is_error: bool
-
-
-def committed_index(out_dir: Path, archive: str) -> dict[str, Committed]:
-    """Newest committed row per path of ``archive``. Only a few narrow columns are read."""
-    fields = ("size", "mtime_ns", "inode", "model_sha256", "status")
-    table = verdicts.read_table(out_dir, columns=["path", "path_bytes", "archive", "scanned_at", *fields],
-                                archive=archive)
-    newest = verdicts.newest_rows(table)
-    return {verdicts.walk_path(path, raw): Committed(size=size, mtime_ns=mtime_ns, inode=inode, model_sha256=sha,
-                                                     is_error=status != "ok")
-            for path, raw, size, mtime_ns, inode, sha, status in zip(
-                newest["path"].to_pylist(), newest["path_bytes"].to_pylist(), *(newest[c].to_pylist() for c in fields))}

@@ -147,14 +147,6 @@ def walk_archive(archive: str | os.PathLike, extensions: Iterable[str] = DEFAULT
         stack.extend(reversed(subdirs))
 
 
-def count_files(archive: str | os.PathLike, extensions: Iterable[str] = DEFAULT_EXTENSIONS,
-                follow_links: bool = False,
-                keep: Callable[[FileEntry], bool] | None = None) -> int:
-    """How many files a walk yields (and ``keep`` accepts), without keeping any of them."""
-    return sum(1 for entry in walk_archive(archive, extensions, follow_links)
-               if keep is None or keep(entry))
-
-
 def resolve_archive(archive: str | os.PathLike) -> Path:
     """The archive path as stored in every row: absolute, links resolved, so reruns match."""
     return Path(os.path.realpath(os.fspath(archive)))

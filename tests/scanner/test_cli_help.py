@@ -24,7 +24,7 @@ def _options(command):
 
 
 def test_every_command_is_walked():
-    assert COMMANDS == ["app", "bench", "demo", "evaluate", "frames", "probe", "report", "run", "synth", "train"]
+    assert COMMANDS == ["app", "bench", "compact", "demo", "evaluate", "frames", "probe", "report", "run", "synth", "train"]
 
 
 @pytest.mark.parametrize("name", [None, *COMMANDS])

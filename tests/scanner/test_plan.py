@@ -1,34 +1,12 @@
-"""Pure decisions of the driver: which files a rerun scans, and how many actors with what resources."""
+"""Pure decisions of the driver: how many actors with what resources. (Which files a rerun scans:
+test_index.py.)"""
 
 from __future__ import annotations
 
 import pytest
 
-from scanner.policy import needs_scan
-from scanner.sink import Committed
-from scanner.walk import FileEntry
 from kernels.errors import is_device_error
 from scanner.workers import WorkerPlan, plan_workers
-
-SHA = "a" * 64
-ENTRY = FileEntry(path="x.mp4", size=10, mtime_ns=5, inode=7)
-
-
-@pytest.mark.parametrize("last, full, retry, expected", [
-    (None, False, False, True),  # new
-    (Committed(10, 5, 7, SHA, False), False, False, False),  # unchanged
-    (Committed(11, 5, 7, SHA, False), False, False, True),  # size changed
-    (Committed(10, 6, 7, SHA, False), False, False, True),  # mtime_ns changed
-    (Committed(10, 5, 8, SHA, False), False, False, True),  # inode changed (replaced by rename)
-    (Committed(10, 5, 7, "b" * 64, False), False, False, True),  # scanned by another model
-    (Committed(10, 5, 7, SHA, True), False, False, False),  # an error stays an error ...
-    (Committed(10, 5, 7, SHA, True), False, True, True),  # ... unless --retry-errors
-    (Committed(10, 5, 7, SHA, False), True, False, True),  # --full
-])
-def test_needs_scan(last, full, retry, expected):
-    committed = {} if last is None else {"x.mp4": last}
-    assert needs_scan(ENTRY, committed, SHA, full, retry) is expected
-
 
 def test_plan_workers():
     # Every GPU, as many workers on each as its share of cores allows (one per two, at most 4).

@@ -85,6 +85,14 @@ def test_reruns_are_incremental(ray_cluster, tiny_model, archive, tmp_path):
     assert all(len(v) == (3 if p == names[3] else 2) for p, v in rows_by_path(out).items())
     assert build_report(out).files == 10
 
+    # --compact-after: the nightly parts become one, and the next rerun still skips every file.
+    rows, parts = verdicts.read_table(out), sink.committed_parts(out)
+    compacted = run_scan(scan_config(root, tiny_model, out, compact_after=len(parts) - 1))
+    assert compacted.scanned == 0 and compacted.compaction.parts_before == len(parts) > 1
+    assert len(sink.committed_parts(out)) == compacted.compaction.parts_after == 1
+    assert verdicts.read_table(out).equals(rows)
+    assert run_scan(scan_config(root, tiny_model, out, compact_after=1)).skipped == 10
+
 
 def test_usage_errors(tiny_model, archive, tmp_path):
     root, _ = archive

@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from scanner import sink, verdicts
+from scanner.index import CommittedIndex
+from scanner.walk import FileEntry
 from tests.kernels.fsyncs import record_fsyncs
 from tests.scanner.conftest import REPO, child_env
 
@@ -165,15 +167,14 @@ def test_committed_index_takes_the_newest_row(tmp_path):
     writer.flush()
     writer.add([row("a.mp4", minutes=9, size=99), row("b.mp4", minutes=0, size=1)])  # b's is older
     writer.flush()
-    index = sink.committed_index(tmp_path, "/arch")
-    assert set(index) == {"a.mp4", "b.mp4"}
-    assert index["a.mp4"] == sink.Committed(size=99, mtime_ns=1, inode=7, model_sha256="a" * 64, is_error=False)
-    assert index["b.mp4"].size == 10
+    index = CommittedIndex.build(tmp_path, "/arch", "a" * 64, retry_errors=True)
+    walk = [FileEntry("a.mp4", 99, 1, 7), FileEntry("b.mp4", 10, 1, 7), FileEntry("c.mp4", 10, 1, 7)]
+    assert list(index.needs_scan(walk)) == [False, False, True]  # a's newest row is ok, c is another archive's
     newest = verdicts.newest_rows(verdicts.read_table(tmp_path))
     assert newest["path"].to_pylist() == ["a.mp4", "b.mp4", "c.mp4"]
     assert newest["size"].to_pylist() == [99, 10, 10]
 
 
 def test_empty_out_dir_reads_as_no_rows(tmp_path):
-    assert sink.committed_index(tmp_path, "/arch") == {}
+    assert len(CommittedIndex.build(tmp_path, "/arch", "a" * 64, retry_errors=False)) == 0
     assert verdicts.read_table(tmp_path).num_rows == 0
