@@ -15,8 +15,8 @@ from kernels.decode import gpu_count  # noqa: E402
 
 
 # Tests that start Ray, train a model or drive a browser take most of the suite's minutes. They are
-# marked here, from what they use, so that `pytest -m "not ray and not training and not browser"` is a
-# loop of under a minute; CI runs everything.
+# marked here, from what they use, so that `pytest -m "not ray and not training and not browser"` is the
+# shorter loop (minutes on 2 loaded cores: see README "Set up"); CI runs everything.
 _SLOW_FILES = {"ray": ("tests/scanner/test_cluster.py", "tests/scanner/test_corpus.py", "tests/scanner/test_demo.py",
                        "tests/scanner/test_faults.py", "tests/scanner/test_run.py", "tests/benchmarks/test_bench.py",
                        "tests/benchmarks/test_gpu_check.py", "tests/scanner/test_ray_local.py"),

@@ -58,7 +58,6 @@ def test_workers_per_gpu_out_of_range_is_a_usage_error(tmp_path, value):
     assert result.stderr == f"dfscan: error: --workers-per-gpu must be between 1 and 8, got {value}\n"
 
 
-@pytest.mark.timeout(300)
 def test_logical_gpus_each_actor_gets_its_own_device(ray_cluster, tiny_model, tmp_path):
     root, out = tmp_path / "archive", tmp_path / "out"
     names = make_videos(root, [f"v{i:02d}.mp4" for i in range(12)])
@@ -76,7 +75,6 @@ def test_logical_gpus_each_actor_gets_its_own_device(ray_cluster, tiny_model, tm
     assert {v[0]["status"] for v in rows.values()} == {"ok"}
 
 
-@pytest.mark.timeout(300)
 def test_two_workers_per_logical_gpu(ray_cluster, tiny_model, tmp_path, monkeypatch):
     """`dfscan run --gpus 2 --workers-per-gpu 2`: four actors, two on each logical GPU, and every file
     scanned exactly once."""
@@ -105,13 +103,12 @@ def test_two_workers_per_logical_gpu(ray_cluster, tiny_model, tmp_path, monkeypa
     assert json.loads(manifest.read_text())["config"]["workers_per_gpu"] == 2
 
 
-@pytest.mark.timeout(300)
 def test_two_node_cluster_joined_by_address(tiny_model, tmp_path):
     root, out = tmp_path / "archive", tmp_path / "out"
     names = make_videos(root, [f"v{i:02d}.mp4" for i in range(12)])
     config = scan_config(root, tiny_model, out, batch_size=2, workers=2)
     done = subprocess.run([sys.executable, "-m", "tests.scanner.subprocess_scan", "two-node", config_json(config)],
-                          cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=280)
+                          cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=540)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     nodes = {label.split("/")[0] for label in summary["workers"]}  # host:node_id
@@ -121,7 +118,6 @@ def test_two_node_cluster_joined_by_address(tiny_model, tmp_path):
     assert summary["scanned"] == summary["ok"] == 12
 
 
-@pytest.mark.timeout(300)
 def test_local_cluster_started_and_shut_down(tiny_model, tmp_path):
     """Without --address or RAY_ADDRESS, run_scan starts a local cluster and shuts it down again."""
     root, out = tmp_path / "archive", tmp_path / "out"
@@ -130,7 +126,7 @@ def test_local_cluster_started_and_shut_down(tiny_model, tmp_path):
     env = child_env()
     env.pop("RAY_ADDRESS", None)
     done = subprocess.run([sys.executable, "-m", "tests.scanner.subprocess_scan", "scan", config_json(config)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=280)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=540)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["scanned"] == summary["ok"] == 2

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from scanner.run import run_scan
 from tests.media import write_corrupt_corpus
 from tests.scanner.conftest import make_videos, rows_by_path, scan_config
 
 
-@pytest.mark.timeout(240)
 def test_corrupt_and_odd_corpus(ray_cluster, tiny_model, tmp_path):
     root, out = tmp_path / "archive", tmp_path / "out"
     good = make_videos(root, ["good/one.mp4", "good/two.mp4", "good/three.mp4"])

@@ -9,8 +9,6 @@ import sys
 import threading
 import time
 
-import pytest
-
 from scanner import sink, verdicts
 from scanner.run import run_scan
 from tests.scanner.conftest import REPO, child_env, config_json, make_videos, rows_by_path, scan_config
@@ -24,7 +22,6 @@ def _committed_rows(out) -> int:
         return -1
 
 
-@pytest.mark.timeout(300)
 def test_driver_sigkilled_mid_scan_then_rerun(ray_cluster, tiny_model, tmp_path):
     root, out = tmp_path / "archive", tmp_path / "out"
     names = make_videos(root, [f"v{i:02d}.mp4" for i in range(16)])
@@ -53,7 +50,6 @@ def test_driver_sigkilled_mid_scan_then_rerun(ray_cluster, tiny_model, tmp_path)
     assert summary.skipped == len(before) and summary.scanned == 16 - len(before)
 
 
-@pytest.mark.timeout(300)
 def test_actor_killed_mid_scan(ray_cluster, tiny_model, tmp_path):
     import ray
 
@@ -88,7 +84,6 @@ def test_actor_killed_mid_scan(ray_cluster, tiny_model, tmp_path):
     assert summary.ok == 20
 
 
-@pytest.mark.timeout(300)
 def test_file_that_always_crashes_its_worker(ray_cluster, tiny_model, tmp_path):
     root, out = tmp_path / "archive", tmp_path / "out"
     names = make_videos(root, [f"v{i}.mp4" for i in range(5)] + ["v5_poison.mp4"])
@@ -105,7 +100,6 @@ def test_file_that_always_crashes_its_worker(ray_cluster, tiny_model, tmp_path):
     assert summary.worker_failures >= 4
 
 
-@pytest.mark.timeout(300)
 def test_file_that_hangs_its_worker_gets_timeout(ray_cluster, tiny_model, tmp_path):
     """A decode that never returns: the driver kills the worker after batch_timeout_s, Ray restarts
     it, and the file is isolated like a crashing one, ending as one TIMEOUT row."""

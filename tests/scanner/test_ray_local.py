@@ -20,7 +20,6 @@ import sys
 import time
 
 import psutil
-import pytest
 
 from tests.scanner.conftest import REPO, child_env
 
@@ -156,7 +155,6 @@ def _stop(driver: subprocess.Popen) -> None:
     driver.wait(30)
 
 
-@pytest.mark.timeout(300)
 def test_local_cluster_listens_only_on_loopback_and_shuts_down_clean(tmp_path):
     driver, ready = _start_driver(tmp_path)
     cluster: list[psutil.Process] = []
@@ -183,7 +181,6 @@ def test_local_cluster_listens_only_on_loopback_and_shuts_down_clean(tmp_path):
         _left_after_waiting(cluster)
 
 
-@pytest.mark.timeout(300)
 def test_sigkilled_driver_leaves_no_process_behind(tmp_path):
     driver, ready = _start_driver(tmp_path)
     cluster: list[psutil.Process] = []
@@ -197,7 +194,6 @@ def test_sigkilled_driver_leaves_no_process_behind(tmp_path):
         _left_after_waiting(cluster)
 
 
-@pytest.mark.timeout(300)
 def test_joined_cluster_outlives_its_sigkilled_driver(ray_cluster, tmp_path):
     import ray
 
@@ -225,10 +221,9 @@ def test_loopback_switch_is_put_back_after_start():
     assert (ray_constants.ENABLE_RAY_CLUSTER, dict(os.environ)) == before
 
 
-@pytest.mark.timeout(300)
 def test_cluster_not_on_loopback_is_refused_and_swept():
     done = subprocess.run([sys.executable, "-c", REFUSING_DRIVER], cwd=REPO, env=child_env(), capture_output=True,
-                          text=True, timeout=280)
+                          text=True, timeout=540)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["error"] == ("the local Ray cluster would listen on 192.0.2.7, not on loopback; "

@@ -23,6 +23,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Where the README's screenshots are refreshed from, when set: DFSCAN_SCREENSHOTS=docs/images pytest tests/webapp
 SCREENSHOTS_ENV = "DFSCAN_SCREENSHOTS"
+# Every wait of the browser tests: locators, navigation, expect(), the app's start. A check's first run
+# imports TensorFlow (12.4 s measured while other jobs loaded the 2 cores) and compiles two models, so
+# no wait may assume a fast or idle machine; a limit is only there to end a test that truly hangs.
+TIMEOUT_MS = 120_000
+APP_START_TIMEOUT_S = 300.0
 
 
 def require_browser_stack() -> None:
@@ -50,7 +55,7 @@ def healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def running_app(models: list[Path], log: Path, timeout_s: float = 60.0, **options):
+def running_app(models: list[Path], log: Path, timeout_s: float = APP_START_TIMEOUT_S, **options):
     """The app on a free port for the duration of the block: yields its base URL."""
     from scanner.webapp import app_env, streamlit_command
 
@@ -78,6 +83,22 @@ def running_app(models: list[Path], log: Path, timeout_s: float = 60.0, **option
 
 
 @contextlib.contextmanager
+def new_page(browser, **context_options):
+    """A page in a context of its own (closed afterwards) whose every wait, expect() included, allows
+    TIMEOUT_MS: Playwright's own defaults (5 s for expect, 30 s for the rest) assume a fast machine."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    context = browser.new_context(**context_options)
+    context.set_default_timeout(TIMEOUT_MS)
+    context.set_default_navigation_timeout(TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@contextlib.contextmanager
 def chromium():
     from playwright.sync_api import sync_playwright
 
@@ -102,7 +123,7 @@ def save_screenshot(page, path: Path, readme_name: str | None = None) -> Path:
     return path
 
 
-def settle(page, timeout_ms: int = 30_000) -> None:
+def settle(page, timeout_ms: int = TIMEOUT_MS) -> None:
     """Wait until the app's script run has finished and no stale element is left on the page.
     Call it after the effect of an interaction is visible: a run renders element by element."""
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=timeout_ms)

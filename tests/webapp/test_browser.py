@@ -23,14 +23,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.webapp.browser import chromium, require_browser_stack, running_app, save_screenshot, settle
+from tests.webapp.browser import chromium, new_page, require_browser_stack, running_app, save_screenshot, settle
 from tests.webapp.data import TINY_MODELS, UNIFORM_4_OF_30, write_verdicts
 
 require_browser_stack()  # skips this module, before any model is built, without the app's stack
 pytestmark = pytest.mark.slow
 WIDE = {"width": 1100, "height": 1650}
 PHONE = {"width": 390, "height": 1600}
-TIMEOUT_MS = 120_000  # the first check imports TensorFlow and compiles two models on 2 CPU cores
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +47,8 @@ def browser(app_url):
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport=WIDE, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
+    with new_page(browser, viewport=WIDE, accept_downloads=True) as page:  # every wait: browser.TIMEOUT_MS
+        yield page
 
 
 def _expected(models_dir: Path, clip: Path) -> list[dict]:
@@ -96,7 +92,7 @@ def test_check_a_clip_shows_frames_and_a_verdict_per_model(app_url, page, tiny_m
     for i, model in enumerate(expected):
         card = page.locator(f".st-key-verdict-0-{i}")
         shown = card.get_by_test_id("stMetricValue")
-        expect(shown).to_have_text(re.compile(r"^0\.\d{2}$"), timeout=TIMEOUT_MS)
+        expect(shown).to_have_text(re.compile(r"^0\.\d{2}$"))
         assert float(shown.inner_text()) == pytest.approx(model["p_fake"], abs=5.1e-3)  # 2 decimals, rounded
         expect(card).to_contain_text(model["name"])
         expect(card).to_contain_text(f"conclusion {model['conclusion'].upper()}")
@@ -126,8 +122,7 @@ def test_check_a_clip_shows_frames_and_a_verdict_per_model(app_url, page, tiny_m
     page.set_viewport_size(PHONE)  # phone width: no sideways scrolling, the cards stack
     first = page.locator(".st-key-verdict-0-0")
     expect(first).to_be_visible()
-    page.wait_for_timeout(500)
-    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.wait_for_function(f"() => document.documentElement.scrollWidth <= {PHONE['width']}")  # once laid out
     top, below = first.bounding_box(), page.locator(".st-key-verdict-0-1").bounding_box()
     assert below["y"] >= top["y"] + top["height"] and top["width"] > PHONE["width"] / 2
     save_screenshot(page, tmp_path / "check-phone.png")
@@ -141,7 +136,7 @@ def test_bad_input_gets_a_message_in_the_page(app_url, page, tmp_path):
     page.goto(app_url)
     page.locator("input[type=file]").set_input_files(str(corrupt))
     alert = page.get_by_test_id("stAlert").filter(has_text="cannot be checked")
-    expect(alert).to_have_text("broken.mp4 cannot be checked: this is not a video file.", timeout=TIMEOUT_MS)
+    expect(alert).to_have_text("broken.mp4 cannot be checked: this is not a video file.")
     page.get_by_text("Technical details").click()  # the class and message, one click away
     expect(page.get_by_test_id("stText").filter(has_text="CONTAINER_INVALID")).to_contain_text(
         "CONTAINER_INVALID: unreadable container")
@@ -162,15 +157,14 @@ def test_upload_over_the_size_limit_is_refused_in_the_page(browser, tiny_models,
     big = tmp_path / "big.mp4"
     big.write_bytes(np.random.default_rng(0).integers(0, 256, 1_600_000, dtype=np.uint8).tobytes())
     with running_app([tiny_models], tmp_path / "streamlit.log", max_upload_mb=1) as url:
-        context = browser.new_context(viewport=WIDE)
-        page = context.new_page()
-        page.goto(url)
-        expect(page.get_by_text("Videos (mp4, mov, mkv, webm, avi; up to 1.0 MB each)")).to_be_visible(timeout=30_000)
-        page.locator("input[type=file]").set_input_files(str(big))
-        expect(page.get_by_test_id("stFileUploader")).to_contain_text(re.compile(r"must be 1(\.0)? ?MB or smaller"))
-        expect(page.get_by_text("Upload a video to check it.")).to_be_visible()  # nothing was checked
-        expect(page.get_by_test_id("stException")).to_have_count(0)
-        context.close()
+        with new_page(browser, viewport=WIDE) as page:
+            page.goto(url)
+            expect(page.get_by_text("Videos (mp4, mov, mkv, webm, avi; up to 1.0 MB each)")).to_be_visible()
+            page.locator("input[type=file]").set_input_files(str(big))
+            expect(page.get_by_test_id("stFileUploader")).to_contain_text(
+                re.compile(r"must be 1(\.0)? ?MB or smaller"))
+            expect(page.get_by_text("Upload a video to check it.")).to_be_visible()  # nothing was checked
+            expect(page.get_by_test_id("stException")).to_have_count(0)
 
 
 def test_browse_results_shows_exact_counts_filters_and_frames(app_url, page, tmp_path):

@@ -15,7 +15,9 @@ import time
 import pytest
 
 from scanner.webapp import app_env
-from tests.webapp.browser import free_port, healthy, running_app
+from tests.webapp.browser import APP_START_TIMEOUT_S, free_port, healthy, running_app
+
+WAIT_S = 60  # a reply or an exit on a loaded machine: generous, it only ends a test that truly hangs
 
 
 def listening_addresses(pid: int) -> set[tuple[str, int]]:
@@ -47,14 +49,14 @@ def test_launch_serves_on_localhost_and_stops_with_sigterm(tmp_path):
         process = subprocess.Popen([sys.executable, "-c", LAUNCH, str(port)], env=app_env(), stdout=out,
                                    stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + APP_START_TIMEOUT_S
         while not healthy(url):
             assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
             time.sleep(0.25)
         listening = listening_addresses(process.pid)
         assert (("127.0.0.1", port) in listening and all(ip in ("127.0.0.1", "::1") for ip, _ in listening)), listening
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
+        assert process.wait(timeout=WAIT_S) == 0
         assert not healthy(url)  # the streamlit child went down with launch
     finally:
         if process.poll() is None:
@@ -65,7 +67,7 @@ def test_launch_serves_on_localhost_and_stops_with_sigterm(tmp_path):
 
 
 def _get(port: int, host: str) -> int:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT_S)
     try:
         connection.putrequest("GET", "/", skip_host=True)
         connection.putheader("Host", host)
@@ -82,7 +84,7 @@ def _websocket_handshake(port: int, host: str) -> bytes:
     request = (f"GET /_stcore/stream HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: streamlit\r\n"
                f"Origin: http://{host}\r\n\r\n")
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT_S) as connection:
         connection.sendall(request.encode())
         return connection.recv(200).split(b"\r\n")[0]
 

@@ -117,7 +117,7 @@ def test_browse_page_shows_hostile_names_as_text_and_the_models_trust(tmp_path, 
                  model_sha256="f" * 64, model_name=f"gone {LINK_NAME}"),
             verdict_row(archive, HTML_NAME, "error", error_class="NOT_VIDEO")]
     pq.write_table(rows_to_table(rows), out / "part-run-1-000000.parquet")
-    app = AppTest.from_function(_browse_page, args=(str(models), str(out)), default_timeout=60).run()
+    app = AppTest.from_function(_browse_page, args=(str(models), str(out)), default_timeout=120).run()
     assert not app.exception and not app.error
     read = _read(app)
     assert [m.label for m in app.metric] == ["Files", "Real", "Fake", "Inconclusive", "Untested", "Errors"]
