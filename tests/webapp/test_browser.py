@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from tests.webapp.browser import chromium, new_page, require_browser_stack, running_app, save_screenshot, settle
-from tests.webapp.data import TINY_MODELS, UNIFORM_4_OF_30, write_verdicts
+from tests.webapp.data import TINY_MODELS, TINY_SIZE, UNIFORM_4_OF_30, write_verdicts
 
 require_browser_stack()  # skips this module, before any model is built, without the app's stack
 pytestmark = pytest.mark.slow
@@ -276,3 +276,31 @@ def test_hostile_names_are_shown_as_text_and_never_fetched(app_url, page, tiny_m
     expect(page.get_by_test_id("stException")).to_have_count(0)
     save_screenshot(page, tmp_path / "hostile.png")
     assert [url for url in requested if planted in url] == []
+
+
+def test_a_synthetic_only_model_reads_untested_in_grey_with_its_reason(app_url, page, clip_file, tmp_path):
+    """An editor checks a real clip with a model trained on synthetic videos only: no FAKE or REAL, but
+    UNTESTED in a grey badge and the one sentence of why, and no p_fake figure to act on."""
+    from playwright.sync_api import expect
+
+    from kernels.scope import UNTESTED_SYNTHETIC
+    from tests.models import save_tiny_model
+
+    save_tiny_model(tmp_path / "models" / "synthetic-only", "synthetic-only", 4, TINY_SIZE, threshold=0.0,
+                    data="synthetic")  # threshold 0: its verdict is fake, whatever it scores
+    page.goto(app_url)
+    models = page.get_by_test_id("stSidebar").locator("textarea")  # "Models (files or folders, one per line)"
+    models.fill(str(tmp_path / "models"))
+    models.press("Control+Enter")
+    tags = page.get_by_test_id("stMultiSelect").locator("[data-tag]")
+    expect(tags).to_have_text([re.compile(r"^synthetic-only · cnn-lstm · 4×32px")])
+    page.locator("input[type=file]").set_input_files(str(clip_file))
+    card = page.locator(".st-key-verdict-0-0")
+    expect(card).to_contain_text("conclusion UNTESTED")
+    expect(card).to_contain_text(f"Untested: {UNTESTED_SYNTHETIC}.")
+    expect(card).not_to_contain_text("FAKE")
+    expect(card.get_by_test_id("stMetricValue")).to_have_count(0)  # no p_fake figure to act on
+    badge = card.get_by_text("UNTESTED", exact=True)
+    red, green, blue = map(int, re.findall(r"\d+", badge.evaluate("e => getComputedStyle(e).color"))[:3])
+    assert max(red, green, blue) - min(red, green, blue) < 40, (red, green, blue)  # grey, not red or green
+    save_screenshot(page, tmp_path / "check-untested.png")
