@@ -7,17 +7,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 
 from benchmarks.portrait import moving_lefts, paste_portrait, portrait
+from kernels.encode import CODECS, encode_video
 
 RESOLUTIONS = {"240p": (426, 240), "360p": (640, 360), "480p": (854, 480), "720p": (1280, 720),
                "1080p": (1920, 1080)}
-ENCODERS = {"h264": ("libx264", "mp4", {"preset": "veryfast", "crf": "23"}),
-            "hevc": ("libx265", "mp4", {"preset": "ultrafast", "crf": "28", "x265-params": "log-level=error"}),
-            "vp9": ("libvpx-vp9", "webm", {"deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0",
-                                          "g": "250"})}
+# The codecs a bench archive is written in (kernels.encode.CODECS's encoders and containers), with
+# options like real footage's (the encoders' long default GOPs) instead of CODECS's own.
+ARCHIVE_OPTIONS = {"h264": {"preset": "veryfast", "crf": "23"},
+                   "hevc": {"preset": "ultrafast", "crf": "28", "x265-params": "log-level=error"},
+                   "vp9": {"deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0", "g": "250"}}
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -50,7 +51,6 @@ def write_bench_video(path: Path, width: int, height: int, frames: int, fps: int
     larger one gives smooth gradients, so two decoders' resized frames can be compared without their
     resize filters' different aliasing dominating. ``face``: the portrait moves across the scene
     (``face_placement``)."""
-    encoder, _, options = ENCODERS[codec]
     rng = np.random.default_rng(seed)
     # A texture larger than the frame, panned by a few pixels per frame: motion the encoder must code.
     texture = rng.integers(0, 256, (height // block + 512 // block + 1, width // block + 512 // block + 1, 3),
@@ -63,31 +63,26 @@ def write_bench_video(path: Path, width: int, height: int, frames: int, fps: int
         cells = texture.shape[1] * block, texture.shape[0] * block
         texture = np.asarray(Image.fromarray(texture).resize(cells, Image.Resampling.BICUBIC))
     lefts, top, portrait_size = face_placement(width, height, frames)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(encoder, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = dict(options)
+
+    def images():
         for i in range(frames):
             dy, dx = (i * 2) % 512, (i * 3) % 512
             image = texture[dy:dy + height, dx:dx + width].copy()  # contiguous, and ours to paste into
             if face:
                 paste_portrait(image, lefts[i], top, portrait_size)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+            yield image
+
+    return encode_video(path, images(), CODECS[codec].with_options(ARCHIVE_OPTIONS[codec]), fps)
 
 
 def write_bench_archive(directory: Path, videos: int, resolution: str = "720p", seconds: float = 10.0,
                         codec: str = "h264", fps: int = 30, faces: bool = True) -> list[Path]:
-    if codec not in ENCODERS:
-        raise ValueError(f"codec must be one of {', '.join(ENCODERS)}, got {codec!r}")
+    if codec not in ARCHIVE_OPTIONS:
+        raise ValueError(f"codec must be one of {', '.join(ARCHIVE_OPTIONS)}, got {codec!r}")
     width, height = parse_resolution(resolution)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    extension = ENCODERS[codec][1]
+    extension = CODECS[codec].extension
     frames = max(1, int(round(seconds * fps)))
     return [write_bench_video(directory / f"bench_{i:05d}.{extension}", width, height, frames, fps, codec, seed=i,
                               face=faces)

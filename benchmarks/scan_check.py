@@ -40,15 +40,16 @@ def write_scan_archive(directory: Path, videos: int, distinct: int, resolution: 
     """``distinct`` files encoded in parallel, then hard links (copies where links fail) up to ``videos``."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from benchmarks.archive import ENCODERS, parse_resolution
+    from benchmarks.archive import parse_resolution
     from benchmarks.gpu_check import _encode
+    from kernels.encode import CODECS
 
     directory = Path(directory)
     source = directory / "encoded"
     source.mkdir(parents=True, exist_ok=True)
     width, height = parse_resolution(resolution)
     frames = max(1, int(round(seconds * 30)))
-    extension = ENCODERS[codec][1]
+    extension = CODECS[codec].extension
     jobs = [(source / f"clip_{i:03d}.{extension}", width, height, frames, 30, codec, i, 8) for i in range(distinct)]
     todo = [job for job in jobs if not job[0].exists()]
     if todo:

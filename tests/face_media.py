@@ -5,16 +5,14 @@ into plain frames and encoded with PyAV. No binary media is committed."""
 from __future__ import annotations
 
 import dataclasses
-from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
-import av
 import numpy as np
 
 # The portrait and its face's box are the bench archive's too; the face tests import them from here.
 from benchmarks.portrait import PORTRAIT_FACE, moving_lefts, paste_portrait, pasted_face_box, portrait  # noqa: F401
-from tests.media import CODECS
+from kernels.encode import CODECS, encode_video
 
 
 def skip_without_mtcnn_weights() -> None:
@@ -88,18 +86,4 @@ def write_frames_video(path: Path, images: list[np.ndarray], codec: str = "vp9",
     ``rotation`` (degrees counter-clockwise) when given."""
     spec = CODECS[codec]
     path = Path(path).with_suffix("." + (extension or spec.extension))
-    height, width = images[0].shape[:2]
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(spec.encoder, rate=25)
-        stream.width, stream.height, stream.pix_fmt = width, height, spec.pix_fmt
-        stream.options = dict(spec.options)
-        if rotation:
-            stream.set_display_rotation(rotation)
-        for i, image in enumerate(images):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return encode_video(path, images, spec, 25, rotation=rotation)

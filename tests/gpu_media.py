@@ -15,13 +15,13 @@ committed). Every frame shows its own index (``tests.media.index_image``).
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
-from tests.media import Codec, index_image, write_index_video
+from kernels.encode import CODECS, Codec, encode_video
+from tests.media import index_image, write_index_video
 
 CROPPED_HEIGHTS = (530, 532)  # both coded as 544 rows
 CROPPED_WIDTH = 320
@@ -50,17 +50,8 @@ def coded_height(path: str | Path) -> int:
 
 
 def _encode_ts_part(path: Path, first: int, frames: int, options: dict, width: int, height: int, fps: int) -> None:
-    with av.open(str(path), mode="w", format="mpegts") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = dict(options)
-        for i in range(first, first + frames):
-            frame = av.VideoFrame.from_ndarray(index_image(i, width, height), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    images = (index_image(i, width, height) for i in range(first, first + frames))
+    encode_video(path, images, CODECS["h264"].with_options(options), fps, pts=range(first, first + frames))
 
 
 def write_sps_change(path: Path, frames_each: int = 30, width: int = 256, height: int = 192, fps: int = 25) -> Path:

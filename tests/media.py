@@ -6,7 +6,6 @@ decoded, resized frame tells which source frame it came from.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -14,35 +13,11 @@ from pathlib import Path
 import av
 import numpy as np
 
+from kernels.encode import CODECS, Codec, encode_video
 from kernels.errors import ErrorClass
 
 GRID = 4  # 4 x 4 cells = 16 bits of frame index
 DARK, LIGHT = 16, 235
-
-
-@dataclasses.dataclass(frozen=True)
-class Codec:
-    encoder: str
-    extension: str
-    pix_fmt: str
-    options: dict
-
-
-# Every codec the issue names, each in a container that usually carries it.
-CODECS: dict[str, Codec] = {
-    "h264": Codec("libx264", "mp4", "yuv420p", {"g": "12", "bf": "2", "preset": "ultrafast", "crf": "18"}),
-    "hevc": Codec("libx265", "mp4", "yuv420p", {"x265-params": "keyint=12:log-level=none", "preset": "ultrafast"}),
-    "vp9": Codec("libvpx-vp9", "webm", "yuv420p", {"g": "12", "deadline": "realtime", "cpu-used": "8", "crf": "20", "b": "0"}),
-    # One thread: libvpx's VP8 encoder threads busy-wait for each other, and on a loaded machine one spun
-    # for 700 s of CPU inside vpx_codec_encode over 12 frames of 128x96 (a test timed out, twice).
-    "vp8": Codec("libvpx", "webm", "yuv420p", {"g": "12", "deadline": "realtime", "cpu-used": "8", "crf": "10", "b": "2M",
-                                               "threads": "1"}),
-    "av1": Codec("libsvtav1", "mkv", "yuv420p", {"g": "12", "preset": "8", "crf": "4", "svtav1-params": "enable-tf=0:scm=0"}),
-    "mpeg4": Codec("mpeg4", "avi", "yuv420p", {"g": "12", "qscale": "2"}),
-    "mjpeg": Codec("mjpeg", "avi", "yuvj420p", {"qscale": "2"}),
-    "prores": Codec("prores_ks", "mov", "yuv422p10le", {"profile": "0"}),
-    "mpeg2": Codec("mpeg2video", "mpg", "yuv420p", {"g": "12", "qscale": "2"}),
-}
 
 
 def index_image(index: int, width: int, height: int) -> np.ndarray:
@@ -74,27 +49,12 @@ def write_index_video(path: Path, frames: int, codec: str | Codec = "h264", widt
     path = Path(path)
     if path.suffix == "":
         path = path.with_suffix("." + spec.extension)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(spec.encoder, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, spec.pix_fmt
-        stream.options = dict(spec.options)
-        if time_base is not None:
-            stream.time_base = time_base
-            stream.codec_context.time_base = time_base
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(index_image(i, width, height), format="rgb24")
-            if pts is not None:
-                frame.pts, frame.time_base = pts[i], time_base
-            else:  # explicit timestamps: reordering encoders (SVT-AV1) mangle frames without them
-                frame.pts, frame.time_base = i, Fraction(1, fps)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    images = (index_image(i, width, height) for i in range(frames))
+    return encode_video(path, images, spec, fps, pts=pts, time_base=time_base, size=(width, height))
 
 
 def write_audio_only(path: Path, seconds: float = 0.5) -> Path:
+    """An AAC track and no video (its own writer: kernels.encode writes video)."""
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("aac", rate=16000)
         samples = int(16000 * seconds)
@@ -109,7 +69,8 @@ def write_audio_only(path: Path, seconds: float = 0.5) -> Path:
 
 
 def write_huge_declared(path: Path, side: int = 12288) -> Path:
-    """A few-kilobyte MJPEG .mov whose header declares side x side frames (its one JPEG is tiny)."""
+    """A few-kilobyte MJPEG .mov whose header declares side x side frames (its one JPEG is tiny). Its
+    own writer: it muxes a hand-made packet, never encodes (kernels.encode encodes frames)."""
     jpeg = bytes(av.VideoFrame.from_ndarray(index_image(1, 32, 32), format="rgb24").to_image().tobytes())
     with av.open(str(path), mode="w", format="mov") as container:
         stream = container.add_stream("mjpeg", rate=25)

@@ -36,19 +36,21 @@ from PIL import Image
 
 from kernels.atomic import atomic_write_bytes
 from kernels.csv_text import csv_text
+from kernels.encode import CODECS, encode_video
 from training.layouts import SYNTHETIC_MARKER
 from training.portrait import render_portrait_video
 
 KINDS: tuple[str, ...] = ("cartoon", "portrait")
-CODECS: dict[str, tuple[str, str]] = {"h264": ("libx264", ".mp4"), "vp9": ("libvpx-vp9", ".webm")}
 
-_ENCODER_OPTIONS: dict[str, dict[str, str]] = {
+_GOP = "8"  # a keyframe every 8 frames, so keyframe sampling has GOPs to choose from
+# The codecs an archive is written in (kernels.encode.CODECS's encoders and containers), with the
+# options that make its bytes reproducible, instead of CODECS's own.
+ENCODER_OPTIONS: dict[str, dict[str, str]] = {
     # x264's macroblock-tree lookahead gave different bytes (and pixels) for the same frames within
     # one process; without it the output is reproducible.
-    "h264": {"crf": "16", "preset": "veryfast", "threads": "1", "x264-params": "rc-lookahead=0:mbtree=0"},
-    "vp9": {"crf": "24", "b": "0", "deadline": "good", "cpu-used": "8", "threads": "1", "row-mt": "0"},
+    "h264": {"crf": "16", "preset": "veryfast", "threads": "1", "x264-params": "rc-lookahead=0:mbtree=0", "g": _GOP},
+    "vp9": {"crf": "24", "b": "0", "deadline": "good", "cpu-used": "8", "threads": "1", "row-mt": "0", "g": _GOP},
 }
-_GOP = 8  # a keyframe every 8 frames, so keyframe sampling has GOPs to choose from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +72,8 @@ class SynthConfig:
             raise ValueError(f"unknown kind {self.kind!r}; expected one of {', '.join(KINDS)}")
         if not 0.0 < self.blend_strength <= 4.0:
             raise ValueError(f"blend strength must be above 0 and at most 4, got {self.blend_strength}")
-        if self.codec not in CODECS:
-            raise ValueError(f"unknown codec {self.codec!r}; expected one of {', '.join(CODECS)}")
+        if self.codec not in ENCODER_OPTIONS:
+            raise ValueError(f"unknown codec {self.codec!r}; expected one of {', '.join(ENCODER_OPTIONS)}")
         if self.videos < 2:
             raise ValueError("videos must be at least 2 (one real, one fake)")
         if self.width < 32 or self.height < 32 or self.width % 2 or self.height % 2:
@@ -214,41 +216,25 @@ def _paste_swap(frame, source, cx, cy, a, b, yy, xx, blink, rng, downscale, cast
     return alpha * swapped + (1.0 - alpha) * frame + seam * ring
 
 
-def encode_video(path: str | os.PathLike, frames: np.ndarray, codec: str = "h264", fps: int = 24,
-                 crf: int | None = None) -> None:
-    """Encode (T, H, W, 3) uint8 RGB frames with PyAV, bit-exactly (no encoder version or dates);
-    ``crf``: the quality level instead of the codec's default here (lower: better)."""
-    import av
-    from av.codec.context import Flags
+def encode_archive_video(path: str | os.PathLike, frames: np.ndarray, codec: str = "h264", fps: int = 24,
+                         crf: int | None = None) -> None:
+    """Encode (T, H, W, 3) uint8 RGB frames as an archive's video (``ENCODER_OPTIONS``), bit-exactly
+    (no encoder version or dates, one encoder thread), atomically; ``crf``: the quality level
+    instead of the codec's default here (lower: better)."""
+    encode_video(path, frames, CODECS[codec].with_options(ENCODER_OPTIONS[codec]), fps, crf=crf,
+                 time_base=Fraction(1, fps), bitexact=True)
 
-    encoder, _ = CODECS[codec]
-    height, width = frames.shape[1:3]
-    options = {**_ENCODER_OPTIONS[codec], **({"crf": str(crf)} if crf is not None else {})}
-    with av.open(str(path), mode="w", options={"fflags": "+bitexact"}) as container:
-        stream = container.add_stream(encoder, rate=fps, options=options)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.gop_size = _GOP
-        time_base = Fraction(1, fps)
-        stream.time_base = stream.codec_context.time_base = time_base
-        # One encoder thread, set both ways (the "threads" option above and the context's count,
-        # which PyAV otherwise sets to one per core), so the bytes cannot depend on scheduling.
-        stream.codec_context.thread_count = 1
-        stream.codec_context.thread_type = "NONE"
-        stream.codec_context.flags |= Flags.bitexact
-        for t, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            frame.pts, frame.time_base = t, time_base  # constant frame rate, 1/fps per frame
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+
+def archive_extension(codec: str) -> str:
+    """The file extension, with its dot, of an archive's videos in ``codec``."""
+    return "." + CODECS[codec].extension
 
 
 def synth(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig()) -> list[SynthVideo]:
     """Write ``out_dir/real/*``, ``out_dir/fake/*``, ``out_dir/labels.csv`` and the synthetic marker
     (the config, with its ``kind``); return the videos."""
     root = Path(out_dir)
-    _, extension = CODECS[config.codec]
+    extension = archive_extension(config.codec)
     n_fake = config.videos // 2
     n_real = config.videos - n_fake
     videos: list[SynthVideo] = []
@@ -264,9 +250,8 @@ def synth(out_dir: str | os.PathLike, config: SynthConfig = SynthConfig()) -> li
             else:
                 pixels = render_video(config.seed, i, label == "fake", config.frames_per_video,
                                       config.height, config.width)  # (T, H, W, 3) uint8
-            tmp = root / f"{rel}.tmp{extension}"  # muxers pick the format from the extension
-            encode_video(tmp, pixels, config.codec, config.fps, crf=crf)
-            os.replace(tmp, root / rel)  # a crash never leaves a half-written video behind
+            # Written under a temporary name: a crash never leaves a half-written video behind.
+            encode_archive_video(root / rel, pixels, config.codec, config.fps, crf=crf)
             videos.append(SynthVideo(path=rel, label=label))
     write_index(root, videos, {"generator": "dfscan synth", **dataclasses.asdict(config)})
     return videos

@@ -29,7 +29,7 @@ from kernels.faces import Detections, FaceDetector, build_track, detect_position
 from kernels.probe import Probe, probe
 from kernels.resize import upright
 from training.self_blend import self_blend_video
-from training.synth import CODECS, SynthVideo, encode_video, write_index
+from training.synth import ENCODER_OPTIONS, SynthVideo, archive_extension, encode_archive_video, write_index
 
 NO_FACE = "NO_FACE"  # a skip's problem when the file reads but shows no face; else an ErrorClass value
 
@@ -47,8 +47,8 @@ class FromConfig:
     blend_strength: float = 1.0  # SBI's own ranges (training.self_blend.draw_params)
 
     def __post_init__(self):
-        if self.codec not in CODECS:
-            raise ValueError(f"unknown codec {self.codec!r}; expected one of {', '.join(CODECS)}")
+        if self.codec not in ENCODER_OPTIONS:
+            raise ValueError(f"unknown codec {self.codec!r}; expected one of {', '.join(ENCODER_OPTIONS)}")
         if self.max_frames < 2:
             raise ValueError(f"max frames must be at least 2, got {self.max_frames}")
         if not 64 <= self.max_side <= 4096:
@@ -161,16 +161,14 @@ def _make_pair(root: Path, relative: str, number: int, out: Path, config: FromCo
     if boxes is None:
         return Skipped(relative, NO_FACE, f"no face found: {why}")
     fake = self_blend_video(frames, boxes, np.random.default_rng([config.seed, number]), config.blend_strength)
-    _, extension = CODECS[config.codec]
-    name = _output_name(relative, extension)
+    name = _output_name(relative, archive_extension(config.codec))
     fps = max(1, int(round(info.fps or 25)))
     written = []
     for label, pixels in (("real", frames), ("fake", fake)):
         (out / label).mkdir(parents=True, exist_ok=True)
         rel = f"{label}/{name}"
-        tmp = out / f"{rel}.tmp{extension}"  # muxers pick the format from the extension
-        encode_video(tmp, pixels, config.codec, fps, crf=config.crf)
-        os.replace(tmp, out / rel)  # a crash never leaves a half-written video behind
+        # Written under a temporary name: a crash never leaves a half-written video behind.
+        encode_archive_video(out / rel, pixels, config.codec, fps, crf=config.crf)
         written.append(SynthVideo(path=rel, label=label))
     return written
 

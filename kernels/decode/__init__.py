@@ -1,4 +1,4 @@
-"""Decoders behind one interface, and the per-file choice between them.
+"""Decoders behind one interface (``kernels.decode.base.Decoder``), and the per-file choice between them.
 
 Every backend yields RGB uint8 frames resized to S x S by the rule in ``kernels.resize`` or, given
 ``full_res_cap`` (``crop="face"``), at the file's own shape with the long side capped

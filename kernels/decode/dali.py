@@ -25,11 +25,12 @@ from typing import Sequence
 
 import numpy as np
 
+from kernels.decode.base import DecoderBase
 from kernels.decode.gops import cut_to_gops
 from kernels.dlpack import copy_on_device, to_framework_tensor
 from kernels.errors import ErrorClass, VideoError, is_device_error
 from kernels.probe import Probe
-from kernels.resize import capped_size, dali_resize, dali_resize_per_sample
+from kernels.resize import dali_resize, dali_resize_per_sample
 from kernels.sampling import split_unique
 
 
@@ -43,7 +44,7 @@ def checked_feed(feed: str) -> str:
     return feed
 
 
-class DaliDecoder:
+class DaliDecoder(DecoderBase):
     def __init__(self, size: int, gpu: bool, max_batch: int = 8, threads: int = 2, device_id: int = 0,
                  feed: str = "gops", full_res_cap: int | None = None):
         self.feed = checked_feed(feed)
@@ -176,12 +177,6 @@ class DaliDecoder:
             payloads.append((encoded, frames.astype(np.int32), splits[position][1].astype(np.int32),
                              self.output_size(probes[position])))
         return payloads
-
-    def output_size(self, probe: Probe) -> tuple[int, int]:
-        """(width, height) of the file's frames: S x S, or the capped coded size (as the PyAV backend)."""
-        if self.full_res_cap is None:
-            return self.size, self.size
-        return capped_size(probe.width, probe.height, self.full_res_cap)
 
     def decode_batch(self, probes: Sequence[Probe], plans: Sequence[np.ndarray]):
         """Decode several files at once.

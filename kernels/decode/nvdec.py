@@ -31,10 +31,10 @@ from typing import Sequence
 import numpy as np
 
 from kernels.decode import NVDEC_BACKEND_CODECS, nvdec_refusal
+from kernels.decode.base import DecoderBase
 from kernels.decode.gops import CutUnsupported, cut_to_annex_b
 from kernels.errors import ErrorClass, VideoError, is_device_error
 from kernels.probe import Probe
-from kernels.resize import capped_size
 from kernels.sampling import split_unique
 
 MAX_SIDE = 1920  # a decoder is created for up to MAX_SIDE x MAX_SIDE: 1080p, landscape or portrait
@@ -189,7 +189,7 @@ def _to_framework(frame):
 # --- the decoder pool -------------------------------------------------------------------------------
 
 
-class NvdecDecoder:
+class NvdecDecoder(DecoderBase):
     name = "nvdec"
 
     def __init__(self, size: int, device_id: int = 0, max_side: int = MAX_SIDE, full_res_cap: int | None = None,
@@ -223,12 +223,6 @@ class NvdecDecoder:
         # Without this a video of another size comes out scaled to the previous one's.
         decoder.setReconfigParams(probe.width, probe.height)
         return key, decoder
-
-    def output_size(self, probe: Probe) -> tuple[int, int]:
-        """(width, height) of the file's frames: S x S, or the capped coded size (as the other backends)."""
-        if self.full_res_cap is None:
-            return self.size, self.size
-        return capped_size(probe.width, probe.height, self.full_res_cap)
 
     def _decode_file(self, probe: Probe, indices: np.ndarray):
         """(F, S, S, 3) uint8 on the GPU for one file; (F, h, w, 3) with ``full_res_cap``."""

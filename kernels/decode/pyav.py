@@ -22,9 +22,10 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from kernels.decode.base import DecoderBase
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import Probe
-from kernels.resize import RESIZE_INTERPOLATION, capped_size
+from kernels.resize import RESIZE_INTERPOLATION
 from kernels.sampling import decoded_frame_cost, keyframe_at_or_before, split_unique
 
 
@@ -36,7 +37,7 @@ class _SeekMismatch(Exception):
     """A frame after a seek had a timestamp the probe never saw: decode sequentially instead."""
 
 
-class PyAVDecoder:
+class PyAVDecoder(DecoderBase):
     name = "pyav"
 
     def __init__(self, size: int, threads: int = 0, full_res_cap: int | None = None):
@@ -64,12 +65,6 @@ class PyAVDecoder:
         spare = self._spare.get(shape)
         return spare.pop() if spare else np.empty(shape, dtype=np.uint8)
 
-    def output_size(self, probe: Probe) -> tuple[int, int]:
-        """(width, height) of every frame this decoder gives for the file: S x S, or the capped coded size."""
-        if self.full_res_cap is None:
-            return self.size, self.size
-        return capped_size(probe.width, probe.height, self.full_res_cap)
-
     def _converter(self, width: int, height: int):
         def to_rgb(frame: av.VideoFrame) -> np.ndarray:
             # One swscale call converts to RGB and resizes (bilinear, scaled to the reduction factor);
@@ -85,6 +80,24 @@ class PyAVDecoder:
         if decoded_frame_cost(wanted, probe.keyframes) <= 2 * len(wanted):
             return "SLICE"
         return "AUTO"
+
+    def decode_batch(self, probes: Sequence[Probe], plans: Sequence[np.ndarray]
+                     ) -> tuple[list[np.ndarray | None], list[VideoError | None]]:
+        """Per file, its clip (``decode_clip``) or None, and its VideoError or None (``kernels.decode.base``);
+        a library failure on one file is that file's DECODE_ERROR."""
+        frames_out: list[np.ndarray | None] = []
+        errors_out: list[VideoError | None] = []
+        for probe, plan in zip(probes, plans):
+            try:
+                frames_out.append(self.decode_clip(probe, plan))
+                errors_out.append(None)
+            except VideoError as exc:
+                frames_out.append(None)
+                errors_out.append(exc)
+            except Exception as exc:  # noqa: BLE001 - a library failure on one file is data
+                frames_out.append(None)
+                errors_out.append(VideoError(ErrorClass.DECODE_ERROR, f"{type(exc).__name__}: {exc}"))
+        return frames_out, errors_out
 
     def decode_clip(self, probe: Probe, indices: np.ndarray) -> np.ndarray:
         """Frames ``indices`` of the probed file.  # (F, h, w, 3) uint8: (F, S, S, 3) unless full_res_cap"""

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from kernels.decode.gops import CutUnsupported, cut_to_annex_b
+from kernels.encode import CODECS, Codec
 from kernels.probe import probe
 from kernels.records import nal_unit_types
 from kernels.sampling import keyframe_plan, uniform_plan
 from tests.kernels.annex_b_reference import decode_stream
 from tests.kernels.encodings import OPEN_GOP_ENCODINGS
-from tests.media import Codec, read_index, write_index_video
+from tests.media import read_index, write_index_video
 
 
 def file_frames(path: str) -> list[np.ndarray]:
@@ -43,8 +44,6 @@ def plans_for(path: str) -> list[np.ndarray]:
 @pytest.mark.parametrize("codec", ["h264", "hevc"])
 @pytest.mark.parametrize("container", ["mp4", "mkv", "mov"])
 def test_annex_b_stream_decodes_to_the_files_frames(tmp_path, codec, container):
-    from tests.media import CODECS
-
     spec = CODECS[codec]
     path = str(write_index_video(tmp_path / f"v.{container}", 60, Codec(spec.encoder, container, spec.pix_fmt,
                                                                         spec.options)))
@@ -93,8 +92,6 @@ def test_the_probes_packet_index_gives_the_cut_a_second_demux_gives(tmp_path, mo
     import dataclasses
 
     from kernels.decode import gops
-    from tests.media import CODECS
-
     spec = CODECS[codec]
     path = str(write_index_video(tmp_path / f"v.{container}", 60, Codec(spec.encoder, container, spec.pix_fmt,
                                                                         spec.options)))

@@ -12,10 +12,11 @@ import pytest
 
 from kernels.clips import ClipReader, ClipSpec
 from kernels.decode.pyav import PyAVDecoder
+from kernels.encode import CODECS
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import probe
 from kernels.sampling import uniform_plan
-from tests.media import CODECS, read_index, write_index_video
+from tests.media import read_index, write_index_video
 
 
 def flip_bytes(source: Path, target: Path, start_fraction: float, count: int) -> Path:

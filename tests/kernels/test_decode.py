@@ -7,6 +7,7 @@ import pytest
 
 from kernels.clips import ClipReader, ClipSpec
 from kernels.decode import choose_decoder
+from kernels.encode import Codec, encode_video
 from kernels.errors import ErrorClass
 from kernels.probe import probe
 from kernels.resize import mean_abs_difference
@@ -112,19 +113,9 @@ def test_auto_routes_by_codec_and_format(tmp_path):
 
 
 def test_h264_444_and_10_bit_never_reach_nvdec(tmp_path):
-    import av
-
     for name, pix_fmt in (("h444", "yuv444p"), ("h10", "yuv420p10le")):
-        path = tmp_path / f"{name}.mp4"
-        with av.open(str(path), "w") as container:
-            stream = container.add_stream("libx264", rate=25)
-            stream.width, stream.height, stream.pix_fmt = 64, 64, pix_fmt
-            for i in range(3):
-                frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 40, np.uint8), format="rgb24")
-                for packet in stream.encode(frame.reformat(format=pix_fmt)):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+        path = encode_video(tmp_path / f"{name}.mp4", [np.full((64, 64, 3), i * 40, np.uint8) for i in range(3)],
+                            Codec("libx264", "mp4", pix_fmt, {}))
         facts = probe(path)
         assert facts.codec == "h264"
         assert choose_decoder(facts, "auto", gpu=True) == "pyav", (name, facts.chroma, facts.bit_depth)

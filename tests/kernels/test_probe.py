@@ -3,9 +3,10 @@ import time
 
 import pytest
 
+from kernels.encode import CODECS
 from kernels.errors import ErrorClass, VideoError
 from kernels.probe import ProbeLimits, probe
-from tests.media import CODECS, write_corrupt_corpus, write_index_video
+from tests.media import write_corrupt_corpus, write_index_video
 
 
 @pytest.mark.parametrize("codec, codec_name, container", [

@@ -16,7 +16,7 @@ from kernels.probe import probe
 from tests.face_media import (BACKGROUND, frame_with_portrait, moving_lefts, pasted_face_box,
                                skip_without_mtcnn_weights, write_face_video)
 from training.layouts import SYNTHETIC_MARKER, scan_dataset
-from training.synth import encode_video
+from training.synth import encode_archive_video
 from training.synth_from import NO_FACE, FromConfig, decode_frames, synth_from
 
 FRAME_SIZE, PORTRAIT_SIZE, TOP = (320, 180), (96, 112), 30
@@ -52,7 +52,7 @@ def _source(root):
                      portrait_size=PORTRAIT_SIZE, lefts=(180, 40))
     wall = np.full((10, 96, 160, 3), BACKGROUND, dtype=np.uint8)
     wall[:, 40:56, :] = BACKGROUND + 20  # a shelf: something, but no face
-    encode_video(root / "wall.mp4", wall)
+    encode_archive_video(root / "wall.mp4", wall)
     (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
     return ["anchor.mp4", "broken.mp4", "day2/guest.webm", "wall.mp4"]
 
@@ -178,7 +178,7 @@ def test_the_command_refuses_bad_arguments_and_an_empty_harvest(tmp_path, monkey
     result = runner.invoke(app, ["synth", str(tmp_path / "out"), "--from", str(tmp_path / "src"), "--max-side", "10"])
     assert result.exit_code == 2 and result.stderr.strip() == "dfscan: error: max side must be between 64 and 4096 " \
                                                               "pixels, got 10"
-    encode_video(tmp_path / "src" / "wall.mp4", np.full((4, 64, 64, 3), BACKGROUND, dtype=np.uint8))
+    encode_archive_video(tmp_path / "src" / "wall.mp4", np.full((4, 64, 64, 3), BACKGROUND, dtype=np.uint8))
     result = runner.invoke(app, ["synth", str(tmp_path / "out"), "--from", str(tmp_path / "src")])
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == (f"dfscan: error: no video under {tmp_path / 'src'} gave a pair: "
