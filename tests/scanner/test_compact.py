@@ -19,8 +19,7 @@ from scanner.index import CommittedIndex
 from scanner.report import build_report
 from scanner.walk import FileEntry
 from tests.scanner.conftest import REPO, child_env
-from tests.scanner.test_sink import row
-from tests.scanner.test_verdicts import V1_SCHEMA
+from tests.scanner.rows import V1_SCHEMA, row
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 RUNS = [f"2024010{day}T000000Z-0000000{day}" for day in range(1, 6)]

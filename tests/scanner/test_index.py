@@ -14,8 +14,7 @@ import pytest
 from scanner import sink, verdicts
 from scanner.index import CommittedIndex
 from scanner.walk import FileEntry, walk_archive
-from tests.scanner.test_sink import row
-from tests.scanner.test_verdicts import _write_two_versions
+from tests.scanner.rows import row, write_two_versions
 
 SHA, OTHER = "a" * 64, "b" * 64
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
@@ -178,7 +177,7 @@ def test_random_histories_decide_as_before(tmp_path):
 def test_parts_of_an_older_schema_decide_as_before(tmp_path, monkeypatch):
     """Version 1 rows have no path_bytes: the name is the path's text."""
     out = tmp_path / "verdicts"
-    _write_two_versions(out, monkeypatch)
+    write_two_versions(out, monkeypatch)
     entries = [FileEntry(path=p, size=10, mtime_ns=1, inode=7) for p in ("a.mp4", "b.mp4", "c.mp4", "d.mp4", "e.mp4")]
     for retry in (False, True):
         assert new_selection(out, "/arch", entries, "a" * 64, retry) == old_selection(out, "/arch", entries, "a" * 64,

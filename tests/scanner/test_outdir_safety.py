@@ -20,7 +20,7 @@ from scanner.cli import app
 from scanner.report import build_report, write_report
 from scanner.run import ScanError, UsageError, run_scan
 from tests.scanner.conftest import make_videos, scan_config
-from tests.scanner.test_sink import row
+from tests.scanner.rows import row
 
 RUN = "20240101T000000Z-0badc0de"
 HEX = "0123456789abcdef"

@@ -18,7 +18,7 @@ from scanner import quarantine, sink, verdicts
 from scanner.cli import app
 from scanner.report import build_report, format_report
 from tests.scanner.conftest import REPO, child_env, make_videos
-from tests.scanner.test_sink import row
+from tests.scanner.rows import row
 
 runner = CliRunner()
 MAGIC = "Parquet magic bytes not found in footer"

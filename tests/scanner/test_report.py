@@ -9,7 +9,7 @@ import pytest
 
 from scanner import sink, verdicts
 from scanner.report import build_report, format_report, write_report
-from tests.scanner.test_sink import row
+from tests.scanner.rows import row
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,17 +17,7 @@ from scanner.index import CommittedIndex
 from scanner.walk import FileEntry
 from tests.kernels.fsyncs import record_fsyncs
 from tests.scanner.conftest import REPO, child_env
-
-T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-
-
-def row(path, minutes=0, status="ok", size=10, sha="a" * 64, **extra):
-    base = dict(path=path, archive="/arch", size=size, mtime_ns=1, inode=7, status=status,
-                error_class=None if status == "ok" else "DECODE_ERROR", p_fake=0.25 if status == "ok" else None,
-                verdict="real" if status == "ok" else None, threshold=0.5, frame_indices=[0, 3, 5],
-                model_sha256=sha, run_id="r1", scanned_at=T0 + dt.timedelta(minutes=minutes), worker="h/cpu")
-    base.update(extra)
-    return base
+from tests.scanner.rows import row
 
 
 def test_parts_are_hidden_until_renamed(tmp_path, monkeypatch):

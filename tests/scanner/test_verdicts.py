@@ -9,7 +9,6 @@ import os
 import random
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
@@ -22,7 +21,7 @@ from scanner.index import CommittedIndex
 from scanner.policy import CrashVerdict
 from scanner.report import build_report, write_report
 from scanner.walk import FileEntry
-from tests.scanner.test_sink import T0, row
+from tests.scanner.rows import T0, V1_SCHEMA, row, write_two_versions
 
 PROBE = Probe(path="/arch/a.mp4", size_bytes=3000, container="mp4", codec="h264", profile="High", width=128,
               height=96, pix_fmt="yuv420p", bit_depth=8, chroma="420", frame_count=30, frame_count_source="packets",
@@ -208,31 +207,10 @@ def test_the_schema_only_grows_nullable_columns():
     assert verdicts.VERDICT_SCHEMA.names[:2] == ["path", "archive"] and verdicts.VERDICT_SCHEMA.names[24] == "worker"
 
 
-# The previous release (version 1), as the folders a nightly cron filled with it hold it: the schema is
-# only ever appended to, so version 1 is this schema's first 25 columns.
-V1_SCHEMA = pa.schema(list(verdicts.VERDICT_SCHEMA)[:25], metadata={verdicts.VERSION_KEY: "1"})
-
-
-def _write_two_versions(out, monkeypatch):
-    """Version 1 (an earlier release) scans a, b, c; then this release rescans a and scans d."""
-    sink.prepare_out_dir(out)
-    with monkeypatch.context() as previous_release:
-        previous_release.setattr(verdicts, "VERDICT_SCHEMA", V1_SCHEMA)
-        previous_release.setattr(verdicts, "SCHEMA_VERSION", 1)
-        old = sink.PartWriter(out, "20240101T000000Z-0ld0")
-        old.add([row("a.mp4", minutes=0), row("b.mp4", minutes=0, status="error"), row("c.mp4", minutes=0)])
-        old.flush()
-        sink.commit_run(out, old.run_id, old.parts, "a" * 64, "tiny", {}, {}, [])
-    new = sink.PartWriter(out, "20240201T000000Z-9e90")
-    new.add([row("a.mp4", minutes=60, p_fake=0.9, verdict="fake", rotation=90), row("d.mp4", minutes=60, rotation=0)])
-    new.flush()
-    sink.commit_run(out, new.run_id, new.parts, "a" * 64, "tiny", {}, {}, [])
-
-
 def test_a_folder_with_parts_of_two_schema_versions_reads_as_one(tmp_path, monkeypatch):
     out = tmp_path / "verdicts"
     this_release = verdicts.VERDICT_SCHEMA
-    _write_two_versions(out, monkeypatch)
+    write_two_versions(out, monkeypatch)
     v1_part, v2_part = sorted(out.glob("part-*.parquet"))
     assert pq.read_schema(v1_part).names == V1_SCHEMA.names
     assert pq.read_schema(v2_part).names == this_release.names and "rotation" in this_release.names
@@ -273,7 +251,7 @@ def test_the_app_reads_a_folder_with_parts_of_two_schema_versions(tmp_path, monk
     from scanner.webapp import verdicts as vd
 
     out = tmp_path / "verdicts"
-    _write_two_versions(out, monkeypatch)
+    write_two_versions(out, monkeypatch)
     data = vd.load(out)
     assert data.rows == 5 and vd.counts(data) == {"files": 4, "real": 2, "fake": 1, "inconclusive": 0, "untested": 0, "error": 1}
     newest = data.newest.set_index("path")
@@ -283,7 +261,6 @@ def test_the_app_reads_a_folder_with_parts_of_two_schema_versions(tmp_path, monk
     data = vd.load(out)
     assert data.rows == 5 and vd.counts(data) == {"files": 4, "real": 2, "fake": 1, "inconclusive": 0, "untested": 0, "error": 1}
     assert "rotation" not in data.newest.columns
-
 
 
 def test_only_dfscans_own_parts_are_read(tmp_path):
