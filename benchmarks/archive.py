@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.portrait import moving_lefts, paste_portrait, portrait
-from kernels.encode import CODECS, encode_video
+from dfscan.benchmarks.portrait import moving_lefts, paste_portrait, portrait
+from dfscan.kernels.encode import CODECS, encode_video
 
 RESOLUTIONS = {"240p": (426, 240), "360p": (640, 360), "480p": (854, 480), "720p": (1280, 720),
                "1080p": (1920, 1080)}

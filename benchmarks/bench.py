@@ -18,11 +18,12 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from benchmarks.archive import parse_resolution, write_bench_archive
-from benchmarks.baseline import run_baseline
-from benchmarks.decode_bound import run_decode_bound
-from benchmarks.report import bottleneck, library_versions, machine_info, spread, write_report
-from scanner.config import default_cpu_workers
+from dfscan.benchmarks.archive import parse_resolution, write_bench_archive
+from dfscan.benchmarks.baseline import run_baseline
+from dfscan.benchmarks.decode_bound import run_decode_bound
+from dfscan.benchmarks.report import bottleneck, machine_info, spread, write_report
+from dfscan.kernels.provenance import library_versions
+from dfscan.scanner.config import default_cpu_workers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +48,8 @@ class BenchConfig:
     crops: tuple[str, ...] = ("frame", "face")  # the scanner is measured with each: whole frames, face crops
 
     def __post_init__(self):
-        from kernels.clips import CROP_MODES
-        from kernels.decode import DECODERS
+        from dfscan.kernels.clips import CROP_MODES
+        from dfscan.kernels.decode import DECODERS
 
         unknown = [d for d in self.decoders if d not in DECODERS]
         if unknown or not self.decoders:
@@ -115,8 +116,8 @@ class PeakMemory:
         self._thread.join()
 
 def _archive_files(archive: Path) -> list[str]:
-    from scanner.config import DEFAULT_EXTENSIONS
-    from scanner.walk import walk_archive
+    from dfscan.scanner.config import DEFAULT_EXTENSIONS
+    from dfscan.scanner.walk import walk_archive
 
     return sorted(str(archive / entry.path) for entry in walk_archive(archive, DEFAULT_EXTENSIONS))
 
@@ -124,7 +125,7 @@ def _bench_model(config: BenchConfig, directory: Path) -> Path:
     """The model to measure: the given one, or a fresh ``arch`` saved with a card like a trained one."""
     if config.model is not None:
         return Path(config.model)
-    from training.models import save_untrained
+    from dfscan.training.models import save_untrained
 
     return save_untrained(config.arch, config.frames, config.size, config.width, directory,
                           f"bench-{config.arch}-untrained")
@@ -134,10 +135,11 @@ def with_crop(model: Path, crop: str, directory: Path) -> Path:
     """``model`` read with ``crop``: itself if its card says so, else a copy of the file beside a card
     that says so (a face card gets the default face settings). The weights are the same; throughput does
     not depend on what they learnt, only on the input contract the card states."""
-    from kernels.artifact import card_path, load_card, model_file, write_json_atomic
-    from kernels.clips import ClipSpec
-    from kernels.faces import MtcnnDetector
-    from training.fit import face_settings
+    from dfscan.kernels.atomic import write_json_atomic
+    from dfscan.kernels.card import card_path, load_card, model_file
+    from dfscan.kernels.clips import ClipSpec
+    from dfscan.kernels.faces import MtcnnDetector
+    from dfscan.training.fit import face_settings
 
     card = load_card(model)
     if card.crop == crop:
@@ -154,8 +156,8 @@ def with_crop(model: Path, crop: str, directory: Path) -> Path:
 
 
 def _scan_once(config: BenchConfig, archive: Path, model: Path, sampling: str, decoder: str, out: Path):
-    from scanner.config import ScanConfig
-    from scanner.run import run_scan
+    from dfscan.scanner.config import ScanConfig
+    from dfscan.scanner.run import run_scan
 
     return run_scan(ScanConfig(archive=archive, model=model, out=out, gpus=config.gpus, workers=config.workers,
                                batch_size=config.batch_size, sampling=sampling, decoder=decoder, full=True,
@@ -165,7 +167,7 @@ def _scan_once(config: BenchConfig, archive: Path, model: Path, sampling: str, d
 def face_summary(verdicts_dir: Path) -> dict:
     """What the face stage found in one run's rows: the crops the model saw, the videos with a face,
     and the face frames (of the frames detected on) per video."""
-    from scanner import verdicts
+    from dfscan.scanner import verdicts
 
     table = verdicts.read_table(verdicts_dir, columns=["crop", "face_found", "face_frames"])
     crops = [c for c in table["crop"].to_pylist() if c is not None]
@@ -247,7 +249,7 @@ def run_bench(config: BenchConfig, say: Callable[[str], None] = print) -> dict:
                                                     say)
 
             say("seed-style baseline")
-            from kernels.predict import load_predictor
+            from dfscan.kernels.predict import load_predictor
 
             # The seed's loop calls model.predict itself: of the predictor it takes the checked model and
             # the card's F, S and fake index (the compiled step is built but never run, so never compiled).
@@ -278,8 +280,8 @@ def run_bench(config: BenchConfig, say: Callable[[str], None] = print) -> dict:
             mode["speedup_vs_baseline"] = rate / baseline_rate if baseline_rate else None
             mode["fraction_of_decode_bound"] = rate / bound_rate if bound_rate else None
 
-        from kernels.errors import VideoError
-        from kernels.probe import probe
+        from dfscan.kernels.errors import VideoError
+        from dfscan.kernels.probe import probe
 
         facts = []
         for path in files[:50]:

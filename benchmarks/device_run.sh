@@ -25,6 +25,9 @@ set -uo pipefail
 out=${OUT:?set OUT to the folder for the results}
 mkdir -p "$out"
 cd "$(dirname "$0")/.."
+# What the scripts import is dfscan.* (dfscan.kernels, ...), as installed; the device installs nothing of
+# dfscan's: links under dfscan/ (git ignores them) name the top-level folders as the package does.
+for floor in kernels scanner training benchmarks; do [ -e "dfscan/$floor" ] || ln -s "../$floor" "dfscan/$floor"; done
 export KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 # Every dfscan run starts its workers afresh: compiled programs are kept on disk so that only the first
 # run of a model pays for XLA's compile (resnet50-lstm: about 40 s each with 4 processes on the H200).
@@ -60,17 +63,17 @@ fi
 SCAN_ARGS=${SCAN_ARGS:---videos 256 --distinct 32 --resolution 1080p --seconds 10}
 if [[ $stages == *" host "* || $stages == *" scan "* ]]; then
   # shellcheck disable=SC2086
-  timeout 60 "$python" -m benchmarks.scan_check --out "$out/scan" --work "$work" $SCAN_ARGS --archive-only \
+  timeout 60 "$python" -m dfscan.benchmarks.scan_check --out "$out/scan" --work "$work" $SCAN_ARGS --archive-only \
     > "$out/archive.log" 2>&1 || status=1
   echo "== archive ($(( $(date +%s) - started )) s)"; tail -n 2 "$out/archive.log"
 fi
 
 if [[ $stages == *" host "* ]]; then
   # shellcheck disable=SC2086
-  timeout "${HOST_TIMEOUT_S:-35}" "$python" -m benchmarks.host_path --archive "$work/encoded" --rounds 1 \
+  timeout "${HOST_TIMEOUT_S:-35}" "$python" -m dfscan.benchmarks.host_path --archive "$work/encoded" --rounds 1 \
     --json "$out/host.json" ${HOST_ARGS:-} > "$out/host.log" 2>&1 || status=1
   # shellcheck disable=SC2086
-  timeout "${HOST_TIMEOUT_S:-35}" "$python" -m benchmarks.host_path --archive "$work/encoded" --rounds 1 --real \
+  timeout "${HOST_TIMEOUT_S:-35}" "$python" -m dfscan.benchmarks.host_path --archive "$work/encoded" --rounds 1 --real \
     --decoders nvdec --threads 1,4 --processes 0 --spin 1 --json "$out/host-real.json" ${HOST_ARGS:-} \
     >> "$out/host.log" 2>&1 || status=1
   echo "== host ($(( $(date +%s) - started )) s)"; quiet "$out/host.log" | tail -n 16
@@ -80,7 +83,7 @@ if [[ $stages == *" scan "* ]]; then
   # Runs in order of need: the agreement's three first, then nvdec with 8 and 1 workers, then auto; a run
   # starts only while the budget lasts, and each has its own timeout.
   # shellcheck disable=SC2086
-  timeout "${SCAN_TIMEOUT_S:-345}" "$python" -m benchmarks.scan_check --out "$out/scan" --work "$work" $SCAN_ARGS \
+  timeout "${SCAN_TIMEOUT_S:-345}" "$python" -m dfscan.benchmarks.scan_check --out "$out/scan" --work "$work" $SCAN_ARGS \
     --budget-s "${SCAN_BUDGET_S:-235}" --run-timeout-s "${RUN_TIMEOUT_S:-100}" ${SCAN_CHECK_ARGS:-} \
     > "$out/scan.log" 2>&1 || status=1
   echo "== scan ($(( $(date +%s) - started )) s)"; quiet "$out/scan.log" | tail -n 20
@@ -90,13 +93,13 @@ if [[ $stages == *" check "* ]]; then
   # gpu_check as the fourth and fifth sessions ran it (dali-gpu and nvdec agreement, rates, end to end without Ray).
   common="--videos 16 --resolutions 1080p --e2e-threads 4"
   # shellcheck disable=SC2086
-  timeout "${DALI_TIMEOUT_S:-240}" "$python" -m benchmarks.gpu_check --out "$out/dali" --archive-dir "$work/check" \
+  timeout "${DALI_TIMEOUT_S:-240}" "$python" -m dfscan.benchmarks.gpu_check --out "$out/dali" --archive-dir "$work/check" \
     --budget-s "${DALI_BUDGET_S:-180}" $common --e2e-processes "${DALI_E2E_PROCESSES:-1,2,4}" \
     ${DALI_ARGS:---decoders dali-gpu --feeds gops --pipelines 4 --models= --e2e-videos 64} \
     ${FACE_ARGS:---face-videos 16 --face-frames 4 --face-size 320 --face-batch 8} \
     ${GPU_CHECK_ARGS:-} > "$out/gpu_check.log" 2>&1 || status=1
   # shellcheck disable=SC2086
-  timeout "${NVDEC_TIMEOUT_S:-240}" "$python" -m benchmarks.gpu_check --out "$out/nvdec" --archive-dir "$work/check" \
+  timeout "${NVDEC_TIMEOUT_S:-240}" "$python" -m dfscan.benchmarks.gpu_check --out "$out/nvdec" --archive-dir "$work/check" \
     --budget-s "${NVDEC_BUDGET_S:-180}" $common --e2e-processes "${NVDEC_E2E_PROCESSES:-1,4,6,8}" ${NVDEC_ARGS:---decoders nvdec --models= --pipelines 1,4,8 --nvdec-engine} \
     ${GPU_CHECK_ARGS:-} >> "$out/gpu_check.log" 2>&1 || status=1
   echo "== gpu_check ($(( $(date +%s) - started )) s)"; quiet "$out/gpu_check.log" | tail -n 40

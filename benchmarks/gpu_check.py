@@ -45,16 +45,17 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.archive import parse_resolution, write_bench_video
-from benchmarks.gpu_e2e import CheckFailed, ProcessFleet, build_check_model, end_to_end, run_threads
-from benchmarks.gpu_faces import face_rate
-from benchmarks.nvdec_engine import engine_rate, feed_rates
-from benchmarks.report import library_versions, machine_info, spread, write_report
-from kernels.clips import ClipReader, ClipSpec
-from kernels.decode.pyav import PyAVDecoder
-from kernels.probe import probe
-from kernels.resize import mean_abs_difference
-from kernels.sampling import plan_indices
+from dfscan.benchmarks.archive import parse_resolution, write_bench_video
+from dfscan.benchmarks.gpu_e2e import CheckFailed, ProcessFleet, build_check_model, end_to_end, run_threads
+from dfscan.benchmarks.gpu_faces import face_rate
+from dfscan.benchmarks.nvdec_engine import engine_rate, feed_rates
+from dfscan.benchmarks.report import machine_info, spread, write_report
+from dfscan.kernels.provenance import library_versions
+from dfscan.kernels.clips import ClipReader, ClipSpec
+from dfscan.kernels.decode.pyav import PyAVDecoder
+from dfscan.kernels.probe import probe
+from dfscan.kernels.resize import mean_abs_difference
+from dfscan.kernels.sampling import plan_indices
 
 CPU_BACKENDS_TOLERANCE = 3.0  # grey levels, mean absolute error: what the CPU backends' tests allow
 DALI_DECODERS = ("dali-gpu", "dali-cpu")
@@ -153,7 +154,7 @@ def agreement(paths: list[str], spec: ClipSpec, gpu: bool, feed: str) -> dict:
 
 
 def _cut_against_whole(paths: list[str], spec: ClipSpec, gpu: bool) -> dict:
-    from kernels.decode.dali import DaliDecoder
+    from dfscan.kernels.decode.dali import DaliDecoder
 
     probes = [probe(path) for path in paths]
     plans = [plan_indices(spec.sampling, p.frame_count, p.keyframes, spec.frames) for p in probes]
@@ -179,7 +180,7 @@ def _cut_against_whole(paths: list[str], spec: ClipSpec, gpu: bool) -> dict:
 
 
 def model_rate(arch: str, frames: int, size: int, batch: int, repeats: int) -> dict:
-    from kernels.predict import CompiledPredictor
+    from dfscan.kernels.predict import CompiledPredictor
 
     model = build_check_model(arch, frames, size)
     predictor = CompiledPredictor(model, batch_size=batch, frames=frames, size=size)
@@ -214,7 +215,7 @@ def _nvdec_facts() -> dict:
 
     facts: dict = {}
     try:
-        from kernels.decode.nvdec import decoder_caps
+        from dfscan.kernels.decode.nvdec import decoder_caps
 
         facts["caps"] = {codec: decoder_caps(codec) for codec in ("h264", "hevc")}
     except Exception as exc:  # noqa: BLE001 - recorded: the nvdec stages will fail and say why
@@ -340,7 +341,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     run.report["nvdec"] = _nvdec_facts() if "nvdec" in decoders else None
     if "nvdec" in decoders:
-        from kernels.decode.nvdec import NvdecUnavailable, load_pynvvideocodec
+        from dfscan.kernels.decode.nvdec import NvdecUnavailable, load_pynvvideocodec
 
         try:
             load_pynvvideocodec()

@@ -20,8 +20,8 @@ from collections import Counter
 
 import numpy as np
 
-from kernels.clips import ClipReader, ClipSpec
-from scanner.workers import SHARED_GPU_ENV
+from dfscan.kernels.clips import ClipReader, ClipSpec
+from dfscan.scanner.workers import SHARED_GPU_ENV
 
 POLL_S = 1.0  # how often the driver looks whether a silent process has died
 
@@ -31,7 +31,7 @@ class CheckFailed(Exception):
 
 
 def has_gpu() -> bool:
-    from kernels.decode import gpu_count
+    from dfscan.kernels.decode import gpu_count
 
     return gpu_count() > 0
 
@@ -41,7 +41,7 @@ def build_check_model(arch: str, frames: int, size: int):
     mixed bf16 on a GPU as a scan would run it."""
     import keras
 
-    from training.models import ModelConfig, build_model
+    from dfscan.training.models import ModelConfig, build_model
 
     if has_gpu():
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -96,7 +96,7 @@ def _score_shares(readers: list[ClipReader], shares: list[list[str]], predictor,
 
 
 def _ready_predictor(spec: ClipSpec, arch: str, batch: int):
-    from kernels.predict import CompiledPredictor
+    from dfscan.kernels.predict import CompiledPredictor
 
     model = build_check_model(arch, spec.frames, spec.size)
     predictor = CompiledPredictor(model, batch_size=batch, frames=spec.frames, size=spec.size)

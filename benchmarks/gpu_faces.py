@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from benchmarks.gpu_e2e import CheckFailed
-from benchmarks.portrait import pasted_face_box, resized_portrait
+from dfscan.benchmarks.gpu_e2e import CheckFailed
+from dfscan.benchmarks.portrait import pasted_face_box, resized_portrait
 
 FACE_TOLERANCE = 6.0  # detect-size pixels: a face found further than this from where it was pasted fails
 
@@ -21,7 +21,7 @@ def face_frames(videos: int, frames: int, detect_size: int) -> tuple[list[np.nda
     """Per video, ``frames`` grey 1080p frames with matplotlib's portrait (scaled to 300 x 352) pasted
     at a place of its own, moving 10 px a frame, resized as ``ClipReader`` resizes them for the
     detector: the images (K, h, w, 3) uint8 and the face's expected box in each, (K, 4) detect-size px."""
-    from kernels.resize import resize_frames
+    from dfscan.kernels.resize import resize_frames
 
     width, height, (face_width, face_height) = 1920, 1080, (300, 352)
     portrait = resized_portrait(face_width, face_height)
@@ -42,7 +42,7 @@ def face_frames(videos: int, frames: int, detect_size: int) -> tuple[list[np.nda
 def face_rate(videos: int, frames: int, detect_size: int, batch: int) -> dict:
     """The face stage: ``batch`` videos' K frames to the detector at once. The first pass compiles
     (one program per input shape on JAX) and is reported apart; the second is timed."""
-    from kernels.faces import MtcnnDetector
+    from dfscan.kernels.faces import MtcnnDetector
 
     images, expected = face_frames(videos, frames, detect_size)
     detector = MtcnnDetector(batch=batch * frames)

@@ -20,7 +20,7 @@ process, over the measured reads only), each reader thread's own CPU ms per vide
 ``--processes`` the processes' CPU times are summed. CPU time is what to compare on a shared machine:
 wall time depends on what else runs there.
 
-    python -m benchmarks.host_path [--archive DIR | --videos 6] [--resolution 1080p] [--seconds 10]
+    python -m dfscan.benchmarks.host_path [--archive DIR | --videos 6] [--resolution 1080p] [--seconds 10]
         [--decoders nvdec,dali-gpu] [--threads 1,2,4] [--processes 2] [--rounds 3] [--repeats 1]
         [--spin 1,4] [--real] [--json FILE]
 
@@ -43,10 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.nvdec_stand_in import FreePyNvVideoCodec, Spinner, TimedPyNvVideoCodec
-from kernels.clips import ClipReader, ClipSpec
-from kernels.decode import nvdec
-from kernels.decode.dali import DaliDecoder
+from dfscan.benchmarks.nvdec_stand_in import FreePyNvVideoCodec, Spinner, TimedPyNvVideoCodec
+from dfscan.kernels.clips import ClipReader, ClipSpec
+from dfscan.kernels.decode import nvdec
+from dfscan.kernels.decode.dali import DaliDecoder
 
 HOST_DECODERS = ("nvdec", "dali-gpu")
 
@@ -232,7 +232,7 @@ def _line(row: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.host_path", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dfscan.benchmarks.host_path", description=__doc__.split("\n\n")[0])
     parser.add_argument("--archive", type=Path, default=None, help="videos to read (else synthetic ones)")
     parser.add_argument("--videos", type=int, default=6, help="synthetic videos to write when no --archive")
     parser.add_argument("--resolution", default="1080p")
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if unknown:
         parser.error(f"unknown decoders {', '.join(unknown)}; expected {', '.join(HOST_DECODERS)}")
     if args.archive is not None:
-        from kernels.probe import VIDEO_EXTENSIONS
+        from dfscan.kernels.probe import VIDEO_EXTENSIONS
 
         paths = sorted(str(p) for p in args.archive.iterdir() if p.suffix.lstrip(".").lower() in VIDEO_EXTENSIONS)
         if not paths:
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     else:
         import tempfile
 
-        from benchmarks.archive import write_bench_archive
+        from dfscan.benchmarks.archive import write_bench_archive
 
         directory = Path(tempfile.mkdtemp(prefix="dfscan-host-path-"))
         paths = [str(p) for p in write_bench_archive(directory, args.videos, args.resolution, args.seconds)]
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"host_path: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     if args.json is not None:
-        from kernels.atomic import atomic_write_bytes
+        from dfscan.kernels.atomic import atomic_write_bytes
 
         atomic_write_bytes(args.json, json.dumps(rows, indent=2).encode())
     return rows

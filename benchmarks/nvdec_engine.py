@@ -18,11 +18,11 @@ import time
 
 import numpy as np
 
-from benchmarks.gpu_e2e import CheckFailed
-from kernels.decode.gops import cut_to_annex_b
-from kernels.decode.nvdec import NVDEC_FEEDS, NvdecDecoder, load_pynvvideocodec
-from kernels.probe import probe
-from kernels.sampling import plan_indices
+from dfscan.benchmarks.gpu_e2e import CheckFailed
+from dfscan.kernels.decode.gops import cut_to_annex_b
+from dfscan.kernels.decode.nvdec import NVDEC_FEEDS, NvdecDecoder, load_pynvvideocodec
+from dfscan.kernels.probe import probe
+from dfscan.kernels.sampling import plan_indices
 
 CHUNK_BYTES = 1 << 20  # a whole file in pieces of this size: the parser finds the pictures itself
 

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 # The portrait and its face's box are synth's (training.portrait): one copy of where the face is.
-from training.portrait import PORTRAIT_FACE, portrait  # noqa: F401 - PORTRAIT_FACE is re-exported
+from dfscan.training.portrait import PORTRAIT_FACE, portrait  # noqa: F401 - PORTRAIT_FACE is re-exported
 
 
 def pasted_face_box(left: int, top: int, width: int, height: int) -> tuple[float, float, float, float]:

@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 from typing import Sequence
 
-from kernels.atomic import atomic_path, atomic_write_bytes
+from dfscan.kernels.atomic import atomic_path, atomic_write_bytes
 
 STAGES = ("probe", "decode", "faces", "inference", "write")  # faces: detect, track, crop (crop="face")
 
@@ -27,23 +27,12 @@ def machine_info() -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "processor": platform.processor()}
     try:
-        from kernels.decode import gpu_count
+        from dfscan.kernels.decode import gpu_count
 
         info["gpus"] = gpu_count()
     except Exception:  # noqa: BLE001 - the report is still useful without it
         info["gpus"] = None
     return info
-
-
-def library_versions() -> dict:
-    versions = {}
-    for name in ("numpy", "av", "pyarrow", "ray", "keras", "tensorflow", "jax", "cv2", "nvidia.dali"):
-        try:
-            module = __import__(name, fromlist=["__version__"])
-            versions[name] = getattr(module, "__version__", "?")
-        except Exception:  # noqa: BLE001 - a missing optional library is recorded as absent
-            versions[name] = None
-    return versions
 
 
 def bottleneck(stage_seconds: dict) -> str | None:

@@ -1,7 +1,7 @@
 """Scale benchmark of the nightly rerun: an archive of N empty .mp4 files, so only the walk, the rerun's
 decision (scanner.index), the sink and compaction are timed, never decoding.
 
-    python -m benchmarks.scale --files 100000 [--work DIR] [--new 1000] [--direct] [--baseline SMALLER.json]
+    python -m dfscan.benchmarks.scale --files 100000 [--work DIR] [--new 1000] [--direct] [--baseline SMALLER.json]
 
 Phases, each driver in a process of its own so its peak RSS (``getrusage``) is the driver's alone:
 1. make the archive (1,000 files a folder; reused when the work folder already has it),
@@ -57,7 +57,7 @@ def make_archive(archive: Path, files: int, start: int = 0) -> float:
 
 
 def _config(archive: Path, model: Path, out: Path, compact_after: int | None = None):
-    from scanner.config import ScanConfig
+    from dfscan.scanner.config import ScanConfig
 
     return ScanConfig(archive=archive, model=model, out=out, progress=False, compact_after=compact_after)
 
@@ -66,10 +66,10 @@ def direct_first_scan(archive: Path, model: Path, out: Path) -> dict:
     """The rows a first scan of empty files commits (EMPTY errors, stamped with the walk's stat, the model
     and the run), written by the sink's PartWriter in parts of the default ``commit_rows``, and the run
     committed; no worker, no Ray. Only for building a large verdict folder to time reruns on."""
-    from kernels.artifact import verify_model
-    from kernels.errors import ErrorClass
-    from scanner import sink, verdicts
-    from scanner.walk import resolve_archive, walk_archive
+    from dfscan.kernels.artifact import verify_model
+    from dfscan.kernels.errors import ErrorClass
+    from dfscan.scanner import sink, verdicts
+    from dfscan.scanner.walk import resolve_archive, walk_archive
 
     config = _config(archive, model, out)
     _, card, digest = verify_model(model)
@@ -90,7 +90,7 @@ def direct_first_scan(archive: Path, model: Path, out: Path) -> dict:
 
 
 def child_scan(archive: Path, model: Path, out: Path) -> dict:
-    from scanner.run import run_scan
+    from dfscan.scanner.run import run_scan
 
     summary = run_scan(_config(archive, model, out))
     return {"files_seen": summary.files_seen, "scanned": summary.scanned, "skipped": summary.skipped,
@@ -98,7 +98,7 @@ def child_scan(archive: Path, model: Path, out: Path) -> dict:
 
 
 def child_compact(out: Path) -> dict:
-    from scanner.compact import compact
+    from dfscan.scanner.compact import compact
 
     result = compact(out)
     return {"parts_before": result.parts_before, "parts_after": result.parts_after, "rows": result.rows}
@@ -107,7 +107,7 @@ def child_compact(out: Path) -> dict:
 def _child(kind: str, args: list[str]) -> dict:
     """Run one phase in a fresh process; its wall time and peak RSS with its own result."""
     began = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--child", kind, *args], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "dfscan.benchmarks.scale", "--child", kind, *args], capture_output=True,
                           text=True)
     wall = time.perf_counter() - began
     if proc.returncode != 0:
@@ -120,7 +120,7 @@ def read_seconds(out: Path) -> dict:
     given), and as a reader that points pyarrow at the folder does."""
     import pyarrow.dataset as pads
 
-    from scanner import verdicts
+    from dfscan.scanner import verdicts
 
     began = time.perf_counter()
     rows = verdicts.read_table(out).num_rows
@@ -134,7 +134,7 @@ def read_seconds(out: Path) -> dict:
 def _model(work: Path) -> Path:
     model = work / "model" / "model.keras"
     if not model.is_file():
-        from training.models import save_untrained
+        from dfscan.training.models import save_untrained
 
         save_untrained("cnn-lstm", 4, 32, 0.05, model.parent, "scale-bench", dropout=0.0)
     return model
@@ -189,7 +189,7 @@ def extrapolate(small: dict, large: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dfscan.benchmarks.scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--work", type=Path, default=None, help="Kept between invocations (default: a new temp folder).")
     parser.add_argument("--new", type=int, default=1000, help="Files added before the second rerun (0: none).")

@@ -12,7 +12,7 @@ reads each name as its own file (probe, cut, decode), and encoding 256 1080p fil
 of device time. The model is an untrained one of ``--arch``, seeded, saved with its card: the rate does
 not depend on its weights, and its p_fake still depends on the pixels it is given.
 
-    python -m benchmarks.scan_check --out DIR [--videos 256 --distinct 32 --resolution 1080p --seconds 10]
+    python -m dfscan.benchmarks.scan_check --out DIR [--videos 256 --distinct 32 --resolution 1080p --seconds 10]
         [--runs nvdec:1,nvdec:4,nvdec:8,dali-gpu:1,auto:4,pyav:4] [--agree nvdec:4,dali-gpu:1,pyav:4]
         [--gpus 1 | --gpus 0 --workers N] [--arch resnet50-lstm] [--gain 30] [--budget-s 420]
 """
@@ -40,9 +40,9 @@ def write_scan_archive(directory: Path, videos: int, distinct: int, resolution: 
     """``distinct`` files encoded in parallel, then hard links (copies where links fail) up to ``videos``."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from benchmarks.archive import parse_resolution
-    from benchmarks.gpu_check import _encode
-    from kernels.encode import CODECS
+    from dfscan.benchmarks.archive import parse_resolution
+    from dfscan.benchmarks.gpu_check import _encode
+    from dfscan.kernels.encode import CODECS
 
     directory = Path(directory)
     source = directory / "encoded"
@@ -77,9 +77,11 @@ def save_scan_model(out_dir: Path, arch: str, frames: int, size: int | None, sam
     same clips spread from 0.20 to 0.34, and the decoders' differences grow as much."""
     import keras
 
-    from kernels.artifact import MODEL_FILE, save_model
-    from kernels.scope import measure_scope
-    from training.models import CLASS_NAMES, ModelConfig, build_model
+    from dfscan.kernels.artifact import save_model
+
+    from dfscan.kernels.card import MODEL_FILE
+    from dfscan.kernels.scope import measure_scope
+    from dfscan.training.models import CLASS_NAMES, ModelConfig, build_model
 
     keras.utils.set_random_seed(seed)
     config = ModelConfig(arch=arch, frames=frames, size=size, backbone_weights="none")
@@ -97,7 +99,7 @@ def save_scan_model(out_dir: Path, arch: str, frames: int, size: int | None, sam
 def scan_once(archive: Path, model: Path, out: Path, decoder: str, where: list[str], timeout_s: float) -> dict:
     """One ``dfscan run`` in its own process (``where``: its --gpus/--workers arguments); what its
     summary and its rows say."""
-    command = [sys.executable, "-m", "scanner.cli", "run", str(archive), "--model", str(model), "--out", str(out),
+    command = [sys.executable, "-m", "dfscan.cli", "run", str(archive), "--model", str(model), "--out", str(out),
                "--decoder", decoder, "--full", "--json", *where]
     flag = "--workers-per-gpu" if "--workers-per-gpu" in where else "--workers"
     workers_per_gpu = int(where[where.index(flag) + 1])  # or CPU workers, with --gpus 0
@@ -125,7 +127,7 @@ def scan_once(archive: Path, model: Path, out: Path, decoder: str, where: list[s
 
 def rows_of_run(out: Path, run_id: str) -> dict:
     """Rows ok, the decoder of each row, fallbacks and their reasons, and p_fake by path."""
-    from scanner.verdicts import read_table
+    from dfscan.scanner.verdicts import read_table
 
     table = read_table(out, columns=["run_id", "path", "status", "decoder", "fallback_from", "fallback_reason",
                                      "p_fake"]).to_pylist()
@@ -157,8 +159,8 @@ def p_fake_by_decoder(paths: list[str], model: Path, decoders: list[str], gpu: b
                       batch_size: int = 4) -> dict[str, dict[str, float]]:
     """In one process, without Ray: each file read by each decoder as the model's card says, and its
     p_fake. A clip another decoder answered for (a fallback) is left out of that decoder's scores."""
-    from kernels.clips import ClipReader, ClipSpec
-    from kernels.predict import load_predictor
+    from dfscan.kernels.clips import ClipReader, ClipSpec
+    from dfscan.kernels.predict import load_predictor
 
     predictor = load_predictor(model, batch_size)
     card = predictor.loaded.card
@@ -181,7 +183,7 @@ def _label(decoder: str, workers: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scan_check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dfscan.benchmarks.scan_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=None, help="archive, model and verdicts (default: OUT/work)")
     parser.add_argument("--videos", type=int, default=256)
@@ -264,7 +266,7 @@ def _line(row: dict) -> str:
 
 
 def _write(out: Path, report: dict) -> None:
-    from kernels.atomic import atomic_write_bytes
+    from dfscan.kernels.atomic import atomic_write_bytes
 
     atomic_write_bytes(out / "scan.json", json.dumps(report, indent=2).encode())
 

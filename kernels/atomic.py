@@ -15,6 +15,7 @@ the folder itself must not be a link either (the scanner's OUT_DIR and its ``_ru
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 from pathlib import Path
@@ -128,3 +129,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync_dir: bool = F
                        follow_folder_link: bool = True) -> None:
     with atomic_file(path, fsync_dir=fsync_dir, follow_folder_link=follow_folder_link) as stream:
         stream.write(data)
+
+
+def write_json_atomic(path: str | os.PathLike, data) -> None:
+    """Write JSON under a temporary name in the same folder, then rename it into place."""
+    path = Path(path)
+    with atomic_path(path) as temporary, open(temporary, "w") as handle:
+        json.dump(data, handle, indent=1, sort_keys=False, default=str)
+        handle.write("\n")

@@ -26,14 +26,14 @@ from typing import Sequence
 
 import numpy as np
 
-from kernels.decode import (DECODERS, GPU_OUTPUT_DECODERS, NVDEC_BACKEND_CODECS, choose_decoder, gpu_count,
+from dfscan.kernels.decode import (DECODERS, GPU_OUTPUT_DECODERS, NVDEC_BACKEND_CODECS, choose_decoder, gpu_count,
                             nvdec_refusal)
-from kernels.decode.pyav import PyAVDecoder
-from kernels.errors import ErrorClass, VideoError
-from kernels.probe import Probe, ProbeLimits, probe
-from kernels.faces import DetectionCache, FaceDetector, FaceTrack, build_track, detect_positions
-from kernels.resize import crop_resize, resize_frames, upright
-from kernels.sampling import SAMPLING_MODES, plan_indices, shift_indices
+from dfscan.kernels.decode.pyav import PyAVDecoder
+from dfscan.kernels.errors import ErrorClass, VideoError
+from dfscan.kernels.probe import Probe, ProbeLimits, probe
+from dfscan.kernels.faces import DetectionCache, FaceDetector, FaceTrack, build_track, detect_positions
+from dfscan.kernels.resize import crop_resize, resize_frames, upright
+from dfscan.kernels.sampling import SAMPLING_MODES, plan_indices, shift_indices
 
 
 # What a clip's frames are cut from before they are resized to S x S: the whole frame, or a square
@@ -132,7 +132,7 @@ class ClipReader:
                  threads: int = 0, probe_cache: int = 0, dali_feed: str = "gops",
                  face_detector: FaceDetector | None = None, detection_cache: DetectionCache | None = None):
         self.spec = spec
-        from kernels.decode.dali import checked_feed  # DALI itself is imported only when a decoder is built
+        from dfscan.kernels.decode.dali import checked_feed  # DALI itself is imported only when a decoder is built
 
         self.dali_feed = checked_feed(dali_feed)  # "gops": DALI gets only the GOPs a plan needs; "file": whole
         self.gpu = gpu_count() > 0 if gpu is None else gpu
@@ -154,11 +154,11 @@ class ClipReader:
         """The reader's own DALI pipeline or NVDEC decoder pool, built on first use."""
         if name not in self._batch_decoders:
             if name == "nvdec":
-                from kernels.decode.nvdec import NvdecDecoder
+                from dfscan.kernels.decode.nvdec import NvdecDecoder
 
                 self._batch_decoders[name] = NvdecDecoder(self.spec.size, full_res_cap=self.spec.full_res_cap)
             else:
-                from kernels.decode.dali import DaliDecoder
+                from dfscan.kernels.decode.dali import DaliDecoder
 
                 self._batch_decoders[name] = DaliDecoder(
                     self.spec.size, gpu=name == "dali-gpu", max_batch=self.dali_batch,
@@ -244,7 +244,7 @@ class ClipReader:
         if reason is not None:
             asked = self.spec.decoder
             if asked == "auto":
-                from kernels.decode.nvdec import nvdec_available
+                from dfscan.kernels.decode.nvdec import nvdec_available
 
                 asked = "nvdec" if clip.probe.codec in NVDEC_BACKEND_CODECS and nvdec_available() else "dali-gpu"
             clip.fallback_from = asked
@@ -253,7 +253,7 @@ class ClipReader:
     @property
     def face_detector(self) -> FaceDetector:
         if self._face_detector is None:
-            from kernels.faces import MtcnnDetector
+            from dfscan.kernels.faces import MtcnnDetector
 
             self._face_detector = MtcnnDetector()
         return self._face_detector

@@ -19,7 +19,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from kernels.atomic import atomic_path
+from dfscan.kernels.atomic import atomic_path
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,6 +35,36 @@ class VideoError(Exception):
         return {"error_class": self.error_class.value, "error_message": self.message}
 
 
+
+# A model file that must not be loaded (kernels.artifact, kernels.card, kernels.model_config):
+# the closed set of reasons, stored as data beside a one-line message.
+class ArtifactProblem(str, enum.Enum):
+    NOT_FOUND = "NOT_FOUND"
+    LEGACY_HDF5 = "LEGACY_HDF5"
+    NOT_KERAS = "NOT_KERAS"
+    NO_CARD = "NO_CARD"
+    BAD_CARD = "BAD_CARD"
+    SHA256_MISMATCH = "SHA256_MISMATCH"
+    LAMBDA_LAYER = "LAMBDA_LAYER"
+    NO_FAKE_CLASS = "NO_FAKE_CLASS"
+    UNSUPPORTED_CROP = "UNSUPPORTED_CROP"
+    UNLOADABLE = "UNLOADABLE"
+    UNSAFE_CONFIG = "UNSAFE_CONFIG"  # names a class, function or module outside the allowlist, or nests too deeply
+    OVERSIZED_ENTRY = "OVERSIZED_ENTRY"  # an archive entry larger, or more compressed, than its limit
+    UNSUPPORTED_COMPRESSION = "UNSUPPORTED_COMPRESSION"  # neither stored nor deflated (bzip2, lzma)
+    OVERSIZED_INPUT = "OVERSIZED_INPUT"  # more frames, pixels or bytes a batch than the limits allow
+    INPUT_MISMATCH = "INPUT_MISMATCH"  # the config's input is not the (B, F, S, S, 3) its card says
+
+
+class ArtifactError(ValueError):
+    """A model file that must not be loaded: one ``ArtifactProblem`` plus a one-line message."""
+
+    def __init__(self, problem: ArtifactProblem, message: str):
+        message = " ".join(str(message).split())  # always one line
+        super().__init__(message)
+        self.problem = problem
+        self.message = message
+
 # Words in a device error after which the CUDA context is unusable (or the device is out of memory):
 # no file is to blame, so decoders pass such errors up instead of isolating a file, and the scan worker
 # exits so that Ray restarts it with a fresh context.

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from kernels.atomic import atomic_path, atomic_write_bytes
-from kernels.clips import Clip
-from kernels.decode.pyav import PyAVDecoder
-from kernels.resize import resize_frames, upright
+from dfscan.kernels.atomic import atomic_path, atomic_write_bytes
+from dfscan.kernels.clips import Clip
+from dfscan.kernels.decode.pyav import PyAVDecoder
+from dfscan.kernels.resize import resize_frames, upright
 
 SHEET_SIDE = 256  # the long side of each whole frame on a face clip's sheet
 DETECTED, INTERPOLATED, FALLBACK = (0, 220, 0), (255, 200, 0), (230, 0, 0)  # box colours on the sheet

@@ -110,7 +110,7 @@ class MtcnnDetector:
         a full batch of landscape clips gives, and for one frame (a batch's remainder), and R- and O-net
         for any number of patches (a trace costs about 0.5 s on a CPU: three of them in a scan's first
         batch cut a 24-video bench run from 7.9 to 5.0 videos/s)."""
-        from kernels.mtcnn_keras import networks, trace_patch_passes
+        from dfscan.kernels.mtcnn_keras import networks, trace_patch_passes
 
         networks()
         if images:
@@ -120,7 +120,7 @@ class MtcnnDetector:
             trace_patch_passes()
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        from kernels.mtcnn_keras import detect_faces
+        from dfscan.kernels.mtcnn_keras import detect_faces
 
         found: list[Detections] = []
         for start in range(0, len(images), self.batch):

@@ -21,7 +21,9 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from kernels.artifact import MAX_BATCH_BYTES, MAX_FRAMES, MAX_SIZE, ArtifactError, ArtifactProblem
+from dfscan.kernels.card import MAX_BATCH_BYTES, MAX_FRAMES, MAX_SIZE
+
+from dfscan.kernels.errors import ArtifactError, ArtifactProblem
 
 CONFIG_ENTRY = "config.json"
 METADATA_ENTRY = "metadata.json"

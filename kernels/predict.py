@@ -14,8 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels.artifact import ArtifactError, ArtifactProblem, LoadedModel, ModelCard, ModelRecord, load_model
-from kernels.sampling import SAMPLING_MODES
+from dfscan.kernels.artifact import LoadedModel, ModelRecord, load_model
+
+from dfscan.kernels.card import ModelCard
+
+from dfscan.kernels.errors import ArtifactError, ArtifactProblem
+from dfscan.kernels.sampling import SAMPLING_MODES
 
 
 class CompiledPredictor:

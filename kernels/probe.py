@@ -20,8 +20,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from kernels.errors import ErrorClass, VideoError
-from kernels.records import mp4_rotation, pix_fmt_name, stream_format
+from dfscan.kernels.errors import ErrorClass, VideoError
+from dfscan.kernels.records import mp4_rotation, pix_fmt_name, stream_format
 
 
 # The extensions that mark a file as a video, for the archive walk and the dataset layouts alike.

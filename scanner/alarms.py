@@ -29,7 +29,7 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 
-from kernels.scope import ClipFacts, Scope, outside
+from dfscan.kernels.scope import ClipFacts, Scope, outside
 
 MIN_FILES = 10  # fewer files than this say nothing about a model as a whole
 ONE_CLASS_SHARE = 0.95

@@ -33,8 +33,8 @@ from typing import Callable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kernels.atomic import atomic_file, atomic_write_bytes
-from scanner import journal, sink, verdicts
+from dfscan.kernels.atomic import atomic_file, atomic_write_bytes
+from dfscan.scanner import journal, sink, verdicts
 
 ROWS_PER_PART = 1_000_000  # a compacted part's rows at most: tens of MB of Parquet
 ROW_GROUP_ROWS = 64 * 1024  # rows read, held and written at once

@@ -6,7 +6,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from kernels.probe import VIDEO_EXTENSIONS
+from dfscan.kernels.probe import VIDEO_EXTENSIONS
 
 DEFAULT_EXTENSIONS: tuple[str, ...] = VIDEO_EXTENSIONS
 MAX_WORKERS_PER_GPU = 8  # each holds a model and its decoders in GPU memory; NVDEC has at most 7 to 8 engines
@@ -60,8 +60,8 @@ class ScanConfig:
 
     def __post_init__(self):
         """Every usage check of a scan, once: the CLI turns a ValueError into one line and exit 2."""
-        from kernels.decode import DECODERS
-        from kernels.sampling import SAMPLING_MODES
+        from dfscan.kernels.decode import DECODERS
+        from dfscan.kernels.sampling import SAMPLING_MODES
 
         if self.decoder not in DECODERS:
             raise ValueError(f"unknown decoder {self.decoder!r}; expected one of {', '.join(DECODERS)}")

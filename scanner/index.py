@@ -35,8 +35,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from scanner import verdicts
-from scanner.walk import FileEntry
+from dfscan.scanner import verdicts
+from dfscan.scanner.walk import FileEntry
 
 WALK_BATCH = 4096  # walked entries checked at once
 READ_BATCH = 16384  # committed rows turned into digests at once

@@ -15,8 +15,8 @@ import dataclasses
 import itertools
 from typing import Iterator
 
-from kernels.errors import ErrorClass
-from scanner.walk import FileEntry
+from dfscan.kernels.errors import ErrorClass
+from dfscan.scanner.walk import FileEntry
 
 SINGLE_FILE_CRASHES = 2  # a lone file must kill its worker this often before it is blamed
 FAILURES_IN_A_ROW_BASE = 10  # failures with no finished batch between them before the scan gives up,

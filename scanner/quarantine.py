@@ -21,7 +21,7 @@ import os
 import stat
 from pathlib import Path
 
-from scanner import sink, verdicts
+from dfscan.scanner import sink, verdicts
 
 QUARANTINE_DIR = "_quarantine"
 MANIFEST_KEY = "quarantined"  # a run's manifest lists the parts it moved under this key

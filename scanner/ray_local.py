@@ -51,7 +51,7 @@ def start_local_ray(**init_kwargs) -> None:
     _watchdogs[:] = [w for w in _watchdogs if w.poll() is None]  # reap those whose cluster is gone
     marker = uuid.uuid4().hex
     env = {k: v for k, v in os.environ.items() if k != MARKER_ENV}
-    watchdog = subprocess.Popen([sys.executable, "-m", "scanner.ray_local", marker, str(os.getpid())],
+    watchdog = subprocess.Popen([sys.executable, "-m", "dfscan.scanner.ray_local", marker, str(os.getpid())],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=env, start_new_session=True)  # no Ctrl-C from the terminal: it must sweep
     _watchdogs.append(watchdog)
@@ -104,7 +104,7 @@ def _without_token_notice():
     can submit work to it) and says so at WARNING on every start, a line in every night's log that asks
     nothing of anyone. Unless --verbose, that one notice is dropped; its warning that authentication is
     *disabled* is kept."""
-    from kernels.quiet import verbose_requested
+    from dfscan.kernels.quiet import verbose_requested
 
     if verbose_requested():
         yield

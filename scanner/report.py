@@ -9,13 +9,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kernels.atomic import atomic_write_bytes
-from kernels.artifact import CONCLUSIONS
-from kernels.csv_text import csv_text
-from kernels.scope import scope_from_dict
-from kernels.trust import explain_p_fake
-from scanner import quarantine, sink, verdicts
-from scanner.alarms import table_alarms
+from dfscan.kernels.atomic import atomic_write_bytes
+from dfscan.kernels.verdict_rule import CONCLUSIONS
+from dfscan.kernels.csv_text import csv_text
+from dfscan.kernels.scope import scope_from_dict
+from dfscan.kernels.trust import explain_p_fake
+from dfscan.scanner import quarantine, sink, verdicts
+from dfscan.scanner.alarms import table_alarms
 
 # Left out of the per-file export: an inode number means nothing off the host that scanned the file, and
 # a name's raw bytes are no CSV or JSON text (the export's path shows them escaped).

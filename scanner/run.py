@@ -26,17 +26,17 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from kernels.artifact import ModelRecord
-from kernels.scope import Scope, card_scope, scope_from_dict
-from scanner import compact, journal, quarantine, sink, verdicts
-from scanner.alarms import OutcomeStats
-from scanner.config import ScanConfig
-from scanner.index import CommittedIndex
-from scanner.policy import CrashVerdict, WorkItem, after_failure, batches, failure_limit, timeout_for
-from scanner.pool import ActorPool, PoolFailed, one_line
-from scanner.progress import Progress
-from scanner.walk import WalkStats, resolve_archive, walk_archive
-from scanner.workers import connect_ray
+from dfscan.kernels.artifact import ModelRecord
+from dfscan.kernels.scope import Scope, card_scope, scope_from_dict
+from dfscan.scanner import compact, journal, quarantine, sink, verdicts
+from dfscan.scanner.alarms import OutcomeStats
+from dfscan.scanner.config import ScanConfig
+from dfscan.scanner.index import CommittedIndex
+from dfscan.scanner.policy import CrashVerdict, WorkItem, after_failure, batches, failure_limit, timeout_for
+from dfscan.scanner.pool import ActorPool, PoolFailed, one_line
+from dfscan.scanner.progress import Progress
+from dfscan.scanner.walk import WalkStats, resolve_archive, walk_archive
+from dfscan.scanner.workers import connect_ray
 
 class UsageError(ValueError):
     """Bad usage, reported in one line (exit code 2): missing archive, unreadable model, ..."""
@@ -86,8 +86,10 @@ def _validate(config: ScanConfig) -> tuple[ModelRecord, dict]:
     says the model can be trusted (with its scope, ``kernels.scope``, under "scope")."""
     if not Path(config.archive).is_dir():
         raise UsageError(f"archive not found or not a directory: {config.archive}")
-    from kernels.artifact import CARD_FILE, ArtifactError, decide_model, model_file
-    from kernels.model_config import check_batch
+    from dfscan.kernels.artifact import decide_model
+    from dfscan.kernels.card import CARD_FILE, model_file
+    from dfscan.kernels.errors import ArtifactError
+    from dfscan.kernels.model_config import check_batch
 
     model = model_file(config.model)
     if not model.is_file() or not os.access(model, os.R_OK):
@@ -102,7 +104,7 @@ def _validate(config: ScanConfig) -> tuple[ModelRecord, dict]:
         sink.check_out_dir(config.out, config.archive)
     except sink.OutDirRefused as exc:
         raise UsageError(str(exc)) from None
-    from kernels.trust import card_trust
+    from dfscan.kernels.trust import card_trust
 
     trust = {**card_trust(card).as_dict(), "threshold": record.threshold, "inconclusive_band": record.band,
              "scope": card_scope(card).as_dict()}
@@ -115,7 +117,7 @@ class _Scan:
 
     def __init__(self, config: ScanConfig, record: ModelRecord, run_id: str, archive: Path, writer: sink.PartWriter,
                  worker_class: type | None = None, scope: Scope | None = None):
-        from scanner.workers import start_actor
+        from dfscan.scanner.workers import start_actor
 
         self.config, self.record, self.run_id, self.archive, self.writer = config, record, run_id, archive, writer
         self.worker_plan = None  # scanner.workers.WorkerPlan, once the cluster is known
@@ -147,7 +149,7 @@ class _Scan:
         """Start the pool and wait until every actor has loaded and warmed its model."""
         import ray
 
-        from scanner.workers import gpu_decoder, plan_workers
+        from dfscan.scanner.workers import gpu_decoder, plan_workers
 
         # Only a default number of workers per GPU depends on the decoder: only then load PyNvVideoCodec here.
         decoder = gpu_decoder(self.config.decoder) if self.config.workers_per_gpu is None else self.config.decoder

@@ -46,8 +46,8 @@ from typing import Iterable
 
 import pyarrow.parquet as pq
 
-from kernels.atomic import atomic_file, atomic_write_bytes, temporary_name_pattern
-from scanner import journal, verdicts
+from dfscan.kernels.atomic import atomic_file, atomic_write_bytes, temporary_name_pattern
+from dfscan.scanner import journal, verdicts
 
 RUNS_DIR = "_runs"
 MAX_MANIFEST_BYTES = 64 << 20  # a manifest lists a run's parts: far below this

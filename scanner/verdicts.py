@@ -30,12 +30,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from kernels.artifact import UNTESTED, conclusion
-from scanner import journal
+from dfscan.kernels.verdict_rule import UNTESTED, conclusion
+from dfscan.scanner import journal
 
 if TYPE_CHECKING:  # only attributes are read: the driver, which builds no clip, never imports decoders
-    from kernels.clips import Clip
-    from kernels.errors import ErrorClass
+    from dfscan.kernels.clips import Clip
+    from dfscan.kernels.errors import ErrorClass
 
 # Bumped with every change of VERDICT_SCHEMA; kept in each part's Parquet metadata and in each run's
 # manifest, so a reader can tell which release wrote a part.

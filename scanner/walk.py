@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from scanner.config import DEFAULT_EXTENSIONS
+from dfscan.scanner.config import DEFAULT_EXTENSIONS
 
 MAX_KEPT_PROBLEMS = 1000  # problems beyond this are counted, not kept, so memory stays flat
 

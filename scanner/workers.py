@@ -17,12 +17,12 @@ import threading
 import time
 from pathlib import Path
 
-from kernels.artifact import ModelRecord
-from kernels.errors import is_device_error
-from kernels.scope import ClipFacts, scope_rule
-from scanner import verdicts
-from scanner.config import default_workers_per_gpu
-from scanner.ray_local import start_local_ray
+from dfscan.kernels.artifact import ModelRecord
+from dfscan.kernels.errors import is_device_error
+from dfscan.kernels.scope import ClipFacts, scope_rule
+from dfscan.scanner import verdicts
+from dfscan.scanner.config import default_workers_per_gpu
+from dfscan.scanner.ray_local import start_local_ray
 
 def _device_label() -> tuple[str, bool]:
     """(label for the `worker` column, whether a real GPU may be used).
@@ -31,7 +31,7 @@ def _device_label() -> tuple[str, bool]:
     GPUs but no NVIDIA driver (the CI machine), that id points at nothing: we keep the id for the
     label and hide it from TensorFlow and DALI, so both fall back to the CPU.
     """
-    from kernels.decode import gpu_count
+    from dfscan.kernels.decode import gpu_count
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if not visible:
@@ -50,8 +50,8 @@ class ScanWorker:
         loads it, refusing a file whose sha256 is not the record's."""
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         device, real_gpu = _device_label()  # before TF is imported: it reads CUDA_VISIBLE_DEVICES once
-        from kernels.clips import FACE_CROP, ClipReader, ClipSpec
-        from kernels.predict import load_decided
+        from dfscan.kernels.clips import FACE_CROP, ClipReader, ClipSpec
+        from dfscan.kernels.predict import load_decided
 
         node = ""
         try:
@@ -78,7 +78,7 @@ class ScanWorker:
         self._predict_lock = threading.Lock()
         self.predictor.warm_up()  # compile once here, never mid-scan
         if self.spec.crop == FACE_CROP:
-            from kernels.faces import MtcnnDetector
+            from dfscan.kernels.faces import MtcnnDetector
 
             # The detector's networks are built once per process, here, and traced for a full batch.
             MtcnnDetector().warm_up(self.batch_size * self.spec.face_detect_frames, self.spec.face_detect_size)
@@ -157,7 +157,7 @@ def gpu_decoder(decoder: str) -> str:
     where PyNvVideoCodec loads (checked on the driver's node), else dali-gpu."""
     if decoder != "auto":
         return decoder
-    from kernels.decode.nvdec import nvdec_available
+    from dfscan.kernels.decode.nvdec import nvdec_available
 
     return "nvdec" if nvdec_available() else "dali-gpu"
 

@@ -11,7 +11,7 @@ if "KERAS_BACKEND" not in os.environ:
 
 import pytest  # noqa: E402
 
-from kernels.decode import gpu_count  # noqa: E402
+from dfscan.kernels.decode import gpu_count  # noqa: E402
 
 
 # Tests that start Ray, train a model or drive a browser take most of the suite's minutes. They are

@@ -11,8 +11,8 @@ from typing import Sequence
 import numpy as np
 
 # The portrait and its face's box are the bench archive's too; the face tests import them from here.
-from benchmarks.portrait import PORTRAIT_FACE, moving_lefts, paste_portrait, pasted_face_box, portrait  # noqa: F401
-from kernels.encode import CODECS, encode_video
+from dfscan.benchmarks.portrait import PORTRAIT_FACE, moving_lefts, paste_portrait, pasted_face_box, portrait  # noqa: F401
+from dfscan.kernels.encode import CODECS, encode_video
 
 
 def skip_without_mtcnn_weights() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from kernels.encode import CODECS, Codec, encode_video
+from dfscan.kernels.encode import CODECS, Codec, encode_video
 from tests.media import index_image, write_index_video
 
 CROPPED_HEIGHTS = (530, 532)  # both coded as 544 rows

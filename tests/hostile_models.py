@@ -12,7 +12,9 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from kernels.artifact import CARD_FILE, MODEL_FILE, sha256_file
+from dfscan.kernels.artifact import sha256_file
+
+from dfscan.kernels.card import CARD_FILE, MODEL_FILE
 
 CONFIG_ENTRY = "config.json"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from kernels.encode import CODECS, Codec, encode_video
-from kernels.errors import ErrorClass
+from dfscan.kernels.encode import CODECS, Codec, encode_video
+from dfscan.kernels.errors import ErrorClass
 
 GRID = 4  # 4 x 4 cells = 16 bits of frame index
 DARK, LIGHT = 16, 235

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from training.models import save_untrained
+from dfscan.training.models import save_untrained
 
 TINY_ARCH, TINY_WIDTH = "cnn-lstm", 0.05
 

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from training.augment import AugmentConfig, augment_clip
-from training.clip_cache import ClipSource
-from training.layouts import FAKE, REAL, VideoItem
+from dfscan.training.augment import AugmentConfig, augment_clip
+from dfscan.training.clip_cache import ClipSource
+from dfscan.training.layouts import FAKE, REAL, VideoItem
 
 def balanced_indices(labels: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     """One batch of row numbers, half real and half fake (the odd one drawn from either class).

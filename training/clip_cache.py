@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels.clips import ClipReader
-from kernels.errors import VideoError
-from kernels.scope import ClipFacts
-from training.layouts import VideoItem
+from dfscan.kernels.clips import ClipReader
+from dfscan.kernels.errors import VideoError
+from dfscan.kernels.scope import ClipFacts
+from dfscan.training.layouts import VideoItem
 
 def _host(frames) -> np.ndarray:
     """Clip frames in host memory (dali-gpu leaves them on the GPU)."""

@@ -17,7 +17,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from kernels.probe import VIDEO_EXTENSIONS
+from dfscan.kernels.probe import VIDEO_EXTENSIONS
 
 PART_GLOB = "dfdc_train_part_*"
 METADATA = "metadata.json"

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels.atomic import atomic_path
-from kernels.clips import ClipReader, ClipSpec
-from kernels.predict import load_predictor
-from kernels.scope import ClipFacts, ScopeRule, p_fake_quantiles, scope_rule
-from kernels.trust import metric_warnings
-from training.clip_cache import ClipSource
-from training.faceforensics import FFOptions
-from training.layouts import Dataset, VideoItem, scan_dataset
-from training.metrics import binary_metrics, roc_curve
-from training.splits import load_split, make_split
+from dfscan.kernels.atomic import atomic_path
+from dfscan.kernels.clips import ClipReader, ClipSpec
+from dfscan.kernels.predict import load_predictor
+from dfscan.kernels.scope import ClipFacts, ScopeRule, p_fake_quantiles, scope_rule
+from dfscan.kernels.trust import metric_warnings
+from dfscan.training.clip_cache import ClipSource
+from dfscan.training.faceforensics import FFOptions
+from dfscan.training.layouts import Dataset, VideoItem, scan_dataset
+from dfscan.training.metrics import binary_metrics, roc_curve
+from dfscan.training.splits import load_split, make_split
 
 SPLIT_FILE = "split.json"  # written by training beside model.keras
 

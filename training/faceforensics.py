@@ -22,7 +22,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from kernels.probe import VIDEO_EXTENSIONS
+from dfscan.kernels.probe import VIDEO_EXTENSIONS
 
 METHODS: tuple[str, ...] = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter")
 DFD = "DeepFakeDetection"

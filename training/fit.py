@@ -9,7 +9,6 @@ written atomically (temporary file + os.replace) and removed once model.keras is
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,24 +16,30 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels.artifact import FACE_SPEC_FIELDS, dfscan_version, fake_index, save_keras_atomic, save_model, write_json_atomic
-from kernels.atomic import atomic_path, atomic_write_bytes
-from kernels.clips import ClipReader, ClipSpec
-from kernels.csv_text import csv_text
-from kernels.decode import gpu_count
-from kernels.faces import DetectionCache
-from kernels.predict import CompiledPredictor
-from kernels.scope import measure_scope
-from kernels.trust import grave_warnings, metric_warnings
-from training.augment import AugmentConfig
-from training.batches import ClipBatches
-from training.clip_cache import ClipSource
-from training.evaluate import SPLIT_FILE, score_items
-from training.faceforensics import FFOptions
-from training.layouts import scan_dataset
-from training.models import CLASS_NAMES, INPUT_NORMALISATION, ModelConfig, build_model
-from training.precise_bn import precise_bn_callback
-from training.splits import make_split, save_split, summarise
+from dfscan.kernels.artifact import save_keras_atomic, save_model
+
+from dfscan.kernels.atomic import write_json_atomic
+
+from dfscan.kernels.card import FACE_SPEC_FIELDS, fake_index
+
+from dfscan.kernels.provenance import library_versions
+from dfscan.kernels.atomic import atomic_path, atomic_write_bytes
+from dfscan.kernels.clips import ClipReader, ClipSpec
+from dfscan.kernels.csv_text import csv_text
+from dfscan.kernels.decode import gpu_count
+from dfscan.kernels.faces import DetectionCache
+from dfscan.kernels.predict import CompiledPredictor
+from dfscan.kernels.scope import measure_scope
+from dfscan.kernels.trust import grave_warnings, metric_warnings
+from dfscan.training.augment import AugmentConfig
+from dfscan.training.batches import ClipBatches
+from dfscan.training.clip_cache import ClipSource
+from dfscan.training.evaluate import SPLIT_FILE, score_items
+from dfscan.training.faceforensics import FFOptions
+from dfscan.training.layouts import scan_dataset
+from dfscan.training.models import CLASS_NAMES, INPUT_NORMALISATION, ModelConfig, build_model
+from dfscan.training.precise_bn import precise_bn_callback
+from dfscan.training.splits import make_split, save_split, summarise
 
 CHECKPOINT_FILE = "checkpoint.keras"
 
@@ -99,20 +104,6 @@ class TrainResult:
 # What to try when a run learned nothing: the settings `dfscan demo` learns 240 small videos with.
 SMALL_DATA_ADVICE = ("train on more videos (hundreds per class), or try the small-data settings of `dfscan demo`: "
                      "--frames 8 --size 32 --width 0.25 --lr 1e-3")
-
-
-def library_versions() -> dict[str, str]:
-    import av
-    import keras
-
-    versions = {"python": platform.python_version(), "keras": keras.__version__,
-                "backend": keras.backend.backend(), "numpy": np.__version__, "av": av.__version__}
-    versions["dfscan"] = dfscan_version()
-    if versions["backend"] == "tensorflow":
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
-    return versions
 
 
 def _distribution_scope(gpus: int):

@@ -19,10 +19,10 @@ import dataclasses
 import os
 from pathlib import Path
 
-from kernels.probe import VIDEO_EXTENSIONS
-from kernels.scope import SYNTHETIC_MARKER
-from training import dfdc, faceforensics
-from training.faceforensics import FFOptions
+from dfscan.kernels.probe import VIDEO_EXTENSIONS
+from dfscan.kernels.scope import SYNTHETIC_MARKER
+from dfscan.training import dfdc, faceforensics
+from dfscan.training.faceforensics import FFOptions
 
 LAYOUTS: tuple[str, ...] = ("folders", "celeb-df-v2", "faceforensics", "dfdc")
 _VIDEO_SUFFIXES = frozenset("." + extension for extension in VIDEO_EXTENSIONS)

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from kernels.artifact import called_fake
+from dfscan.kernels.verdict_rule import called_fake
 
 _EPS = 1e-7  # probabilities are clipped to [eps, 1 - eps] for log-loss, as Keras does
 

@@ -216,8 +216,9 @@ def save_untrained(arch: str, frames: int, size: int | None, width: float, out_d
     a card like a trained run's, through ``kernels.artifact.save_model``: for benchmarks and tests.
     Its scope says ``data`` ("untrained": every conclusion is untested; tests that stand it in for a
     model measured on real videos say "real"). Returns the path of ``out_dir/model.keras``."""
-    from kernels.artifact import MODEL_FILE, save_model
-    from kernels.scope import measure_scope
+    from dfscan.kernels.artifact import save_model
+    from dfscan.kernels.card import MODEL_FILE
+    from dfscan.kernels.scope import measure_scope
 
     config = ModelConfig(arch=arch, frames=frames, size=size, width=width, backbone_weights="none", dropout=dropout)
     save_model(build_model(config), out_dir, {"name": name, "arch": arch, "frames": frames,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.self_blend import self_blend_video
+from dfscan.training.self_blend import self_blend_video
 
 # Where MTCNN finds the face in the full 512 x 600 portrait: (x, y, w, h), measured once.
 PORTRAIT_FACE = (178.0, 110.0, 173.0, 220.0)

@@ -1,5 +1,5 @@
 """Precise batch-norm statistics: recompute each BatchNormalization layer's moving mean and variance
-from training batches before the model is validated or saved.
+from dfscan.training batches before the model is validated or saved.
 
 Why. Batch norm trains on each batch's own statistics but infers with moving averages that start at
 mean 0 and variance 1 and move by (1 - momentum) per step. A small dataset gives a few steps per

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels.atomic import atomic_write_bytes
-from training.layouts import FAKE, REAL, Dataset
+from dfscan.kernels.atomic import atomic_write_bytes
+from dfscan.training.layouts import FAKE, REAL, Dataset
 
 @dataclasses.dataclass(frozen=True)
 class Split:

@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from kernels.atomic import atomic_write_bytes
-from kernels.csv_text import csv_text
-from kernels.encode import CODECS, encode_video
-from training.layouts import SYNTHETIC_MARKER
-from training.portrait import render_portrait_video
+from dfscan.kernels.atomic import atomic_write_bytes
+from dfscan.kernels.csv_text import csv_text
+from dfscan.kernels.encode import CODECS, encode_video
+from dfscan.training.layouts import SYNTHETIC_MARKER
+from dfscan.training.portrait import render_portrait_video
 
 KINDS: tuple[str, ...] = ("cartoon", "portrait")
 

@@ -24,12 +24,12 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from kernels.errors import ErrorClass, VideoError
-from kernels.faces import Detections, FaceDetector, build_track, detect_positions
-from kernels.probe import Probe, probe
-from kernels.resize import upright
-from training.self_blend import self_blend_video
-from training.synth import ENCODER_OPTIONS, SynthVideo, archive_extension, encode_archive_video, write_index
+from dfscan.kernels.errors import ErrorClass, VideoError
+from dfscan.kernels.faces import FaceDetector, build_track, detect_positions
+from dfscan.kernels.probe import Probe, probe
+from dfscan.kernels.resize import upright
+from dfscan.training.self_blend import self_blend_video
+from dfscan.training.synth import ENCODER_OPTIONS, SynthVideo, archive_extension, encode_archive_video, write_index
 
 NO_FACE = "NO_FACE"  # a skip's problem when the file reads but shows no face; else an ErrorClass value
 
@@ -179,7 +179,7 @@ def synth_from(source: str | os.PathLike, paths: Iterable[str], out: str | os.Pa
     """Write ``out/real/*``, ``out/fake/*``, ``labels.csv`` and the synthetic marker from the videos
     ``paths`` (relative to ``source``). ``say`` hears one line per file skipped."""
     if detector is None:
-        from kernels.faces import MtcnnDetector
+        from dfscan.kernels.faces import MtcnnDetector
 
         detector = MtcnnDetector()
     out = Path(out)

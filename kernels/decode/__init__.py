@@ -16,7 +16,7 @@ import ctypes
 import functools
 import os
 
-from kernels.probe import Probe
+from dfscan.kernels.probe import Probe
 
 DECODERS: tuple[str, ...] = ("auto", "pyav", "dali-cpu", "dali-gpu", "nvdec")
 GPU_OUTPUT_DECODERS = frozenset({"dali-gpu", "nvdec"})  # their clips stay on the GPU
@@ -92,7 +92,7 @@ def choose_decoder(probe: Probe, requested: str = "auto", gpu: bool | None = Non
     # 10.8 videos/s, 4 threads each) and was never slower (docs/performance.md).
     if requested in ("auto", "nvdec") and gpu and nvdec_supports(probe) and probe.codec in NVDEC_BACKEND_CODECS \
             and probe.bit_depth == 8:
-        from kernels.decode.nvdec import nvdec_available
+        from dfscan.kernels.decode.nvdec import nvdec_available
 
         if nvdec_available():
             return "nvdec"

@@ -11,9 +11,9 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from kernels.errors import VideoError
-from kernels.probe import Probe
-from kernels.resize import capped_size
+from dfscan.kernels.errors import VideoError
+from dfscan.kernels.probe import Probe
+from dfscan.kernels.resize import capped_size
 
 
 @runtime_checkable

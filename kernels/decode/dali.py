@@ -25,13 +25,13 @@ from typing import Sequence
 
 import numpy as np
 
-from kernels.decode.base import DecoderBase
-from kernels.decode.gops import cut_to_gops
-from kernels.dlpack import copy_on_device, to_framework_tensor
-from kernels.errors import ErrorClass, VideoError, is_device_error
-from kernels.probe import Probe
-from kernels.resize import dali_resize, dali_resize_per_sample
-from kernels.sampling import split_unique
+from dfscan.kernels.decode.base import DecoderBase
+from dfscan.kernels.decode.gops import cut_to_gops
+from dfscan.kernels.dlpack import copy_on_device, to_framework_tensor
+from dfscan.kernels.errors import ErrorClass, VideoError, is_device_error
+from dfscan.kernels.probe import Probe
+from dfscan.kernels.resize import dali_resize, dali_resize_per_sample
+from dfscan.kernels.sampling import split_unique
 
 
 DALI_FEEDS: tuple[str, ...] = ("gops", "file")

@@ -37,8 +37,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from kernels.probe import PacketIndex, Probe
-from kernels.records import (HEVC_CRA, START_CODE, hevc_cra_as_bla, nal_length_size, nal_unit_types, parameter_sets,
+from dfscan.kernels.probe import PacketIndex, Probe
+from dfscan.kernels.records import (HEVC_CRA, START_CODE, hevc_cra_as_bla, nal_length_size, nal_unit_types, parameter_sets,
                              to_annex_b)
 
 # Muxers whose output DALI reads: MP4 keeps nb_frames in its header (DALI then need not count), and

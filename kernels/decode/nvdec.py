@@ -30,12 +30,12 @@ from typing import Sequence
 
 import numpy as np
 
-from kernels.decode import NVDEC_BACKEND_CODECS, nvdec_refusal
-from kernels.decode.base import DecoderBase
-from kernels.decode.gops import CutUnsupported, cut_to_annex_b
-from kernels.errors import ErrorClass, VideoError, is_device_error
-from kernels.probe import Probe
-from kernels.sampling import split_unique
+from dfscan.kernels.decode import NVDEC_BACKEND_CODECS, nvdec_refusal
+from dfscan.kernels.decode.base import DecoderBase
+from dfscan.kernels.decode.gops import CutUnsupported, cut_to_annex_b
+from dfscan.kernels.errors import ErrorClass, VideoError, is_device_error
+from dfscan.kernels.probe import Probe
+from dfscan.kernels.sampling import split_unique
 
 MAX_SIDE = 1920  # a decoder is created for up to MAX_SIDE x MAX_SIDE: 1080p, landscape or portrait
 NVDEC_FEEDS = ("run", "unit")  # one packet per run of the cut, or one per access unit
@@ -168,7 +168,7 @@ def _to_framework(frame):
     decoder's buffer (the next Decode call overwrites it)."""
     import keras
 
-    from kernels.dlpack import copy_on_device
+    from dfscan.kernels.dlpack import copy_on_device
 
     backend = keras.backend.backend()
     if backend == "jax":

@@ -22,11 +22,11 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from kernels.decode.base import DecoderBase
-from kernels.errors import ErrorClass, VideoError
-from kernels.probe import Probe
-from kernels.resize import RESIZE_INTERPOLATION
-from kernels.sampling import decoded_frame_cost, keyframe_at_or_before, split_unique
+from dfscan.kernels.decode.base import DecoderBase
+from dfscan.kernels.errors import ErrorClass, VideoError
+from dfscan.kernels.probe import Probe
+from dfscan.kernels.resize import RESIZE_INTERPOLATION
+from dfscan.kernels.sampling import decoded_frame_cost, keyframe_at_or_before, split_unique
 
 
 # Program and transport streams seek by byte offset and report shifted timestamps after a seek.

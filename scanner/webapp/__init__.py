@@ -15,8 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
-from scanner.webapp.hosts import WILDCARD_ADDRESSES, bound_host, normal_host
-from scanner.webapp.settings import DEFAULT_MAX_UPLOAD_MB
+from dfscan.scanner.webapp.hosts import WILDCARD_ADDRESSES, bound_host, normal_host
+from dfscan.scanner.webapp.settings import DEFAULT_MAX_UPLOAD_MB
 
 APP_SCRIPT = Path(__file__).with_name("app.py")
 SERVE_SCRIPT = Path(__file__).with_name("serve.py")  # APP_SCRIPT behind the Host check

@@ -15,9 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import streamlit as st  # noqa: E402
 
-from scanner.webapp import browse_page, check_page  # noqa: E402
-from scanner.webapp.settings import parse_args  # noqa: E402
-from scanner.webapp.widgets import model_paths_input  # noqa: E402
+from dfscan.scanner.webapp import browse_page, check_page  # noqa: E402
+from dfscan.scanner.webapp.settings import parse_args  # noqa: E402
+from dfscan.scanner.webapp.widgets import model_paths_input  # noqa: E402
 
 st.set_page_config(page_title="dfscan", layout="wide", initial_sidebar_state="auto")
 started_with = parse_args(sys.argv[1:])

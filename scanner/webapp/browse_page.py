@@ -10,15 +10,15 @@ import traceback
 import altair as alt
 import streamlit as st
 
-from kernels.artifact import CONCLUSIONS
-from kernels.export import boxed_frames
-from kernels.trust import format_p_fake
-from scanner.webapp import verdicts as vd
-from scanner.webapp.plain_errors import plain_words
-from scanner.webapp.result_view import BOX_LEGEND
-from scanner.webapp.settings import AppSettings
-from scanner.webapp.text import as_text
-from scanner.webapp.widgets import cached_discovery, error_with_details, frame_grid, trust_notes
+from dfscan.kernels.verdict_rule import CONCLUSIONS
+from dfscan.kernels.export import boxed_frames
+from dfscan.kernels.trust import format_p_fake
+from dfscan.scanner.webapp import verdicts as vd
+from dfscan.scanner.webapp.plain_errors import plain_words
+from dfscan.scanner.webapp.result_view import BOX_LEGEND
+from dfscan.scanner.webapp.settings import AppSettings
+from dfscan.scanner.webapp.text import as_text
+from dfscan.scanner.webapp.widgets import cached_discovery, error_with_details, frame_grid, trust_notes
 
 MAX_TABLE_ROWS = 5000  # rows sent to the browser; the filters narrow the rest
 MAX_CHOICES = 1000  # files offered for "show frames"

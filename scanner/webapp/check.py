@@ -21,19 +21,21 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from kernels.artifact import dfscan_version, sha256_file
-from kernels.clips import Clip, ClipReader, ClipSpec
-from kernels.csv_text import csv_text
-from kernels.export import boxed_frames
-from kernels.errors import ErrorClass, VideoError
-from kernels.probe import ProbeLimits
-from kernels.scope import ClipFacts, card_scope, scope_rule
-from kernels.trust import card_trust
-from scanner import verdicts
-from scanner.alarms import OutcomeStats
-from scanner.webapp.models import ModelEntry
-from scanner.webapp.plain_errors import file_head, plain_words
-from scanner.webapp.settings import VIDEO_TYPES, format_bytes
+from dfscan.kernels.artifact import sha256_file
+
+from dfscan.kernels.provenance import dfscan_version
+from dfscan.kernels.clips import Clip, ClipReader, ClipSpec
+from dfscan.kernels.csv_text import csv_text
+from dfscan.kernels.export import boxed_frames
+from dfscan.kernels.errors import ErrorClass, VideoError
+from dfscan.kernels.probe import ProbeLimits
+from dfscan.kernels.scope import ClipFacts, card_scope, scope_rule
+from dfscan.kernels.trust import card_trust
+from dfscan.scanner import verdicts
+from dfscan.scanner.alarms import OutcomeStats
+from dfscan.scanner.webapp.models import ModelEntry
+from dfscan.scanner.webapp.plain_errors import file_head, plain_words
+from dfscan.scanner.webapp.settings import VIDEO_TYPES, format_bytes
 
 # The probe's fields that the CSV export repeats on every row (the JSON export has the whole probe).
 PROBE_COLUMNS = ("container", "codec", "width", "height", "frame_count", "fps", "duration_s")

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from kernels.quiet import quiet_deep_learning_start
-from scanner.webapp.check import (CheckResult, check_alarms, export_csv, export_json, run_check, save_upload,
+from dfscan.kernels.quiet import quiet_deep_learning_start
+from dfscan.scanner.webapp.check import (CheckResult, check_alarms, export_csv, export_json, run_check, save_upload,
                                   validate_upload)
-from scanner.webapp.models import load_for_prediction
-from scanner.webapp.result_view import show_clip
-from scanner.webapp.settings import VIDEO_TYPES, AppSettings, format_bytes
-from scanner.webapp.text import as_text
-from scanner.webapp.widgets import cached_discovery
+from dfscan.scanner.webapp.models import load_for_prediction
+from dfscan.scanner.webapp.result_view import show_clip
+from dfscan.scanner.webapp.settings import VIDEO_TYPES, AppSettings, format_bytes
+from dfscan.scanner.webapp.text import as_text
+from dfscan.scanner.webapp.widgets import cached_discovery
 
 MAX_RESULTS_KEPT = 50  # checked clips remembered per session (a clip removed and added back is not redone)
 

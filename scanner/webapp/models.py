@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from kernels.artifact import MODEL_FILE, ArtifactError, CardFacts, ModelCard, load_card
-from kernels.predict import Predictor, load_predictor
-from kernels.trust import Trust, card_trust
+from dfscan.kernels.card import CardFacts, MODEL_FILE, ModelCard, load_card
+
+from dfscan.kernels.errors import ArtifactError
+from dfscan.kernels.predict import Predictor, load_predictor
+from dfscan.kernels.trust import Trust, card_trust
 
 MAX_MODELS = 200  # a folder with more model files than this is probably the wrong folder
 

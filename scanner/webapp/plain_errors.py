@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kernels.errors import ErrorClass
+from dfscan.kernels.errors import ErrorClass
 
 PLAIN_WORDS: dict[ErrorClass, str] = {
     ErrorClass.NOT_FOUND: "the file is not there (moved or deleted)",

@@ -14,15 +14,15 @@ import numpy as np
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from kernels.errors import VideoError
-from kernels.export import DETECTED, INTERPOLATED
-from kernels.artifact import UNTESTED
-from kernels.trust import Trust, explain_p_fake, format_p_fake
-from scanner.webapp.check import CheckResult, ModelResult, safe_file_name
-from scanner.webapp.settings import format_bytes
-from scanner.webapp.source_frame import source_frame
-from scanner.webapp.text import as_text
-from scanner.webapp.widgets import error_with_details, frame_grid, trust_notes
+from dfscan.kernels.errors import VideoError
+from dfscan.kernels.export import DETECTED, INTERPOLATED
+from dfscan.kernels.verdict_rule import UNTESTED
+from dfscan.kernels.trust import Trust, explain_p_fake, format_p_fake
+from dfscan.scanner.webapp.check import CheckResult, ModelResult, safe_file_name
+from dfscan.scanner.webapp.settings import format_bytes
+from dfscan.scanner.webapp.source_frame import source_frame
+from dfscan.scanner.webapp.text import as_text
+from dfscan.scanner.webapp.widgets import error_with_details, frame_grid, trust_notes
 
 COLUMNS_PER_ROW = 3  # verdict cards side by side; Streamlit stacks them on narrow screens
 # The conclusion's badge: inconclusive and untested are neither colour, so neither can be read as a

@@ -14,8 +14,8 @@ from pathlib import Path
 import streamlit as st
 from starlette.middleware import Middleware
 
-from scanner.webapp.hosts import HostCheck
-from scanner.webapp.settings import parse_args
+from dfscan.scanner.webapp.hosts import HostCheck
+from dfscan.scanner.webapp.settings import parse_args
 
 app = st.App(Path(__file__).with_name("app.py"),
              middleware=[Middleware(HostCheck, allowed_hosts=parse_args(sys.argv[1:]).allowed_hosts)])

@@ -11,10 +11,10 @@ from __future__ import annotations
 import av
 import numpy as np
 
-from kernels.errors import ErrorClass, VideoError
-from kernels.probe import ProbeLimits, probe
-from kernels.resize import upright
-from kernels.sampling import keyframe_at_or_before
+from dfscan.kernels.errors import ErrorClass, VideoError
+from dfscan.kernels.probe import ProbeLimits, probe
+from dfscan.kernels.resize import upright
+from dfscan.kernels.sampling import keyframe_at_or_before
 
 
 def source_frame(path: str, index: int, limits: ProbeLimits = ProbeLimits()) -> np.ndarray:

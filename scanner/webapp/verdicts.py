@@ -19,16 +19,16 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from kernels.artifact import CONCLUSIONS
-from kernels.clips import Clip, ClipReader, ClipSpec
-from kernels.csv_text import csv_text
-from kernels.sampling import SAMPLING_MODES
-from kernels.trust import Trust, card_trust
-from scanner import quarantine
-from scanner import verdicts as verdict_rows
-from scanner.report import model_alarms, models_of
-from scanner.verdicts import STATUSES  # noqa: F401 - the browse page's filter choices
-from scanner.webapp.models import ModelEntry
+from dfscan.kernels.verdict_rule import CONCLUSIONS
+from dfscan.kernels.clips import Clip, ClipReader, ClipSpec
+from dfscan.kernels.csv_text import csv_text
+from dfscan.kernels.sampling import SAMPLING_MODES
+from dfscan.kernels.trust import Trust, card_trust
+from dfscan.scanner import quarantine
+from dfscan.scanner import verdicts as verdict_rows
+from dfscan.scanner.report import model_alarms, models_of
+from dfscan.scanner.verdicts import STATUSES  # noqa: F401 - the browse page's filter choices
+from dfscan.scanner.webapp.models import ModelEntry
 
 # A row's frame_indices are read only when its frames are asked for: a million lists would not fit a
 # browser's budget. Every other column of the row is read.

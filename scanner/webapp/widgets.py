@@ -7,9 +7,9 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from kernels.trust import Trust
-from scanner.webapp.models import Discovery, discover
-from scanner.webapp.text import as_text
+from dfscan.kernels.trust import Trust
+from dfscan.scanner.webapp.models import Discovery, discover
+from dfscan.scanner.webapp.text import as_text
 
 FRAME_WIDTH = 128  # display width of one sampled frame, in CSS pixels
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from scanner.cli import app
+from dfscan.cli import app
 from tests.face_media import skip_without_mtcnn_weights
 
 

@@ -1,4 +1,4 @@
-from benchmarks.decode_bound import run_decode_bound
+from dfscan.benchmarks.decode_bound import run_decode_bound
 from tests.media import write_corrupt_corpus, write_index_video
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from benchmarks import gpu_faces
-from benchmarks.gpu_check import main
-from kernels.decode.nvdec import nvdec_available
+from dfscan.benchmarks import gpu_faces
+from dfscan.benchmarks.gpu_check import main
+from dfscan.kernels.decode.nvdec import nvdec_available
 
 SMALL = ["--videos", "3", "--seconds", "1", "--resolutions", "160x120", "--codec", "vp9", "--batch", "2",
          "--size", "32", "--frames", "6", "--model-batch", "2", "--model-repeats", "1"]
@@ -88,8 +88,8 @@ def test_end_to_end_in_several_processes(tmp_path):
 def test_a_silent_fallback_to_pyav_fails_the_check_and_says_why(tmp_path, monkeypatch):
     """A file the decoder under test failed and PyAV then read is no error of the scan, but it is a
     failure of the check: the report names the file and the decoder's own error."""
-    from kernels.decode.dali import DaliDecoder
-    from kernels.errors import ErrorClass, VideoError
+    from dfscan.kernels.decode.dali import DaliDecoder
+    from dfscan.kernels.errors import ErrorClass, VideoError
 
     real = DaliDecoder.decode_batch
 
@@ -159,13 +159,13 @@ def test_a_face_found_elsewhere_fails_the_face_stage(tmp_path, monkeypatch):
 
 def test_the_nvdec_engine_and_feed_stages_are_in_the_report(tmp_path, monkeypatch):
     """Wired into gpu_check (--nvdec-engine), against the CPU stand-in for PyNvVideoCodec."""
-    from kernels.decode import nvdec
-    from kernels.probe import probe
+    from dfscan.kernels.decode import nvdec
+    from dfscan.kernels.probe import probe
     from tests.kernels.nvdec_fake import FakePyNvVideoCodec
 
     fake = FakePyNvVideoCodec()
     monkeypatch.setattr(nvdec, "load_pynvvideocodec", lambda: fake)
-    monkeypatch.setattr("benchmarks.nvdec_engine.load_pynvvideocodec", lambda: fake)
+    monkeypatch.setattr("dfscan.benchmarks.nvdec_engine.load_pynvvideocodec", lambda: fake)
     archive = tmp_path / "archive"
     small = [a if a != "vp9" else "h264" for a in SMALL]
     report = main(["--out", str(tmp_path / "report"), *small, "--decoders", "nvdec", "--pipelines", "1",

@@ -5,10 +5,10 @@ the decoder asked for, with the CPU time counted."""
 import numpy as np
 import pytest
 
-from benchmarks import host_path, nvdec_stand_in
-from kernels.decode.gops import cut_to_annex_b
-from kernels.probe import probe
-from kernels.sampling import keyframe_plan
+from dfscan.benchmarks import host_path, nvdec_stand_in
+from dfscan.kernels.decode.gops import cut_to_annex_b
+from dfscan.kernels.probe import probe
+from dfscan.kernels.sampling import keyframe_plan
 from tests.kernels.annex_b_reference import decode_stream
 from tests.kernels.encodings import OPEN_GOP_ENCODINGS
 from tests.kernels.nvdec_fake import fake_nvc  # noqa: F401 - the fixture
@@ -29,7 +29,7 @@ def test_the_stand_in_counts_the_pictures_ffmpeg_decodes(tmp_path, encoding):
 
 @pytest.mark.parametrize("decoder", host_path.HOST_DECODERS)
 def test_a_measurement_reads_every_file_through_its_decoder(tmp_path, decoder):
-    from kernels.decode import nvdec
+    from dfscan.kernels.decode import nvdec
 
     loader = nvdec.load_pynvvideocodec
     paths = [str(write_index_video(tmp_path / f"v{i}", 30, "h264", width=160, height=96)) for i in range(3)]
@@ -65,7 +65,7 @@ def test_the_real_mode_times_the_decoders_calls_and_the_spinner_runs_beside(tmp_
 
 
 def test_real_mode_without_pynvvideocodec_is_one_line_and_exit_1(tmp_path, capsys):
-    from kernels.decode import nvdec
+    from dfscan.kernels.decode import nvdec
 
     if nvdec.nvdec_available():
         pytest.skip("PyNvVideoCodec loads here")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from benchmarks import nvdec_engine
-from kernels.decode import nvdec
+from dfscan.benchmarks import nvdec_engine
+from dfscan.kernels.decode import nvdec
 from tests.kernels.nvdec_fake import FakePyNvVideoCodec
 from tests.media import write_index_video
 

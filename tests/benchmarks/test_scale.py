@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from benchmarks.scale import extrapolate, make_archive
-from scanner.walk import walk_archive
+from dfscan.benchmarks.scale import extrapolate, make_archive
+from dfscan.scanner.walk import walk_archive
 
 
 def test_make_archive_numbers_empty_files_in_folders_of_a_thousand(tmp_path):

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from benchmarks import scan_check
+from dfscan.benchmarks import scan_check
 from tests.kernels.nvdec_fake import fake_nvc  # noqa: F401 - the fixture
 
 
@@ -33,7 +33,7 @@ def test_agreement_is_the_median_and_max_per_file_difference_on_shared_files():
 
 
 def agreement_clips(directory) -> list[str]:
-    from benchmarks.archive import write_bench_video
+    from dfscan.benchmarks.archive import write_bench_video
 
     return [str(write_bench_video(directory / f"agree_{i}.mp4", 320, 240, 40, 30, "h264", seed=i, block=64))
             for i in range(8)]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.faces import FaceTrack
-from kernels.probe import Probe
+from dfscan.kernels.faces import FaceTrack
+from dfscan.kernels.probe import Probe
 
 
 def probe(width: int, height: int) -> Probe:

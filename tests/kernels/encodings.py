@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kernels.encode import Codec
+from dfscan.kernels.encode import Codec
 
 OPEN_GOP_ENCODINGS = {  # name: (encoder configuration, frames)
     # x264 open GOPs: keyframes are recovery-point I-frames, not IDRs, and the decoder's picture

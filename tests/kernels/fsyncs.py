@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
-from kernels import atomic
+from dfscan.kernels import atomic
 
 
 def record_fsyncs(monkeypatch) -> list[tuple[str, int]]:

@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from kernels.decode import nvdec
+from dfscan.kernels.decode import nvdec
 
 
 def aligned_empty(shape: tuple) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels.encode import CODECS, encode_video
+from dfscan.kernels.encode import CODECS, encode_video
 from tests.media import index_image
 
 # Six-frame GOPs, instead of CODECS's own options.

@@ -7,11 +7,11 @@ import av
 import numpy as np
 import pytest
 
-from kernels.decode.gops import CutUnsupported, cut_to_annex_b
-from kernels.encode import CODECS, Codec
-from kernels.probe import probe
-from kernels.records import nal_unit_types
-from kernels.sampling import keyframe_plan, uniform_plan
+from dfscan.kernels.decode.gops import CutUnsupported, cut_to_annex_b
+from dfscan.kernels.encode import CODECS, Codec
+from dfscan.kernels.probe import probe
+from dfscan.kernels.records import nal_unit_types
+from dfscan.kernels.sampling import keyframe_plan, uniform_plan
 from tests.kernels.annex_b_reference import decode_stream
 from tests.kernels.encodings import OPEN_GOP_ENCODINGS
 from tests.media import read_index, write_index_video
@@ -91,7 +91,7 @@ def test_the_probes_packet_index_gives_the_cut_a_second_demux_gives(tmp_path, mo
     exactly the stream that demuxing the file again writes (B-frames, HEVC CRA runs)."""
     import dataclasses
 
-    from kernels.decode import gops
+    from dfscan.kernels.decode import gops
     spec = CODECS[codec]
     path = str(write_index_video(tmp_path / f"v.{container}", 60, Codec(spec.encoder, container, spec.pix_fmt,
                                                                         spec.options)))

@@ -7,20 +7,13 @@ import os
 import numpy as np
 import pytest
 
-from kernels.artifact import (
-    CARD_FILE,
-    MODEL_FILE,
-    ArtifactError,
-    ArtifactProblem,
-    load_card,
-    load_model,
-    save_keras_atomic,
-    save_model,
-    sha256_file,
-    verify_model,
-)
-from kernels.predict import load_predictor
-from training.models import ModelConfig, build_model
+from dfscan.kernels.artifact import load_model, save_keras_atomic, save_model, sha256_file, verify_model
+
+from dfscan.kernels.card import CARD_FILE, MODEL_FILE, load_card
+
+from dfscan.kernels.errors import ArtifactError, ArtifactProblem
+from dfscan.kernels.predict import load_predictor
+from dfscan.training.models import ModelConfig, build_model
 
 F, S = 4, 32
 CARD = {"name": "tiny", "arch": "cnn-lstm", "frames": F, "size": S, "sampling": "uniform", "threshold": 0.5,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kernels import atomic
+from dfscan.kernels import atomic
 from tests.kernels.fsyncs import record_fsyncs
 
 

@@ -8,14 +8,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from kernels.clips import ClipReader, ClipSpec, decoded_rects
-from kernels.decode import choose_decoder
-from kernels.decode.dali import DaliDecoder
-from kernels.decode.pyav import PyAVDecoder
-from kernels.errors import ErrorClass, VideoError
-from kernels.probe import probe
-from kernels.faces import DetectionCache, Detections, MtcnnDetector
-from kernels.resize import crop_resize, mean_abs_difference, resize_frames
+from dfscan.kernels.clips import ClipReader, ClipSpec, decoded_rects
+from dfscan.kernels.decode import choose_decoder
+from dfscan.kernels.decode.dali import DaliDecoder
+from dfscan.kernels.decode.pyav import PyAVDecoder
+from dfscan.kernels.errors import ErrorClass, VideoError
+from dfscan.kernels.probe import probe
+from dfscan.kernels.faces import DetectionCache, Detections, MtcnnDetector
+from dfscan.kernels.resize import crop_resize, mean_abs_difference, resize_frames
 from tests.face_media import (frame_with_portrait, moving_lefts, pasted_face_box, skip_without_mtcnn_weights,
                                write_face_video, write_frames_video)
 from tests.media import read_index, write_index_video
@@ -271,7 +271,7 @@ def test_a_reader_decodes_its_next_face_clips_into_the_last_ones_memory_and_crop
 def test_face_stage_on_framework_tensors_equals_numpy(face_video, mtcnn, monkeypatch):
     """The GPU decoders hand over framework tensors: the device dry run sends dali-cpu's frames the same
     way on the CPU, so the tensor path (frames picked, unsquashed and cut in Keras ops) runs here."""
-    from kernels.decode.dali import DRY_RUN_HAND_OFF
+    from dfscan.kernels.decode.dali import DRY_RUN_HAND_OFF
 
     (as_numpy,) = ClipReader(face_spec(decoder="dali-cpu"), gpu=False, face_detector=mtcnn).read([str(face_video)])
     monkeypatch.setenv(DRY_RUN_HAND_OFF, "1")
@@ -316,7 +316,7 @@ def working_square_crops(frames: np.ndarray, crop_boxes: np.ndarray, display, si
 
 def use_fake_nvdec(monkeypatch) -> None:
     """PyNvVideoCodec's stand-in (FFmpeg behind the same calls), so the nvdec backend runs on a CPU."""
-    from kernels.decode import nvdec
+    from dfscan.kernels.decode import nvdec
     from tests.kernels.nvdec_fake import FakePyNvVideoCodec
 
     fake = FakePyNvVideoCodec()

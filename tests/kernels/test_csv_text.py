@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from kernels.csv_text import csv_text, safe_cell
+from dfscan.kernels.csv_text import csv_text, safe_cell
 
 # The names, and the cells they must become.
 HOSTILE = {"=cmd|' -C calc'!A0.mp4": "'=cmd|' -C calc'!A0.mp4", "+SUM(1,2).mp4": "'+SUM(1,2).mp4",

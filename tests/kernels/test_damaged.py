@@ -10,12 +10,12 @@ import av
 import numpy as np
 import pytest
 
-from kernels.clips import ClipReader, ClipSpec
-from kernels.decode.pyav import PyAVDecoder
-from kernels.encode import CODECS
-from kernels.errors import ErrorClass, VideoError
-from kernels.probe import probe
-from kernels.sampling import uniform_plan
+from dfscan.kernels.clips import ClipReader, ClipSpec
+from dfscan.kernels.decode.pyav import PyAVDecoder
+from dfscan.kernels.encode import CODECS
+from dfscan.kernels.errors import ErrorClass, VideoError
+from dfscan.kernels.probe import probe
+from dfscan.kernels.sampling import uniform_plan
 from tests.media import read_index, write_index_video
 
 

@@ -5,12 +5,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from kernels.clips import ClipReader, ClipSpec
-from kernels.decode import choose_decoder
-from kernels.encode import Codec, encode_video
-from kernels.errors import ErrorClass
-from kernels.probe import probe
-from kernels.resize import mean_abs_difference
+from dfscan.kernels.clips import ClipReader, ClipSpec
+from dfscan.kernels.decode import choose_decoder
+from dfscan.kernels.encode import Codec, encode_video
+from dfscan.kernels.errors import ErrorClass
+from dfscan.kernels.probe import probe
+from dfscan.kernels.resize import mean_abs_difference
 from tests.media import read_index, write_corrupt_corpus, write_index_video
 
 SIZE = 32
@@ -143,7 +143,7 @@ def test_dali_error_is_isolated_and_pipeline_rebuilt(tmp_path, videos):
     and the batch bisected until the bad file is alone."""
     import dataclasses
 
-    from kernels.decode.dali import DaliDecoder
+    from dfscan.kernels.decode.dali import DaliDecoder
 
     good = probe(videos["vp9"])
     garbage = tmp_path / "garbage.webm"
@@ -166,7 +166,7 @@ def test_dali_error_is_isolated_and_pipeline_rebuilt(tmp_path, videos):
 
 def test_dali_file_gone_after_probe_is_its_own_error(tmp_path, videos):
     """A file deleted between probe and decode gets NOT_FOUND; its batch-mates still decode."""
-    from kernels.decode.dali import DaliDecoder
+    from dfscan.kernels.decode.dali import DaliDecoder
 
     doomed = tmp_path / "doomed.webm"
     doomed.write_bytes(open(videos["vp9"], "rb").read())
@@ -182,8 +182,7 @@ def test_dali_file_gone_after_probe_is_its_own_error(tmp_path, videos):
 def test_probe_cache_probes_each_unchanged_file_once(tmp_path, monkeypatch):
     import os
 
-    import kernels.clips as clips_module
-
+    import dfscan.kernels.clips as clips_module
     path = str(write_index_video(tmp_path / "cached", 30, "h264"))
     calls = []
     real_probe = clips_module.probe
@@ -207,9 +206,9 @@ def test_face_mode_decoders_keep_each_files_shape_under_the_cap(tmp_path, monkey
     """full_res_cap (crop="face"): no squash. A landscape file over the cap, a portrait one over it and
     one under it, in one batch: each at its own capped shape (aspect kept, never enlarged), the
     planned frames, and for the batch decoders PyAV's pixels. (nvdec runs on its FFmpeg stand-in.)"""
-    from kernels.decode import nvdec
-    from kernels.decode.dali import DaliDecoder
-    from kernels.decode.pyav import PyAVDecoder
+    from dfscan.kernels.decode import nvdec
+    from dfscan.kernels.decode.dali import DaliDecoder
+    from dfscan.kernels.decode.pyav import PyAVDecoder
     from tests.kernels.nvdec_fake import FakePyNvVideoCodec
 
     probes = [probe(write_index_video(tmp_path / "wide", 30, codec, width=256, height=192)),
@@ -239,7 +238,7 @@ def test_recycled_full_resolution_buffers_are_decoded_into_and_never_leak_old_fr
     """Face mode gives each cropped clip back to the PyAV decoder; the next clip of that shape is
     decoded into the same memory, every frame overwritten (a shorter file's filled tail included),
     and only arrays that own their memory are taken back."""
-    from kernels.decode.pyav import PyAVDecoder
+    from dfscan.kernels.decode.pyav import PyAVDecoder
 
     long_file = probe(write_index_video(tmp_path / "long", 30, "h264", width=256, height=192))
     short_file = probe(write_index_video(tmp_path / "short", 3, "h264", width=256, height=192))

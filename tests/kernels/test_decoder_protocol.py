@@ -7,13 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from kernels.decode.base import Decoder, DecoderBase
-from kernels.decode.dali import DaliDecoder
-from kernels.decode.nvdec import NvdecDecoder
-from kernels.decode.pyav import PyAVDecoder
-from kernels.errors import ErrorClass
-from kernels.probe import probe
-from kernels.sampling import uniform_plan
+from dfscan.kernels.decode.base import Decoder, DecoderBase
+from dfscan.kernels.decode.dali import DaliDecoder
+from dfscan.kernels.decode.nvdec import NvdecDecoder
+from dfscan.kernels.decode.pyav import PyAVDecoder
+from dfscan.kernels.errors import ErrorClass
+from dfscan.kernels.probe import probe
+from dfscan.kernels.sampling import uniform_plan
 from tests.media import read_index, write_index_video
 
 BUILDERS = {

@@ -8,8 +8,8 @@ import av
 import numpy as np
 import pytest
 
-from kernels.encode import CODECS, encode_video
-from kernels.probe import probe
+from dfscan.kernels.encode import CODECS, encode_video
+from dfscan.kernels.probe import probe
 from tests.media import index_image, read_index
 
 

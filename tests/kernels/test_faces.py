@@ -5,9 +5,9 @@ MTCNN on matplotlib's portrait of Grace Hopper."""
 import numpy as np
 import pytest
 
-from kernels.faces import (MIN_CONFIDENCE, Detections, MtcnnDetector, build_track, detect_positions, iou, link_track,
+from dfscan.kernels.faces import (MIN_CONFIDENCE, Detections, MtcnnDetector, build_track, detect_positions, iou, link_track,
                            smooth, square_crop)
-from kernels.resize import crop_resize, resize_frames
+from dfscan.kernels.resize import crop_resize, resize_frames
 from tests.face_media import PORTRAIT_FACE, frame_with_portrait, pasted_face_box, portrait
 
 

@@ -9,10 +9,10 @@ import av
 import numpy as np
 import pytest
 
-from kernels.decode.dali import DaliDecoder
-from kernels.decode.gops import CutUnsupported, cut_to_gops
-from kernels.probe import probe
-from kernels.sampling import keyframe_plan, uniform_plan
+from dfscan.kernels.decode.dali import DaliDecoder
+from dfscan.kernels.decode.gops import CutUnsupported, cut_to_gops
+from dfscan.kernels.probe import probe
+from dfscan.kernels.sampling import keyframe_plan, uniform_plan
 from tests.kernels.encodings import OPEN_GOP_ENCODINGS
 from tests.media import read_index, write_index_video
 
@@ -110,7 +110,7 @@ def test_cut_is_exact_with_open_gops_and_far_apart_runs(tmp_path, name):
 def test_hevc_cra_runs_are_relabelled_bla_and_cut_short(tmp_path):
     """Far-apart runs of x265's CRA keyframes: each later run's CRA is written as BLA, so decoding
     jumps there instead of decoding on through the gap."""
-    from kernels.records import nal_length_size, nal_unit_types
+    from dfscan.kernels.records import nal_length_size, nal_unit_types
 
     codec, frames = OPEN_GOP_ENCODINGS["x265-cra-long"]
     facts = probe(write_index_video(tmp_path / "cra", frames, codec))

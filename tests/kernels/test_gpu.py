@@ -9,11 +9,11 @@ of the same frames.
 import numpy as np
 import pytest
 
-from kernels.clips import ClipReader, ClipSpec
-from kernels.decode.pyav import PyAVDecoder
-from kernels.errors import ErrorClass
-from kernels.probe import probe
-from kernels.resize import mean_abs_difference
+from dfscan.kernels.clips import ClipReader, ClipSpec
+from dfscan.kernels.decode.pyav import PyAVDecoder
+from dfscan.kernels.errors import ErrorClass
+from dfscan.kernels.probe import probe
+from dfscan.kernels.resize import mean_abs_difference
 from tests.kernels.encodings import HEVC_10_BIT
 from tests.media import read_index, write_index_video
 
@@ -60,7 +60,7 @@ def test_gpu_batch_stays_on_device(tmp_path, decoder):
 def test_dali_gpu_reads_the_cut_gops_and_the_whole_file_alike(tmp_path, codec):
     """H.264 with B-frames and open-GOP HEVC, fed as cut GOPs and as whole files: same frames, and
     the cut decodes fewer of them."""
-    from kernels.decode.dali import DaliDecoder
+    from dfscan.kernels.decode.dali import DaliDecoder
 
     facts = probe(write_index_video(tmp_path / f"cut_{codec}", 61, codec, width=256, height=192))
     plans = [np.array([30, 31, 45, 45]), np.array([60, 60, 60, 60])]
@@ -133,11 +133,11 @@ def test_face_mode_frames_keep_their_own_shape_in_gpu_memory(tmp_path, decoder):
               probe(write_index_video(tmp_path / "tall", 30, "h264", width=192, height=256))]
     plans = [np.array([0, 7, 7, 29]), np.array([3, 4, 20, 21])]
     if decoder == "dali-gpu":
-        from kernels.decode.dali import DaliDecoder
+        from dfscan.kernels.decode.dali import DaliDecoder
 
         backend = DaliDecoder(size=32, gpu=True, max_batch=2, full_res_cap=200)
     else:
-        from kernels.decode.nvdec import NvdecDecoder
+        from dfscan.kernels.decode.nvdec import NvdecDecoder
 
         backend = NvdecDecoder(size=32, full_res_cap=200)
     frames, errors = backend.decode_batch(probes, plans)

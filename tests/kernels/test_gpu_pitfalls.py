@@ -11,11 +11,11 @@ backend copies out must equal PyAV's, pixel for pixel.
 import numpy as np
 import pytest
 
-from kernels.clips import ClipReader, ClipSpec
-from kernels.decode import nvdec
-from kernels.errors import ErrorClass
-from kernels.probe import probe
-from kernels.sampling import keyframe_plan, uniform_plan
+from dfscan.kernels.clips import ClipReader, ClipSpec
+from dfscan.kernels.decode import nvdec
+from dfscan.kernels.errors import ErrorClass
+from dfscan.kernels.probe import probe
+from dfscan.kernels.sampling import keyframe_plan, uniform_plan
 from tests.gpu_media import (CROPPED_HEIGHTS, coded_height, nv12_frames, sequence_parameter_sets, write_chroma_video,
                              write_cropped_pair, write_sps_change)
 from tests.kernels.nvdec_fake import FakePyNvVideoCodec

@@ -8,8 +8,12 @@ import zipfile
 
 import pytest
 
-from kernels.artifact import MAX_BATCH_BYTES, MAX_FRAMES, MAX_SIZE, ArtifactError, ArtifactProblem, verify_model
-from kernels.model_config import (
+from dfscan.kernels.artifact import verify_model
+
+from dfscan.kernels.card import MAX_BATCH_BYTES, MAX_FRAMES, MAX_SIZE
+
+from dfscan.kernels.errors import ArtifactError, ArtifactProblem
+from dfscan.kernels.model_config import (
     ALLOWED_ACTIVATIONS,
     ALLOWED_CLASSES,
     ENTRY_LIMITS,
@@ -32,7 +36,7 @@ from tests.hostile_models import (
     write_model,
 )
 from tests.models import save_tiny_model
-from training.models import ModelConfig, architectures, build_model, save_untrained
+from dfscan.training.models import ModelConfig, architectures, build_model, save_untrained
 
 MiB = 1 << 20
 

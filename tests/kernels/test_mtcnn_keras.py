@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kernels import mtcnn_keras
-from kernels.faces import MtcnnDetector
-from kernels.mtcnn_keras import AreaPyramid, WeightsUnavailable, detect_faces, scale_pyramid
+from dfscan.kernels import mtcnn_keras
+from dfscan.kernels.faces import MtcnnDetector
+from dfscan.kernels.mtcnn_keras import AreaPyramid, WeightsUnavailable, detect_faces, scale_pyramid
 from tests.face_media import PORTRAIT_FACE, frame_with_portrait, pasted_face_box, portrait
 
 if importlib.util.find_spec("mtcnn") is None:  # found, not imported: importing it imports TensorFlow
@@ -119,8 +119,8 @@ def test_a_warmed_up_detector_traces_nothing_in_its_first_batch():
         pytest.skip("traced MTCNN passes are the TensorFlow backend's")
     script = textwrap.dedent("""
         import keras
-        from kernels.faces import MtcnnDetector
-        from kernels.mtcnn_keras import _passes
+        from dfscan.kernels.faces import MtcnnDetector
+        from dfscan.kernels.mtcnn_keras import _passes
         from tests.face_media import frame_with_portrait
         assert keras.config.backend() == "tensorflow", keras.config.backend()
         detector = MtcnnDetector()
@@ -170,7 +170,7 @@ def test_it_detects_under_jax_without_importing_tensorflow(tmp_path):
     pytest.importorskip("jax", reason="JAX is not installed here (the device and the dry-run venv have it)")
     script = textwrap.dedent("""
         import sys
-        from kernels.mtcnn_keras import detect_faces
+        from dfscan.kernels.mtcnn_keras import detect_faces
         from tests.face_media import frame_with_portrait, pasted_face_box
         import keras
         (boxes, scores), = detect_faces([frame_with_portrait(300, 100)])

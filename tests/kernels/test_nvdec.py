@@ -10,11 +10,11 @@ wanted frames, NV12 -> RGB, the resize and the error paths all run here; the GPU
 import numpy as np
 import pytest
 
-from kernels.decode import nvdec
-from kernels.decode.pyav import PyAVDecoder
-from kernels.errors import ErrorClass
-from kernels.probe import probe
-from kernels.resize import mean_abs_difference
+from dfscan.kernels.decode import nvdec
+from dfscan.kernels.decode.pyav import PyAVDecoder
+from dfscan.kernels.errors import ErrorClass
+from dfscan.kernels.probe import probe
+from dfscan.kernels.resize import mean_abs_difference
 from tests.kernels.encodings import OPEN_GOP_ENCODINGS
 from tests.kernels.nvdec_fake import FakePyNvVideoCodec, fake_nvc  # noqa: F401 - fake_nvc is a fixture
 from tests.media import read_index, write_index_video
@@ -48,7 +48,7 @@ def test_each_run_is_one_packet_and_gives_the_same_frames_as_one_packet_per_acce
                                                                                          encoding):
     """The default feed hands NVDEC's parser a whole run per Decode call: one call per run of the cut
     (plus the flush), and exactly the frames the access-unit feed gives: B-pyramids, HEVC CRA runs."""
-    from kernels.decode.gops import cut_to_annex_b
+    from dfscan.kernels.decode.gops import cut_to_annex_b
 
     codec, count = OPEN_GOP_ENCODINGS[encoding]
     facts = probe(write_index_video(tmp_path / encoding, min(count, 60), codec, width=160, height=160))
@@ -71,7 +71,7 @@ def test_an_unknown_feed_is_refused():
 
 def test_colours_and_resize_match_the_pyav_backend(tmp_path, fake_nvc):
     """NV12 -> RGB (BT.601, limited range) and the antialiased resize, against swscale's."""
-    from benchmarks.archive import write_bench_video
+    from dfscan.benchmarks.archive import write_bench_video
 
     path = write_bench_video(tmp_path / "colour.mp4", 320, 240, 12, 30, "h264", seed=3, block=64)
     facts = probe(path)
@@ -106,7 +106,7 @@ def test_codecs_nvdec_does_not_take_are_refused_per_file(tmp_path, fake_nvc):
 
 
 def test_without_a_driver_nvdec_is_unavailable_and_auto_never_picks_it(tmp_path):
-    from kernels.decode import choose_decoder
+    from dfscan.kernels.decode import choose_decoder
 
     facts = probe(write_index_video(tmp_path / "h", 10, "h264"))
     assert choose_decoder(facts, "nvdec", gpu=False) == "pyav"
@@ -117,7 +117,7 @@ def test_without_a_driver_nvdec_is_unavailable_and_auto_never_picks_it(tmp_path)
 
 
 def test_auto_prefers_nvdec_for_8_bit_h264_and_hevc_where_it_loads(tmp_path, monkeypatch):
-    from kernels.decode import choose_decoder
+    from dfscan.kernels.decode import choose_decoder
     from tests.kernels.encodings import HEVC_10_BIT
 
     monkeypatch.setattr(nvdec, "nvdec_available", lambda: True)

@@ -3,9 +3,9 @@ import time
 
 import pytest
 
-from kernels.encode import CODECS
-from kernels.errors import ErrorClass, VideoError
-from kernels.probe import ProbeLimits, probe
+from dfscan.kernels.encode import CODECS
+from dfscan.kernels.errors import ErrorClass, VideoError
+from dfscan.kernels.probe import ProbeLimits, probe
 from tests.media import write_corrupt_corpus, write_index_video
 
 
@@ -108,8 +108,7 @@ def test_missing_and_non_regular_files(tmp_path):
 
 
 def test_probe_times_out_instead_of_hanging(tmp_path, monkeypatch):
-    import kernels.probe as probe_module
-
+    import dfscan.kernels.probe as probe_module
     def stuck(*args, **kwargs):
         time.sleep(3)
 
@@ -141,7 +140,7 @@ def test_mp4_probes_keep_where_each_packet_lies_and_matroska_probes_do_not(tmp_p
 
 
 def test_a_file_with_more_packets_than_the_index_keeps_has_none(tmp_path, monkeypatch):
-    from kernels import probe as probe_module
+    from dfscan.kernels import probe as probe_module
 
     path = write_index_video(tmp_path / "a", 24, "h264")
     monkeypatch.setattr(probe_module, "MAX_INDEXED_PACKETS", 23)

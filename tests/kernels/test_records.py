@@ -3,9 +3,9 @@
 import av
 import pytest
 
-from kernels.encode import Codec
-from kernels.probe import _bit_depth_of, _chroma_of, probe
-from kernels.records import _rbsp, h264_format, hevc_format, pix_fmt_name, stream_format
+from dfscan.kernels.encode import Codec
+from dfscan.kernels.probe import _bit_depth_of, _chroma_of, probe
+from dfscan.kernels.records import _rbsp, h264_format, hevc_format, pix_fmt_name, stream_format
 from tests.media import write_index_video
 
 

@@ -5,10 +5,10 @@ import av
 import numpy as np
 import pytest
 
-from kernels.clips import ClipReader, ClipSpec
-from kernels.probe import probe
-from kernels.records import mp4_rotation
-from kernels.resize import mean_abs_difference
+from dfscan.kernels.clips import ClipReader, ClipSpec
+from dfscan.kernels.probe import probe
+from dfscan.kernels.records import mp4_rotation
+from dfscan.kernels.resize import mean_abs_difference
 from tests.kernels.rotated_media import HEIGHT, WIDTH, upright_reference, write_rotated
 from tests.media import read_index
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from kernels.sampling import decoded_frame_cost, keyframe_plan, plan_indices, shift_indices, split_unique, uniform_plan
+from dfscan.kernels.sampling import decoded_frame_cost, keyframe_plan, plan_indices, shift_indices, split_unique, uniform_plan
 
 
 def test_uniform_is_the_seed_linspace():

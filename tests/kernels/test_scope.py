@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kernels import scope as sc
-from kernels.clips import Clip
-from kernels.scope import (
+from dfscan.kernels import scope as sc
+from dfscan.kernels.clips import Clip
+from dfscan.kernels.scope import (
     ClipFacts,
     card_scope,
     measure_scope,

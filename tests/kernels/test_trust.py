@@ -2,7 +2,7 @@
 
 import pytest
 
-from kernels.trust import card_trust, explain_p_fake, metric_warnings, untrusted
+from dfscan.kernels.trust import card_trust, explain_p_fake, metric_warnings, untrusted
 
 
 def metrics(auc, confusion, n=None):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.config import ScanConfig
+from dfscan.scanner.config import ScanConfig
 from tests.media import write_index_video
 
 REPO = Path(__file__).resolve().parents[2]

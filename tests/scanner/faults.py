@@ -15,7 +15,7 @@ import time
 
 import cloudpickle
 
-from scanner.workers import ScanWorker
+from dfscan.scanner.workers import ScanWorker
 
 
 def faulty_worker(batch_delay_s: float = 0.0, hang_on: str | None = None, crash_on: str | None = None) -> type:

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pyarrow as pa
 
-from scanner import sink, verdicts
+from dfscan.scanner import sink, verdicts
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 

@@ -12,8 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from scanner.config import ScanConfig
-from scanner.run import run_scan
+from dfscan.scanner.config import ScanConfig
+from dfscan.scanner.run import run_scan
 
 
 def _config(text: str) -> ScanConfig:

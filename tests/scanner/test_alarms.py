@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from kernels.scope import card_scope, measure_scope, p_fake_quantiles
-from scanner import verdicts
-from scanner.alarms import SHIFT_DISTANCE, AlarmKind, OutcomeStats, shift_distance, table_alarms
+from dfscan.kernels.scope import card_scope, measure_scope, p_fake_quantiles
+from dfscan.scanner import verdicts
+from dfscan.scanner.alarms import SHIFT_DISTANCE, AlarmKind, OutcomeStats, shift_distance, table_alarms
 
 RNG = np.random.default_rng(0)
 # A card measured on 25 real videos scoring 0-0.3 and 25 fakes scoring 0.7-1, videos 640-1280 px.

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from scanner.cli import app
-from scanner.run import UsageError, run_scan
+from dfscan.cli import app
+from dfscan.scanner.run import UsageError, run_scan
 from tests.scanner.conftest import make_videos, rows_by_path, scan_config
 
 runner = CliRunner()

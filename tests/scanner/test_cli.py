@@ -6,10 +6,10 @@ import pyarrow.dataset as pads
 import pytest
 from typer.testing import CliRunner
 
-from kernels.scope import SYNTHETIC_MARKER
+from dfscan.kernels.scope import SYNTHETIC_MARKER
 
-from scanner.cli import app
-from scanner.sink import OutDirLock
+from dfscan.cli import app
+from dfscan.scanner.sink import OutDirLock
 from tests.scanner.conftest import make_videos
 
 runner = CliRunner()

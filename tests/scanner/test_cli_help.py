@@ -9,8 +9,8 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from scanner.cli import app
-from scanner.config import DEFAULT_EXTENSIONS
+from dfscan.cli import app
+from dfscan.scanner.config import DEFAULT_EXTENSIONS
 from tests.scanner.conftest import REPO
 
 GROUP = typer.main.get_command(app)

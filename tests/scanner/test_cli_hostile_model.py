@@ -6,9 +6,9 @@ import zipfile
 import pytest
 from typer.testing import CliRunner
 
-import scanner.run
-from scanner.cli import app
-from kernels.artifact import MAX_FRAMES, MAX_SIZE
+import dfscan.scanner.run
+from dfscan.cli import app
+from dfscan.kernels.card import MAX_FRAMES, MAX_SIZE
 from tests.hostile_models import HOSTILE_CONFIGS, nested, read_config, with_input, write_model
 from tests.scanner.conftest import make_videos
 
@@ -42,7 +42,7 @@ def test_run_refuses_a_hostile_model_before_ray_starts(tmp_path, tiny_model, mon
     def no_ray(*args, **kwargs):
         raise AssertionError("Ray was started for a refused model")
 
-    monkeypatch.setattr(scanner.run, "connect_ray", no_ray)
+    monkeypatch.setattr(dfscan.scanner.run, "connect_ray", no_ray)
     out = tmp_path / "out"
     result = runner.invoke(app, ["run", str(archive), "--model", str(model), "--out", str(out), "--gpus", "0"])
     line = _one_error_line(result)
@@ -73,7 +73,7 @@ def test_run_refuses_a_model_asking_for_huge_clips_before_ray_starts(tmp_path, t
     def no_ray(*args, **kwargs):
         raise AssertionError("Ray was started for a refused model")
 
-    monkeypatch.setattr(scanner.run, "connect_ray", no_ray)
+    monkeypatch.setattr(dfscan.scanner.run, "connect_ray", no_ray)
     out = tmp_path / "out"
     result = runner.invoke(app, ["run", str(archive), "--model", str(model), "--out", str(out), "--gpus", "0",
                                  "--batch-size", str(batch)])

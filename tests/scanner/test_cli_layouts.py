@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import training.fit
-from scanner.cli import app
-from training.faceforensics import FFOptions
+import dfscan.training.fit
+from dfscan.cli import app
+from dfscan.training.faceforensics import FFOptions
 
 runner = CliRunner()
 METHODS_MESSAGE = ("dfscan: error: unknown method Faceswap; expected a comma list of Deepfakes, Face2Face, FaceSwap, "
@@ -31,9 +31,9 @@ def test_faceforensics_options_reach_the_config_and_notes_reach_stderr(tmp_path,
     def fake_train(config, say=None):
         seen.append(config)
         say("FaceForensics++ c40: a note")
-        return training.fit.TrainResult(run_dir=config.out, card={}, metrics={"test": {}}, history={})
+        return dfscan.training.fit.TrainResult(run_dir=config.out, card={}, metrics={"test": {}}, history={})
 
-    monkeypatch.setattr(training.fit, "train", fake_train)
+    monkeypatch.setattr(dfscan.training.fit, "train", fake_train)
     args = ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--layout", "faceforensics"]
     result = runner.invoke(app, [*args, "--compression", "c40", "--methods", "Face2Face,FaceSwap", "--include-dfd"])
     assert result.exit_code == 0, result.stderr

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from kernels.export import DETECTED, FALLBACK
-from scanner.cli import app
+from dfscan.kernels.export import DETECTED, FALLBACK
+from dfscan.cli import app
 from tests.face_media import moving_lefts, pasted_face_box, write_face_video
 from tests.media import read_index, write_corrupt_corpus, write_index_video
 

@@ -28,7 +28,7 @@ def _dfscan(*args: str, prelude: str = "") -> subprocess.CompletedProcess:
     env = child_env()
     env.pop("TF_CPP_MIN_LOG_LEVEL")  # as a user's shell has it
     env.pop("RAY_ADDRESS", None)  # a cluster of its own, as a nightly run starts it
-    return subprocess.run([sys.executable, "-c", prelude + "from scanner.cli import app; app()", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-c", prelude + "from dfscan.cli import app; app()", *args], cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=900)
 
 

@@ -9,9 +9,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import training.fit
-from kernels.trust import metric_warnings
-from scanner.cli import app
+import dfscan.training.fit
+from dfscan.kernels.trust import metric_warnings
+from dfscan.cli import app
 
 runner = CliRunner()
 WEAK = {"n_videos": 10, "accuracy": 0.5, "roc_auc": 0.52, "confusion": [[5, 0], [5, 0]]}
@@ -27,10 +27,10 @@ def trained(tmp_path, monkeypatch):
         seen.append(config)
         metrics = {"test": WEAK, "val": None, "training": {}}
         warnings = metric_warnings(WEAK, "test")
-        return training.fit.TrainResult(run_dir=config.out, card={}, metrics=metrics, history={},
+        return dfscan.training.fit.TrainResult(run_dir=config.out, card={}, metrics=metrics, history={},
                                         warnings=tuple(warnings))
 
-    monkeypatch.setattr(training.fit, "train", fake_train)
+    monkeypatch.setattr(dfscan.training.fit, "train", fake_train)
     return ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")], seen
 
 

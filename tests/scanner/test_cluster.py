@@ -10,11 +10,11 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from scanner import workers
-from scanner.cli import app
-from scanner.config import ScanConfig
-from scanner.run import run_scan
-from scanner.workers import WorkerPlan, plan_workers
+from dfscan.scanner import workers
+from dfscan.cli import app
+from dfscan.scanner.config import ScanConfig
+from dfscan.scanner.run import run_scan
+from dfscan.scanner.workers import WorkerPlan, plan_workers
 from tests.scanner.conftest import REPO, child_env, config_json, make_videos, rows_by_path, scan_config
 
 
@@ -41,7 +41,7 @@ def test_workers_per_gpu_defaults_to_what_the_decoder_was_measured_to_need():
 
 @pytest.mark.parametrize("loads, expected", [(True, "nvdec"), (False, "dali-gpu")])
 def test_auto_plans_for_nvdec_only_where_pynvvideocodec_loads(monkeypatch, loads, expected):
-    from kernels.decode import nvdec
+    from dfscan.kernels.decode import nvdec
 
     monkeypatch.setattr(nvdec, "nvdec_available", lambda: loads)
     assert workers.gpu_decoder("auto") == expected

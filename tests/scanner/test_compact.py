@@ -14,10 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scanner import compact, journal, sink, verdicts
-from scanner.index import CommittedIndex
-from scanner.report import build_report
-from scanner.walk import FileEntry
+from dfscan.scanner import compact, journal, sink, verdicts
+from dfscan.scanner.index import CommittedIndex
+from dfscan.scanner.report import build_report
+from dfscan.scanner.walk import FileEntry
 from tests.scanner.conftest import REPO, child_env
 from tests.scanner.rows import V1_SCHEMA, row
 
@@ -89,7 +89,7 @@ def test_compaction_keeps_every_row_in_read_order(tmp_path, monkeypatch):
 KILLER = """
 import os, sys
 from pathlib import Path
-from scanner import compact
+from dfscan.scanner import compact
 out, step = Path(sys.argv[1]), sys.argv[2]
 if step == "writing":  # killed while the second new part is being written
     real = compact.atomic_file
@@ -174,7 +174,7 @@ def test_an_unreadable_journal_stops_readers(tmp_path, monkeypatch):
 def test_cli_compact(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from scanner.cli import app
+    from dfscan.cli import app
 
     out = tmp_path / "verdicts"
     nightly_folder(out, monkeypatch)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from scanner.run import run_scan
+from dfscan.scanner.run import run_scan
 from tests.media import write_corrupt_corpus
 from tests.scanner.conftest import make_videos, rows_by_path, scan_config
 

@@ -6,8 +6,8 @@ import json
 import pyarrow.dataset as pads
 import pytest
 
-from scanner.demo import DISCLAIMER, DemoConfig, run_demo
-from training.layouts import SYNTHETIC_MARKER
+from dfscan.demo import DISCLAIMER, DemoConfig, run_demo
+from dfscan.training.layouts import SYNTHETIC_MARKER
 
 
 @pytest.mark.usefixtures("ray_cluster")

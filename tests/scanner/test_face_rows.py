@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels.artifact import decide_model
-from kernels.clips import ClipReader, ClipSpec
-from kernels.scope import UNTESTED_NO_FACE
-from scanner.workers import ScanWorker
+from dfscan.kernels.artifact import decide_model
+from dfscan.kernels.clips import ClipReader, ClipSpec
+from dfscan.kernels.scope import UNTESTED_NO_FACE
+from dfscan.scanner.workers import ScanWorker
 from tests.face_media import (BACKGROUND, Placement, moving_lefts, pasted_face_box, skip_without_mtcnn_weights,
                                write_face_video, write_portraits_video)
 from tests.models import save_tiny_model
@@ -62,7 +62,7 @@ class RecordingPredictor:
 def scanned(tmp_path_factory):
     """(rows by case, the frames the model saw by case, the path of each case) from one batch of every case."""
     skip_without_mtcnn_weights()
-    from benchmarks.bench import with_crop
+    from dfscan.benchmarks.bench import with_crop
 
     root = tmp_path_factory.mktemp("face_rows")
     archive = root / "archive"
@@ -173,8 +173,8 @@ def test_mtcnn_keeps_each_image_s_boxes_in_a_batch_of_shapes_and_empty_images():
     image's padding from the wrong image: the portrait-shaped frame's face came back as a zero-wide box
     at its right edge. kernels.faces.MtcnnDetector batches one shape at a time."""
     skip_without_mtcnn_weights()
-    from benchmarks.portrait import paste_portrait
-    from kernels.faces import MtcnnDetector
+    from dfscan.benchmarks.portrait import paste_portrait
+    from dfscan.kernels.faces import MtcnnDetector
 
     empty = np.full((270, 480, 3), BACKGROUND, dtype=np.uint8)
     tall = paste_portrait(np.full((320, 180, 3), BACKGROUND, dtype=np.uint8), 20, 120, TALL.size)

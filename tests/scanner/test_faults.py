@@ -9,8 +9,8 @@ import sys
 import threading
 import time
 
-from scanner import sink, verdicts
-from scanner.run import run_scan
+from dfscan.scanner import sink, verdicts
+from dfscan.scanner.run import run_scan
 from tests.scanner.conftest import REPO, child_env, config_json, make_videos, rows_by_path, scan_config
 from tests.scanner.faults import faulty_worker
 

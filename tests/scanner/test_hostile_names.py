@@ -6,8 +6,8 @@ import os
 
 import pyarrow.dataset as pads
 
-from scanner.run import run_scan
-from scanner.verdicts import display_path
+from dfscan.scanner.run import run_scan
+from dfscan.scanner.verdicts import display_path
 from tests.scanner.conftest import make_videos, scan_config
 
 RAW_NAME = b"m\xff\xfe.mp4"
@@ -37,7 +37,7 @@ def test_an_archive_of_every_hostile_name_scans_to_one_row_per_video(ray_cluster
 
     from typer.testing import CliRunner
 
-    from scanner.cli import app
+    from dfscan.cli import app
 
     root, out = tmp_path / "archive", tmp_path / "out"
     names = [b"plain.mp4", RAW_NAME, b"m\\xff\\xfe.mp4", b"..mp4", b"...mp4", b"-rf.mp4", b"new\nline.mp4",

@@ -11,9 +11,9 @@ import random
 
 import pytest
 
-from scanner import sink, verdicts
-from scanner.index import CommittedIndex
-from scanner.walk import FileEntry, walk_archive
+from dfscan.scanner import sink, verdicts
+from dfscan.scanner.index import CommittedIndex
+from dfscan.scanner.walk import FileEntry, walk_archive
 from tests.scanner.rows import row, write_two_versions
 
 SHA, OTHER = "a" * 64, "b" * 64

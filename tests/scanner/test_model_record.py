@@ -8,8 +8,10 @@ import shutil
 
 import pytest
 
-from kernels.artifact import ArtifactError, ArtifactProblem, decide_model
-from scanner.workers import ScanWorker
+from dfscan.kernels.artifact import decide_model
+
+from dfscan.kernels.errors import ArtifactError, ArtifactProblem
+from dfscan.scanner.workers import ScanWorker
 from tests.models import save_tiny_model
 
 

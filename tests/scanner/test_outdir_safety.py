@@ -14,11 +14,11 @@ import stat
 import pytest
 from typer.testing import CliRunner
 
-from scanner import report as report_module
-from scanner import sink, verdicts
-from scanner.cli import app
-from scanner.report import build_report, write_report
-from scanner.run import ScanError, UsageError, run_scan
+from dfscan.scanner import report as report_module
+from dfscan.scanner import sink, verdicts
+from dfscan.cli import app
+from dfscan.scanner.report import build_report, write_report
+from dfscan.scanner.run import ScanError, UsageError, run_scan
 from tests.scanner.conftest import make_videos, scan_config
 from tests.scanner.rows import row
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from kernels.errors import is_device_error
-from scanner.workers import WorkerPlan, plan_workers
+from dfscan.kernels.errors import is_device_error
+from dfscan.scanner.workers import WorkerPlan, plan_workers
 
 def test_plan_workers():
     # Every GPU, as many workers on each as its share of cores allows (one per two, at most 4).

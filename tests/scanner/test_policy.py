@@ -3,10 +3,10 @@ timeout. The chaos tests (test_faults.py) check the same rules against real dyin
 
 import pytest
 
-from kernels.errors import ErrorClass
-from scanner.policy import (CrashVerdict, WorkItem, after_failure, batches, failure_limit, timeout_for,
+from dfscan.kernels.errors import ErrorClass
+from dfscan.scanner.policy import (CrashVerdict, WorkItem, after_failure, batches, failure_limit, timeout_for,
                             SINGLE_FILE_CRASHES)
-from scanner.walk import FileEntry
+from dfscan.scanner.walk import FileEntry
 
 ENTRIES = [FileEntry(path=f"v{i}.mp4", size=1, mtime_ns=0, inode=i) for i in range(8)]
 

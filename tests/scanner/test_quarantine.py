@@ -13,10 +13,12 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from kernels.artifact import card_path, sha256_file
-from scanner import quarantine, sink, verdicts
-from scanner.cli import app
-from scanner.report import build_report, format_report
+from dfscan.kernels.artifact import sha256_file
+
+from dfscan.kernels.card import card_path
+from dfscan.scanner import quarantine, sink, verdicts
+from dfscan.cli import app
+from dfscan.scanner.report import build_report, format_report
 from tests.scanner.conftest import REPO, child_env, make_videos
 from tests.scanner.rows import row
 
@@ -185,7 +187,7 @@ def test_report_survives_damaged_manifests_and_markers(out, damage):
 
 def test_the_web_app_reads_around_a_damaged_part_and_moves_nothing(out):
     pytest.importorskip("pandas", reason="the web app needs the app extra")
-    from scanner.webapp import verdicts as vd
+    from dfscan.scanner.webapp import verdicts as vd
 
     _truncate(_first_part(out))
     before = _listing(out)
@@ -205,7 +207,7 @@ def test_the_web_app_reads_around_a_damaged_part_and_moves_nothing(out):
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
 def test_the_web_app_survives_damaged_manifests_and_markers(out, damage):
     pytest.importorskip("pandas", reason="the web app needs the app extra")
-    from scanner.webapp import verdicts as vd
+    from dfscan.scanner.webapp import verdicts as vd
 
     DAMAGES[damage](out)
     data = vd.load(out)
@@ -216,7 +218,7 @@ def test_the_web_app_survives_damaged_manifests_and_markers(out, damage):
 
 def test_the_web_app_says_so_when_every_part_is_damaged(tmp_path):
     pytest.importorskip("pandas", reason="the web app needs the app extra")
-    from scanner.webapp import verdicts as vd
+    from dfscan.scanner.webapp import verdicts as vd
 
     out = tmp_path / "verdicts"
     (part,) = _commit(out, "run1", [row("a.mp4")])
@@ -247,7 +249,7 @@ def test_a_run_over_a_damaged_part_quarantines_it_rescans_its_files_and_finishes
     (out / "_SUCCESS").write_bytes(b"\x00\xff")
     (out / "_lock").write_bytes(b"\xff" * 100)
     damaged_bytes = first.read_bytes()
-    result = subprocess.run([sys.executable, "-c", "from scanner.cli import app; app()", "run", str(archive),
+    result = subprocess.run([sys.executable, "-c", "from dfscan.cli import app; app()", "run", str(archive),
                              "--model", str(tiny_model), "--out", str(out), "--gpus", "0", "--workers", "1",
                              "--batch-size", "2", "--json"], cwd=REPO, env=child_env(), capture_output=True,
                             text=True, timeout=600)

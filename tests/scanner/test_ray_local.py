@@ -28,7 +28,7 @@ from tests.scanner.conftest import REPO, child_env
 DRIVER = """
 import json, os, sys
 import ray
-from scanner.workers import connect_ray
+from dfscan.scanner.workers import connect_ray
 
 assert connect_ray(sys.argv[1] or None)
 
@@ -49,7 +49,7 @@ for line in sys.stdin:
 REFUSING_DRIVER = """
 import json, threading, time
 import psutil, ray
-from scanner.workers import connect_ray
+from dfscan.scanner.workers import connect_ray
 
 real_init = ray.init
 
@@ -212,7 +212,7 @@ def test_loopback_switch_is_put_back_after_start():
     from the same process must advertise a reachable IP again."""
     from ray._private import ray_constants
 
-    from scanner.ray_local import MARKER_ENV, _local_only
+    from dfscan.scanner.ray_local import MARKER_ENV, _local_only
 
     before = (ray_constants.ENABLE_RAY_CLUSTER, dict(os.environ))
     with _local_only("m1"):

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from scanner import sink, verdicts
-from scanner.report import build_report, format_report, write_report
+from dfscan.scanner import sink, verdicts
+from dfscan.scanner.report import build_report, format_report, write_report
 from tests.scanner.rows import row
 
 
@@ -103,7 +103,7 @@ def test_report_rejects_unknown_format(out_dir, tmp_path):
 def test_report_shows_each_models_card_quality_beside_its_verdicts(tmp_path):
     """What a run recorded of its model's card is shown with the files that model judged; a model no
     better than chance says so in plain words, and p_fake and the threshold are explained once."""
-    from kernels.trust import card_trust
+    from dfscan.kernels.trust import card_trust
 
     out = tmp_path / "verdicts"
     sink.prepare_out_dir(out)

@@ -8,11 +8,11 @@ import os
 import pyarrow.dataset as pads
 import pytest
 
-from scanner import sink, verdicts
-from scanner.report import build_report
-from scanner.run import UsageError, run_scan
+from dfscan.scanner import sink, verdicts
+from dfscan.scanner.report import build_report
+from dfscan.scanner.run import UsageError, run_scan
 from tests.scanner.conftest import rows_by_path, scan_config
-from training.synth import SynthConfig, synth
+from dfscan.training.synth import SynthConfig, synth
 
 
 def test_end_to_end_synth_archive(ray_cluster, tiny_model, tmp_path):

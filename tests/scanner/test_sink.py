@@ -12,9 +12,9 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from scanner import sink, verdicts
-from scanner.index import CommittedIndex
-from scanner.walk import FileEntry
+from dfscan.scanner import sink, verdicts
+from dfscan.scanner.index import CommittedIndex
+from dfscan.scanner.walk import FileEntry
 from tests.kernels.fsyncs import record_fsyncs
 from tests.scanner.conftest import REPO, child_env
 from tests.scanner.rows import row
@@ -139,7 +139,7 @@ def test_lock_refuses_a_second_writer(tmp_path):
 
 def test_lock_dies_with_its_holder(tmp_path):
     """A SIGKILLed run leaves no stale lock: the kernel drops the flock with the process."""
-    code = ("import sys, time\nfrom pathlib import Path\nfrom scanner.sink import OutDirLock\n"
+    code = ("import sys, time\nfrom pathlib import Path\nfrom dfscan.scanner.sink import OutDirLock\n"
             "OutDirLock(Path(sys.argv[1]), 'holder').acquire()\nprint('locked', flush=True)\ntime.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, env=child_env(),
                             stdout=subprocess.PIPE, text=True)

@@ -13,14 +13,14 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from kernels.clips import Clip
-from kernels.errors import ErrorClass, VideoError
-from kernels.probe import Probe
-from scanner import sink, verdicts
-from scanner.index import CommittedIndex
-from scanner.policy import CrashVerdict
-from scanner.report import build_report, write_report
-from scanner.walk import FileEntry
+from dfscan.kernels.clips import Clip
+from dfscan.kernels.errors import ErrorClass, VideoError
+from dfscan.kernels.probe import Probe
+from dfscan.scanner import sink, verdicts
+from dfscan.scanner.index import CommittedIndex
+from dfscan.scanner.policy import CrashVerdict
+from dfscan.scanner.report import build_report, write_report
+from dfscan.scanner.walk import FileEntry
 from tests.scanner.rows import T0, V1_SCHEMA, row, write_two_versions
 
 PROBE = Probe(path="/arch/a.mp4", size_bytes=3000, container="mp4", codec="h264", profile="High", width=128,
@@ -248,7 +248,7 @@ def test_a_folder_with_parts_of_two_schema_versions_reads_as_one(tmp_path, monke
 
 def test_the_app_reads_a_folder_with_parts_of_two_schema_versions(tmp_path, monkeypatch):
     pd = pytest.importorskip("pandas", reason="the web app needs the app extra (streamlit brings pandas)")
-    from scanner.webapp import verdicts as vd
+    from dfscan.scanner.webapp import verdicts as vd
 
     out = tmp_path / "verdicts"
     write_two_versions(out, monkeypatch)

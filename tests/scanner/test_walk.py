@@ -7,8 +7,8 @@ import types
 
 import pytest
 
-from scanner import walk as walk_mod
-from scanner.walk import WalkStats, walk_archive
+from dfscan.scanner import walk as walk_mod
+from dfscan.scanner.walk import WalkStats, walk_archive
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from training.augment import AugmentConfig, augment_clip
+from dfscan.training.augment import AugmentConfig, augment_clip
 
 CLIP = np.tile(np.arange(32, dtype=np.uint8)[None, None, :, None] * 4 + 60, (3, 32, 1, 3))  # (3, 32, 32, 3) ramp
 

@@ -4,12 +4,12 @@ cache)."""
 import numpy as np
 import pytest
 
-from kernels.clips import ClipReader, ClipSpec
-from training.augment import AugmentConfig
-from training.batches import ClipBatches, balanced_indices
-from training.clip_cache import ClipSource
-from training.layouts import FAKE, REAL, scan_dataset
-from training.synth import SynthConfig, synth
+from dfscan.kernels.clips import ClipReader, ClipSpec
+from dfscan.training.augment import AugmentConfig
+from dfscan.training.batches import ClipBatches, balanced_indices
+from dfscan.training.clip_cache import ClipSource
+from dfscan.training.layouts import FAKE, REAL, scan_dataset
+from dfscan.training.synth import SynthConfig, synth
 
 
 def test_balanced_batches_with_ten_percent_real():

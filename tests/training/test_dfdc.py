@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kernels.clips import ClipReader, ClipSpec
+from dfscan.kernels.clips import ClipReader, ClipSpec
 from tests.media import write_index_video
-from training.batches import balanced_indices
-from training.clip_cache import ClipSource
-from training.dfdc import read_metadata
-from training.layouts import FAKE, REAL, detect_layout, scan_dataset
-from training.splits import make_split
+from dfscan.training.batches import balanced_indices
+from dfscan.training.clip_cache import ClipSource
+from dfscan.training.dfdc import read_metadata
+from dfscan.training.layouts import FAKE, REAL, detect_layout, scan_dataset
+from dfscan.training.splits import make_split
 
 
 def _touch(root: Path, rel: str) -> None:

@@ -3,8 +3,8 @@ would conclude untested, with warnings when the metrics measure the model outsid
 
 from __future__ import annotations
 
-from kernels.scope import UNTESTED_NO_FACE, UNTESTED_SYNTHETIC, ClipFacts, measure_scope, scope_rule
-from training.evaluate import scope_report
+from dfscan.kernels.scope import UNTESTED_NO_FACE, UNTESTED_SYNTHETIC, ClipFacts, measure_scope, scope_rule
+from dfscan.training.evaluate import scope_report
 
 FACE_CARD = {"crop": "face", "scope": measure_scope(data="synthetic", dataset="archive", layout="labels.csv",
                                                      videos={}, test_metrics=None, face_model=True,

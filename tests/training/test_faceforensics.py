@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from kernels.clips import ClipReader, ClipSpec
+from dfscan.kernels.clips import ClipReader, ClipSpec
 from tests.media import write_index_video
-from training import faceforensics
-from training.clip_cache import ClipSource
-from training.faceforensics import DFD, METHODS, FFOptions
-from training.layouts import FAKE, REAL, detect_layout, scan_dataset
-from training.splits import make_split, summarise
+from dfscan.training import faceforensics
+from dfscan.training.clip_cache import ClipSource
+from dfscan.training.faceforensics import DFD, METHODS, FFOptions
+from dfscan.training.layouts import FAKE, REAL, detect_layout, scan_dataset
+from dfscan.training.splits import make_split, summarise
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "training" / "data" / "faceforensics_splits"

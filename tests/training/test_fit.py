@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from kernels.artifact import load_model, sha256_file
-from kernels.clips import ClipReader
-from training.splits import load_split
-from training.evaluate import EvalConfig, evaluate
-from training.fit import TrainConfig, train
-from training.synth import SynthConfig, synth
+from dfscan.kernels.artifact import load_model, sha256_file
+from dfscan.kernels.clips import ClipReader
+from dfscan.training.splits import load_split
+from dfscan.training.evaluate import EvalConfig, evaluate
+from dfscan.training.fit import TrainConfig, train
+from dfscan.training.synth import SynthConfig, synth
 
 RUN_FILES = {"model.keras", "model.json", "config.json", "split.json", "history.csv", "metrics.json", "roc.png",
              "training.png"}
@@ -147,7 +147,7 @@ def test_celeb_df_layout_trains_without_its_test_videos(tmp_path, monkeypatch):
     only videos read with training-time augmentation are the others."""
     import shutil
 
-    from training.layouts import read_celeb_test_list
+    from dfscan.training.layouts import read_celeb_test_list
 
     synth(tmp_path / "src", SynthConfig(videos=16, frames_per_video=6, width=32, height=32, seed=9))
     root = tmp_path / "celeb"

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels.artifact import decide_model, load_card
-from kernels.faces import MtcnnDetector
-from scanner import verdicts
-from scanner.workers import ScanWorker
+from dfscan.kernels.artifact import decide_model
+
+from dfscan.kernels.card import load_card
+from dfscan.kernels.faces import MtcnnDetector
+from dfscan.scanner import verdicts
+from dfscan.scanner.workers import ScanWorker
 from tests.face_media import write_face_video
-from training.evaluate import EvalConfig, evaluate
-from training.fit import TrainConfig, train
+from dfscan.training.evaluate import EvalConfig, evaluate
+from dfscan.training.fit import TrainConfig, train
 
 
 def test_a_face_model_is_trained_scored_and_scanned_on_face_crops(tmp_path, monkeypatch):

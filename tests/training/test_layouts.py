@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from training.layouts import FAKE, REAL, detect_layout, read_celeb_test_list, scan_dataset
-from training.splits import make_split
+from dfscan.training.layouts import FAKE, REAL, detect_layout, read_celeb_test_list, scan_dataset
+from dfscan.training.splits import make_split
 
 REPO = Path(__file__).resolve().parents[2]
 _LIST = Path("data") / "celeb-df-v2" / "List_of_testing_videos.txt"

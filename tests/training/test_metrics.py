@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import (
+from dfscan.training.metrics import (
     binary_metrics,
     confusion,
     eer,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from training.models import (
+from dfscan.training.models import (
     CLASS_NAMES,
     RESNET50_WEIGHTS_FILE,
     ModelConfig,
@@ -41,7 +41,7 @@ def test_registry_lists_both():
 
 @pytest.mark.parametrize("arch", ["cnn-lstm", "resnet50-lstm"])
 def test_builds_compiles_with_xla_and_predicts(arch):
-    from kernels.predict import CompiledPredictor
+    from dfscan.kernels.predict import CompiledPredictor
 
     model = build_model(TINY[arch])
     assert model.inputs[0].dtype == "uint8" and tuple(model.inputs[0].shape) == (None, F, S, S, 3)

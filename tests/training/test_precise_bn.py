@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from training.precise_bn import batch_norm_layers, recompute_batch_norm
+from dfscan.training.precise_bn import batch_norm_layers, recompute_batch_norm
 
 
 def test_moving_statistics_become_the_average_of_the_batch_statistics():

@@ -5,7 +5,7 @@ import dataclasses
 
 import numpy as np
 
-from training.self_blend import BLEND_RATIOS, blend_frame, blend_mask, draw_params, self_blend_video
+from dfscan.training.self_blend import BLEND_RATIOS, blend_frame, blend_mask, draw_params, self_blend_video
 
 BOX = np.array([40.0, 30.0, 48.0, 60.0])  # x, y, w, h
 

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from training.layouts import REAL, scan_dataset
-from training.splits import load_split, make_split, save_split
+from dfscan.training.layouts import REAL, scan_dataset
+from dfscan.training.splits import load_split, make_split, save_split
 
 
 def _touch(root: Path, rel: str) -> None:

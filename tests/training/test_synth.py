@@ -9,13 +9,13 @@ import json
 import numpy as np
 import pytest
 
-from kernels.faces import iou
-from kernels.probe import probe
-from training.layouts import SYNTHETIC_MARKER, scan_dataset
-from training.metrics import roc_auc
-from training.splits import make_split, summarise
-from training.portrait import CRF_RANGE, render_portrait_video
-from training.synth import SynthConfig, parse_size, render_video, synth
+from dfscan.kernels.faces import iou
+from dfscan.kernels.probe import probe
+from dfscan.training.layouts import SYNTHETIC_MARKER, scan_dataset
+from dfscan.training.metrics import roc_auc
+from dfscan.training.splits import make_split, summarise
+from dfscan.training.portrait import CRF_RANGE, render_portrait_video
+from dfscan.training.synth import SynthConfig, parse_size, render_video, synth
 from tests.face_media import skip_without_mtcnn_weights
 
 
@@ -133,7 +133,7 @@ def test_portrait_videos_vary_and_each_fake_is_its_real_twin_self_blended():
 @pytest.fixture(scope="module")
 def mtcnn():
     skip_without_mtcnn_weights()
-    from kernels.faces import MtcnnDetector
+    from dfscan.kernels.faces import MtcnnDetector
 
     return MtcnnDetector()
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kernels.faces import Detections, iou
-from kernels.probe import probe
+from dfscan.kernels.faces import Detections, iou
+from dfscan.kernels.probe import probe
 from tests.face_media import (BACKGROUND, frame_with_portrait, moving_lefts, pasted_face_box,
                                skip_without_mtcnn_weights, write_face_video)
-from training.layouts import SYNTHETIC_MARKER, scan_dataset
-from training.synth import encode_archive_video
-from training.synth_from import NO_FACE, FromConfig, decode_frames, synth_from
+from dfscan.training.layouts import SYNTHETIC_MARKER, scan_dataset
+from dfscan.training.synth import encode_archive_video
+from dfscan.training.synth_from import NO_FACE, FromConfig, decode_frames, synth_from
 
 FRAME_SIZE, PORTRAIT_SIZE, TOP = (320, 180), (96, 112), 30
 
@@ -125,7 +125,7 @@ def test_config_checks(bad):
 def test_mtcnn_finds_the_faces_it_blends(tmp_path):
     """With the real detector: the fake's blend sits on the face MTCNN found."""
     skip_without_mtcnn_weights()
-    from kernels.faces import MtcnnDetector
+    from dfscan.kernels.faces import MtcnnDetector
 
     source, out = tmp_path / "footage", tmp_path / "out"
     _source(source)
@@ -145,10 +145,10 @@ def test_mtcnn_finds_the_faces_it_blends(tmp_path):
 def test_the_command_walks_the_folder_reports_each_skip_and_leaves_its_own_output_out(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import kernels.faces
-    from scanner.cli import app
+    import dfscan.kernels.faces
+    from dfscan.cli import app
 
-    monkeypatch.setattr(kernels.faces, "MtcnnDetector", PortraitFinder)
+    monkeypatch.setattr(dfscan.kernels.faces, "MtcnnDetector", PortraitFinder)
     source = tmp_path / "footage"
     _source(source)
     (source / "notes.txt").write_text("not a video")
@@ -167,10 +167,10 @@ def test_the_command_walks_the_folder_reports_each_skip_and_leaves_its_own_outpu
 def test_the_command_refuses_bad_arguments_and_an_empty_harvest(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import kernels.faces
-    from scanner.cli import app
+    import dfscan.kernels.faces
+    from dfscan.cli import app
 
-    monkeypatch.setattr(kernels.faces, "MtcnnDetector", PortraitFinder)
+    monkeypatch.setattr(dfscan.kernels.faces, "MtcnnDetector", PortraitFinder)
     runner = CliRunner()
     result = runner.invoke(app, ["synth", str(tmp_path / "out"), "--from", str(tmp_path / "missing")])
     assert result.exit_code == 2 and result.stderr.strip() == f"dfscan: error: --from: folder not found: {tmp_path / 'missing'}"

@@ -57,7 +57,7 @@ def healthy(url: str) -> bool:
 @contextlib.contextmanager
 def running_app(models: list[Path], log: Path, timeout_s: float = APP_START_TIMEOUT_S, **options):
     """The app on a free port for the duration of the block: yields its base URL."""
-    from scanner.webapp import app_env, streamlit_command
+    from dfscan.scanner.webapp import app_env, streamlit_command
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"

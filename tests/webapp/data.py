@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from scanner.verdicts import rows_to_table
+from dfscan.scanner.verdicts import rows_to_table
 from tests.media import write_index_video
 
 # (name, frames, sampling, threshold): two clip shapes, so the app decodes the upload twice. Untrained,

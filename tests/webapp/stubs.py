@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels.artifact import ModelCard
+from dfscan.kernels.card import ModelCard
 
 
 def card(name: str, frames: int = 4, size: int = 32, sampling: str = "uniform", **extra) -> dict:

@@ -53,9 +53,10 @@ def page(browser):
 
 def _expected(models_dir: Path, clip: Path) -> list[dict]:
     """What each tiny model says about the clip outside the app: kernels' frames, the compiled predictor."""
-    from kernels.artifact import conclusion, load_model
-    from kernels.clips import ClipReader, ClipSpec
-    from kernels.predict import CompiledPredictor
+    from dfscan.kernels.artifact import load_model
+    from dfscan.kernels.verdict_rule import conclusion
+    from dfscan.kernels.clips import ClipReader, ClipSpec
+    from dfscan.kernels.predict import CompiledPredictor
 
     out = []
     for name, *_ in TINY_MODELS:  # (name, frames, sampling, threshold)
@@ -220,7 +221,7 @@ def test_hostile_names_are_shown_as_text_and_never_fetched(app_url, page, tiny_m
     import pyarrow.parquet as pq
     from playwright.sync_api import expect
 
-    from scanner.verdicts import rows_to_table
+    from dfscan.scanner.verdicts import rows_to_table
     from tests.webapp.browser import free_port
     from tests.webapp.data import verdict_row
     from tests.webapp.stubs import fake_run
@@ -283,7 +284,7 @@ def test_a_synthetic_only_model_reads_untested_in_grey_with_its_reason(app_url, 
     UNTESTED in a grey badge and the one sentence of why, and no p_fake figure to act on."""
     from playwright.sync_api import expect
 
-    from kernels.scope import UNTESTED_SYNTHETIC
+    from dfscan.kernels.scope import UNTESTED_SYNTHETIC
     from tests.models import save_tiny_model
 
     save_tiny_model(tmp_path / "models" / "synthetic-only", "synthetic-only", 4, TINY_SIZE, threshold=0.0,

@@ -11,14 +11,14 @@ import json
 import numpy as np
 import pytest
 
-from kernels.artifact import dfscan_version
-from kernels.sampling import plan_indices
-from kernels.scope import UNTESTED_SYNTHETIC
-from scanner.webapp import streamlit_command
-from scanner.webapp.check import (CheckResult, ModelResult, export_csv, export_json, run_check, save_upload,
+from dfscan.kernels.provenance import dfscan_version
+from dfscan.kernels.sampling import plan_indices
+from dfscan.kernels.scope import UNTESTED_SYNTHETIC
+from dfscan.scanner.webapp import streamlit_command
+from dfscan.scanner.webapp.check import (CheckResult, ModelResult, export_csv, export_json, run_check, save_upload,
                                   validate_upload)
-from scanner.webapp.models import discover
-from scanner.webapp.settings import DEFAULT_MAX_UPLOAD_MB, AppSettings, parse_args
+from dfscan.scanner.webapp.models import discover
+from dfscan.scanner.webapp.settings import DEFAULT_MAX_UPLOAD_MB, AppSettings, parse_args
 from tests.webapp.stubs import fake_run, stub_load
 
 

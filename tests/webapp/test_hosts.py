@@ -7,10 +7,10 @@ import asyncio
 import pytest
 from typer.testing import CliRunner
 
-from scanner.cli import app as cli
-from scanner.webapp import allowed_hosts, streamlit_command
-from scanner.webapp.hosts import HostCheck, allowed, host_of
-from scanner.webapp.settings import parse_args
+from dfscan.cli import app as cli
+from dfscan.scanner.webapp import allowed_hosts, streamlit_command
+from dfscan.scanner.webapp.hosts import HostCheck, allowed, host_of
+from dfscan.scanner.webapp.settings import parse_args
 
 
 @pytest.mark.parametrize("header, ok", [

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from scanner.webapp import app_env
+from dfscan.scanner.webapp import app_env
 from tests.webapp.browser import APP_START_TIMEOUT_S, free_port, healthy, running_app
 
 WAIT_S = 60  # a reply or an exit on a loaded machine: generous, it only ends a test that truly hangs
@@ -37,7 +37,7 @@ def listening_addresses(pid: int) -> set[tuple[str, int]]:
     return found
 
 
-LAUNCH = "import sys; from scanner.webapp import launch; sys.exit(launch([], None, int(sys.argv[1])))"
+LAUNCH = "import sys; from dfscan.scanner.webapp import launch; sys.exit(launch([], None, int(sys.argv[1])))"
 
 
 def test_launch_serves_on_localhost_and_stops_with_sigterm(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from scanner.webapp.models import discover
+from dfscan.scanner.webapp.models import discover
 
 CARD = {"name": "m", "arch": "cnn-lstm", "frames": 4, "size": 32, "sampling": "uniform", "threshold": 0.5,
         "class_names": ["real", "fake"], "sha256": "0" * 64}

@@ -9,8 +9,8 @@ import re
 import pyarrow.parquet as pq
 import pytest
 
-from kernels.trust import explain_p_fake
-from scanner.verdicts import rows_to_table
+from dfscan.kernels.trust import explain_p_fake
+from dfscan.scanner.verdicts import rows_to_table
 from tests.webapp.data import verdict_row
 from tests.webapp.markdown_safety import as_read, markdown_bodies, unsafe
 from tests.webapp.stubs import fake_run, stub_load
@@ -26,15 +26,15 @@ GOOD = {"test": {"roc_auc": 0.97, "accuracy": 0.93, "n_videos": 120, "confusion"
 
 
 def _check_page(models: str):
-    from scanner.webapp import check_page
-    from scanner.webapp.settings import AppSettings
+    from dfscan.scanner.webapp import check_page
+    from dfscan.scanner.webapp.settings import AppSettings
 
     check_page.render(AppSettings(models=(models,)))
 
 
 def _browse_page(models: str, verdicts: str):
-    from scanner.webapp import browse_page
-    from scanner.webapp.settings import AppSettings
+    from dfscan.scanner.webapp import browse_page
+    from dfscan.scanner.webapp.settings import AppSettings
 
     browse_page.render(AppSettings(models=(models,), verdicts=verdicts))
 
@@ -55,7 +55,7 @@ def models(tmp_path):
 
 
 def test_check_page_shows_names_as_text_and_each_models_trust(tmp_path, models, clip_file, monkeypatch):
-    from scanner.webapp import check_page
+    from dfscan.scanner.webapp import check_page
 
     monkeypatch.setattr(check_page, "_load", lambda path: stub_load(path, p_fake=0.47))
     data = clip_file.read_bytes()
@@ -92,7 +92,7 @@ def test_check_page_shows_names_as_text_and_each_models_trust(tmp_path, models, 
 
 
 def test_look_closer_shows_a_sampled_frame_at_source_resolution(models, clip_file, monkeypatch):
-    from scanner.webapp import check_page
+    from dfscan.scanner.webapp import check_page
 
     monkeypatch.setattr(check_page, "_load", lambda path: stub_load(path, p_fake=0.9))
     app = AppTest.from_function(_check_page, args=(str(models),), default_timeout=120).run()

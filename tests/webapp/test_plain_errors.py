@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from kernels.errors import ErrorClass
-from scanner.webapp.check import run_check
-from scanner.webapp.models import discover
-from scanner.webapp.plain_errors import CUT_OFF, NOT_A_VIDEO, PLAIN_WORDS, plain_words, starts_like_video
+from dfscan.kernels.errors import ErrorClass
+from dfscan.scanner.webapp.check import run_check
+from dfscan.scanner.webapp.models import discover
+from dfscan.scanner.webapp.plain_errors import CUT_OFF, NOT_A_VIDEO, PLAIN_WORDS, plain_words, starts_like_video
 from tests.webapp.stubs import fake_run, stub_load
 
 

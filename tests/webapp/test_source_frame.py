@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels.errors import VideoError
-from scanner.webapp.source_frame import source_frame
+from dfscan.kernels.errors import VideoError
+from dfscan.scanner.webapp.source_frame import source_frame
 from tests.kernels.rotated_media import HEIGHT, WIDTH, write_rotated
 from tests.media import index_image, read_index
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scanner.webapp.text import as_text
+from dfscan.scanner.webapp.text import as_text
 from tests.webapp.markdown_safety import as_read, unsafe
 
 HOSTILE = ["![x](https:127.0.0.1:8811/p.png).mp4", "<img src=x onerror=alert(1)>.mp4", "[link](javascript:alert(1))",

@@ -11,12 +11,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from kernels.clips import Clip
-from kernels.scope import UNTESTED_SYNTHETIC
-from kernels.trust import format_p_fake
-from scanner.verdicts import rows_to_table
-from scanner.webapp.check import CheckResult, ClipView, ModelResult, check_alarms, export_csv, run_check
-from scanner.webapp.models import discover
+from dfscan.kernels.clips import Clip
+from dfscan.kernels.scope import UNTESTED_SYNTHETIC
+from dfscan.kernels.trust import format_p_fake
+from dfscan.scanner.verdicts import rows_to_table
+from dfscan.scanner.webapp.check import CheckResult, ClipView, ModelResult, check_alarms, export_csv, run_check
+from dfscan.scanner.webapp.models import discover
 from tests.kernels.clip_parts import probe, track
 from tests.webapp.data import verdict_row
 from tests.webapp.markdown_safety import as_read
@@ -29,15 +29,15 @@ MEASURED = {"test": {"roc_auc": 0.97, "accuracy": 0.93, "n_videos": 120, "confus
 
 
 def _check_page(models: str):
-    from scanner.webapp import check_page
-    from scanner.webapp.settings import AppSettings
+    from dfscan.scanner.webapp import check_page
+    from dfscan.scanner.webapp.settings import AppSettings
 
     check_page.render(AppSettings(models=(models,)))
 
 
 def _browse_page(verdicts: str):
-    from scanner.webapp import browse_page
-    from scanner.webapp.settings import AppSettings
+    from dfscan.scanner.webapp import browse_page
+    from dfscan.scanner.webapp.settings import AppSettings
 
     browse_page.render(AppSettings(models=(), verdicts=verdicts))
 
@@ -49,7 +49,7 @@ def test_p_fake_is_never_rounded_to_certainty(p_fake, shown):
 
 
 def test_untested_is_grey_with_its_reason_and_certainty_is_never_shown(tmp_path, clip_file, monkeypatch):
-    from scanner.webapp import check_page
+    from dfscan.scanner.webapp import check_page
 
     fake_run(tmp_path / "runs", "a-real", metrics=MEASURED, dataset={"root": "/data/celeb-df", "synthetic": False})
     fake_run(tmp_path / "runs", "b-synth", metrics=MEASURED, dataset={"root": "/data/synth", "synthetic": True})
@@ -125,7 +125,7 @@ def test_exports_say_errors_in_words_and_the_face_box_unit(tmp_path, clip_file):
 
 
 def test_look_closer_draws_the_square_the_face_model_cut():
-    from scanner.webapp.result_view import draw_box, face_box_at
+    from dfscan.scanner.webapp.result_view import draw_box, face_box_at
 
     faces = track((640, 360), (100, 50, 120, 150), frames=4)
     clip = Clip("/a/x.mp4", probe=probe(640, 360), indices=np.array([0, 10, 19, 29]), faces=faces,
@@ -141,7 +141,7 @@ def test_look_closer_draws_the_square_the_face_model_cut():
 
 
 def test_show_frames_of_a_face_row_shows_the_squares_and_the_crops(tmp_path):
-    from kernels.clips import ClipReader, ClipSpec
+    from dfscan.kernels.clips import ClipReader, ClipSpec
     from tests.face_media import skip_without_mtcnn_weights, write_face_video
 
     skip_without_mtcnn_weights()

@@ -11,13 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kernels.sampling import plan_indices
-from scanner.verdicts import VERDICT_SCHEMA, rows_to_table
+from dfscan.kernels.sampling import plan_indices
+from dfscan.scanner.verdicts import VERDICT_SCHEMA, rows_to_table
 from tests.webapp.data import UNIFORM_4_OF_30, verdict_row, write_verdicts
 
 pytest.importorskip("pandas", reason="the web app needs the app extra (streamlit brings pandas)")
 
-from scanner.webapp import verdicts as vd  # noqa: E402
+from dfscan.scanner.webapp import verdicts as vd  # noqa: E402
 
 
 def test_verdicts_newest_row_per_file_counts_and_filters(tmp_path):
@@ -83,7 +83,7 @@ def test_row_frames_are_reread_with_the_rows_sampling_and_compared(tmp_path):
 
 def test_inconclusive_rows_are_counted_filtered_and_their_models_judged(tmp_path):
     from tests.webapp.stubs import fake_run
-    from scanner.webapp.models import discover
+    from dfscan.scanner.webapp.models import discover
 
     out, archive = tmp_path / "out", tmp_path / "archive"
     out.mkdir()

@@ -14,7 +14,7 @@ import typer
 def start_keras() -> None:
     """Before a command that runs a model: start Keras without the libraries' chatter unless --verbose
     (see kernels.quiet)."""
-    from kernels.quiet import quiet_deep_learning_start
+    from dfscan.kernels.quiet import quiet_deep_learning_start
 
     quiet_deep_learning_start()
 
@@ -71,7 +71,7 @@ def synth(out_dir: Path = typer.Argument(..., help="Directory for real/, fake/ a
         _synth_from(source, out_dir, codec=codec, seed=seed, max_frames=max_frames, max_side=max_side,
                     blend_strength=blend_strength)
         return
-    from training.synth import SynthConfig, parse_size, synth as write_archive
+    from dfscan.training.synth import SynthConfig, parse_size, synth as write_archive
 
     try:
         width, height = parse_size(size)
@@ -86,8 +86,8 @@ def synth(out_dir: Path = typer.Argument(..., help="Directory for real/, fake/ a
 def _synth_from(source: Path, out_dir: Path, **settings) -> None:
     """`dfscan synth OUT --from DIR`: every video under DIR (the scan's own walk, OUT left out), one
     line on stderr for each file skipped, a summary on stdout; exit 1 when no pair could be made."""
-    from scanner.walk import walk_archive
-    from training.synth_from import FromConfig, synth_from
+    from dfscan.scanner.walk import walk_archive
+    from dfscan.training.synth_from import FromConfig, synth_from
 
     if not source.is_dir():
         fail_usage(f"--from: folder not found: {source}")
@@ -133,15 +133,15 @@ def train(data: Path = typer.Option(..., "--data", help="Dataset root (see --lay
                                                      "below this (or cannot be measured); the run is kept. "
                                                      "Default: never.")):
     """Train a model on videos read through the scanner's own input pipeline."""
-    from training.faceforensics import FFOptions
-    from training.fit import SMALL_DATA_ADVICE, TrainConfig, train as fit
-    from training.models import architectures
+    from dfscan.training.faceforensics import FFOptions
+    from dfscan.training.fit import SMALL_DATA_ADVICE, TrainConfig, train as fit
+    from dfscan.training.models import architectures
 
     if arch not in architectures():
         fail_usage(f"unknown architecture {arch!r}; expected one of {', '.join(architectures())}")
     if not data.is_dir():
         fail_usage(f"dataset not found: {data}")
-    from kernels.sampling import SAMPLING_MODES
+    from dfscan.kernels.sampling import SAMPLING_MODES
 
     if sampling not in SAMPLING_MODES:
         fail_usage(f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLING_MODES)}")
@@ -179,9 +179,9 @@ def evaluate(data: Path = typer.Option(..., "--data", help="Dataset root."),
              compression: str = _FF_COMPRESSION, methods: Optional[str] = _FF_METHODS, include_dfd: bool = _FF_DFD,
              plot: Optional[Path] = typer.Option(None, "--plot", help="Write a ROC curve PNG here; default: none.")):
     """Video-level metrics of a model, as one JSON object on stdout."""
-    from kernels.artifact import ArtifactError
-    from training.evaluate import EvalConfig, evaluate as score
-    from training.faceforensics import FFOptions
+    from dfscan.kernels.errors import ArtifactError
+    from dfscan.training.evaluate import EvalConfig, evaluate as score
+    from dfscan.training.faceforensics import FFOptions
 
     if split not in ("test", "all"):
         fail_usage(f"unknown split {split!r}; expected test or all")

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from scanner.cli_models import evaluate, fail_usage, start_keras, synth, train
+from dfscan.cli_models import evaluate, fail_usage, start_keras, synth, train
 
 # rich_markup_mode=None: typer 0.29's rich help panels print a type after every flag ("--full <bool>",
 # "--help <bool>"), as if it took a value; its plain help shows flags as flags.
@@ -31,8 +31,8 @@ def options(verbose: bool = typer.Option(False, "--verbose", help="Also show Ten
 def probe(files: List[Path] = typer.Argument(..., help="Video files to probe."),
           as_json: bool = typer.Option(False, "--json", help="One JSON object per line.")):
     """Probe files: container, codec, size, exact frame count, keyframes; or the error class."""
-    from kernels.errors import VideoError
-    from kernels.probe import probe as probe_file
+    from dfscan.kernels.errors import VideoError
+    from dfscan.kernels.probe import probe as probe_file
 
     refused = 0
     for path in files:
@@ -66,9 +66,10 @@ def frames(video: Path = typer.Argument(..., help="The video to sample."),
                                                 "(F, S, sampling, crop and face settings); overrides those options. "
                                                 "Default: none, the options decide.")):
     """Write the frames the model sees, one PNG per sampled frame, plus a contact sheet."""
-    from kernels.artifact import ArtifactError, load_card
-    from kernels.clips import ClipReader, ClipSpec
-    from kernels.export import write_clip
+    from dfscan.kernels.card import load_card
+    from dfscan.kernels.errors import ArtifactError
+    from dfscan.kernels.clips import ClipReader, ClipSpec
+    from dfscan.kernels.export import write_clip
 
     try:
         if model is not None:
@@ -130,9 +131,9 @@ def run(archive: Path = typer.Argument(..., help="Directory tree of videos to sc
                                            "(the model gave one answer to everything, ...), after committing its "
                                            "rows: for a cron job that pages someone.")):
     """Scan an archive on Ray workers and write one verdict row per new or changed video."""
-    from scanner.config import DEFAULT_EXTENSIONS, ScanConfig
-    from scanner.run import ScanError, UsageError, run_scan
-    from scanner.sink import OutDirLocked
+    from dfscan.scanner.config import DEFAULT_EXTENSIONS, ScanConfig
+    from dfscan.scanner.run import ScanError, UsageError, run_scan
+    from dfscan.scanner.sink import OutDirLocked
 
     chosen = DEFAULT_EXTENSIONS
     if extensions is not None:
@@ -175,7 +176,7 @@ def report(out_dir: Path = typer.Argument(..., help="Verdicts directory written 
            archive: Optional[str] = typer.Option(None, "--archive", help="Only the files of this archive (the "
                                                  "ARCHIVE given to dfscan run); default: every file.")):
     """Summarise verdicts: files, verdict counts, error classes; export the newest verdict per file."""
-    from scanner.report import build_report, format_report, write_report
+    from dfscan.scanner.report import build_report, format_report, write_report
 
     try:
         summary = build_report(out_dir, archive=archive)
@@ -191,8 +192,8 @@ def report(out_dir: Path = typer.Argument(..., help="Verdicts directory written 
 def compact(out_dir: Path = typer.Argument(..., help="Verdicts directory written by dfscan run."),
             rows_per_part: int = typer.Option(1_000_000, "--rows-per-part", help="Rows of a compacted part at most.")):
     """Rewrite the committed parts into few large ones: the same rows in the same order; waits for no run."""
-    from scanner import compact as compaction
-    from scanner.sink import OutDirLocked, OutDirRefused
+    from dfscan.scanner import compact as compaction
+    from dfscan.scanner.sink import OutDirLocked, OutDirRefused
 
     try:
         typer.echo(compaction.compact(out_dir, rows_per_part).line())
@@ -208,7 +209,7 @@ def demo(out: Path = typer.Option(Path("dfscan-demo"), "--out", help="Where the 
          workers: Optional[int] = typer.Option(None, "--workers", help="CPU workers for the scan; default one "
                                                "per two cores.")):
     """The embedded default: synth an archive, train a small cnn-lstm, evaluate it, scan the archive."""
-    from scanner.demo import DemoConfig, run_demo
+    from dfscan.demo import DemoConfig, run_demo
 
     start_keras()
     run_demo(DemoConfig(out=out, workers=workers, progress=sys.stderr.isatty()), say=typer.echo)
@@ -240,7 +241,7 @@ def bench(archive: Optional[Path] = typer.Option(None, "--archive", help="Measur
                                     help="Scan with whole frames, face crops, or both side by side (frame,face)."),
           out: Path = typer.Option(Path("bench-report"), "--out", help="REPORT_DIR for report.json/.md/.png.")):
     """Throughput of the real scanner (whole frames and face crops) vs the seed-style loop and the pure-decode bound."""
-    from benchmarks.bench import BenchConfig, run_bench
+    from dfscan.benchmarks.bench import BenchConfig, run_bench
 
     try:
         config = BenchConfig(out=out, archive=archive, synthetic=synthetic, resolution=resolution, seconds=seconds,
@@ -265,7 +266,7 @@ def app_command(models: Optional[List[Path]] = typer.Option(None, "--models", he
                 allow_host: Optional[List[str]] = typer.Option(None, "--allow-host", help="A host name the app answers besides localhost (as browsers send it in Host); repeat for more. Other names get 403 (DNS rebinding). Default: none."),
                 max_upload_mb: int = typer.Option(2048, "--max-upload-mb", help="Largest video upload, in MB.")):
     """Start the web app (on 127.0.0.1 by default): check clips with several models; browse scan results."""
-    from scanner.webapp import allowed_hosts, launch
+    from dfscan.scanner.webapp import allowed_hosts, launch
 
     if not 1 <= port <= 65535:
         fail_usage(f"--port must be between 1 and 65535, got {port}")

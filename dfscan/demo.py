@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from kernels.atomic import atomic_write_bytes
+from dfscan.kernels.atomic import atomic_write_bytes
 
 DISCLAIMER = ("The demo model learned self-blended faces (dfscan synth), not real deepfakes: "
               "train on Celeb-DF v2 or your own data before trusting its verdicts.")
@@ -46,11 +46,11 @@ class DemoConfig:
 
 
 def run_demo(config: DemoConfig, say: Callable[[str], None] = print) -> dict:
-    from scanner.config import ScanConfig
-    from scanner.run import run_scan
-    from training.evaluate import EvalConfig, evaluate
-    from training.fit import TrainConfig, train
-    from training.synth import SynthConfig, synth
+    from dfscan.scanner.config import ScanConfig
+    from dfscan.scanner.run import run_scan
+    from dfscan.training.evaluate import EvalConfig, evaluate
+    from dfscan.training.fit import TrainConfig, train
+    from dfscan.training.synth import SynthConfig, synth
 
     out = Path(config.out)
     archive, run_dir, verdicts = out / "archive", out / "model", out / "verdicts"
