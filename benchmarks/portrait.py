@@ -1,7 +1,8 @@
 """The benchmarks' real face for generated media (training/portrait.py films it for `dfscan synth`):
 matplotlib's sample portrait of Grace Hopper (``mpl-data/sample_data/grace_hopper.jpg``), which MTCNN
 finds full size and pasted small. The bench archive pastes it into its videos so face crops are measured
-on a face the detector really finds; the tests' face media (tests/face_media.py) paste it the same way. No binary media is committed."""
+on a face the detector really finds; the tests' face media (tests/face_media.py) paste it the same way.
+No binary media is committed."""
 
 from __future__ import annotations
 
