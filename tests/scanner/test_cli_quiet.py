@@ -19,7 +19,7 @@ from tests.scanner.conftest import REPO, child_env, make_videos
 CHATTER = re.compile(r"absl::InitializeLog|^[IWE]\d{4} |oneDNN|cuInit|cuda|Token authentication|(?-i:WARNING)",
                      re.IGNORECASE | re.MULTILINE)
 # The smallest demo (the sizes tests/scanner/test_demo.py runs), set before the command line reads them.
-SMALL_DEMO = ("import functools, scanner.demo as demo\n"
+SMALL_DEMO = ("import functools, dfscan.demo as demo\n"
               "demo.DemoConfig = functools.partial(demo.DemoConfig, videos=12, frames_per_video=8, video_size=96,"
               " frames=4, size=32, epochs=1, steps_per_epoch=2, batch_size=4)\n")
 

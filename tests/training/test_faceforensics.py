@@ -75,7 +75,7 @@ def test_shipped_splits_are_the_official_ones_and_declared_as_package_data():
         for part in ("train", "val", "test"):
             assert (SHIPPED / f"{part}.json").read_bytes() == (shared / f"{part}.json").read_bytes()
     # installed without shared/: pyproject ships the three files with the training package
-    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["training"]
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["dfscan.training"]
     shipped = sorted(p.relative_to(REPO / "training").as_posix() for p in SHIPPED.glob("*.json"))
     assert [p for p in shipped if any(fnmatch(p, g) for g in globs)] == [
         "data/faceforensics_splits/test.json", "data/faceforensics_splits/train.json",

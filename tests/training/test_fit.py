@@ -85,7 +85,7 @@ def test_run_folder_is_complete(learned):
     assert METRIC_KEYS <= set(card["metrics"]["test"])
     # The scope: what the model saw, for every reader's "untested" rule and the scan's alarms.
     scope, test = card["scope"], card["metrics"]["test"]
-    assert (scope["data"], scope["layout"], scope["long_side"]) == ("synthetic", "labels.csv", [64.0, 64.0])
+    assert (scope["data"], scope["layout"], scope["long_side"]) == ("synthetic", "folders", [64.0, 64.0])
     assert scope["videos"]["test"] == {"real": test["n_real"], "fake": test["n_fake"]}
     assert scope["test_called_fake"] == pytest.approx((test["confusion"][0][1] + test["confusion"][1][1]) / 48, abs=1e-4)
     quantiles = scope["test_p_fake"]
