@@ -94,7 +94,9 @@ def test_run_folder_is_complete(learned):
     assert "face_found" not in scope  # a whole-frame model
 
     config = json.loads((run / "config.json").read_text())
-    assert config == {**dataclasses.asdict(TrainConfig(data=config["data"], out=config["out"], **LEARN))}
+    # config.json is the resolved config as JSON (tuples read back as lists)
+    assert config == json.loads(json.dumps(dataclasses.asdict(TrainConfig(data=config["data"], out=config["out"],
+                                                                          **LEARN))))
 
     split = json.loads((run / "split.json").read_text())
     assert not set(split["test"]) & (set(split["train"]) | set(split["val"]))
