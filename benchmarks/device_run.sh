@@ -27,7 +27,12 @@ mkdir -p "$out"
 cd "$(dirname "$0")/.."
 # What the scripts import is dfscan.* (dfscan.kernels, ...), as installed; the device installs nothing of
 # dfscan's: links under dfscan/ (git ignores them) name the top-level folders as the package does.
-for floor in kernels scanner training benchmarks; do [ -e "dfscan/$floor" ] || ln -s "../$floor" "dfscan/$floor"; done
+# They are removed on exit: a `pip install -e .` run while they exist would map dfscan.* through them.
+links=()
+for floor in kernels scanner training benchmarks; do
+  [ -e "dfscan/$floor" ] || { ln -s "../$floor" "dfscan/$floor" && links+=("dfscan/$floor"); }
+done
+trap 'rm -f "${links[@]}"' EXIT
 export KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 # Every dfscan run starts its workers afresh: compiled programs are kept on disk so that only the first
 # run of a model pays for XLA's compile (resnet50-lstm: about 40 s each with 4 processes on the H200).

@@ -76,14 +76,19 @@ class FreePyNvVideoCodec:
         def __init__(self):
             self.bsl_data, self.bsl = 0, 0
 
+    decoder_class: type = None  # FreeDecoder, set below; the tests' stand-in decodes for real with its own
+
     def __init__(self):
-        self.decoders: list[FreeDecoder] = []
+        self.decoders: list = []
 
     def CreateDecoder(self, gpuid, codec, cudacontext, cudastream, usedevicememory, maxwidth, maxheight,
                       outputColorType):
-        decoder = FreeDecoder(codec, maxwidth, maxheight)
+        decoder = self.decoder_class(codec, maxwidth, maxheight)
         self.decoders.append(decoder)
         return decoder
+
+
+FreePyNvVideoCodec.decoder_class = FreeDecoder
 
 
 class TimedDecoder:

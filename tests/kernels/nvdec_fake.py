@@ -8,6 +8,7 @@ import av
 import numpy as np
 import pytest
 
+from dfscan.benchmarks.nvdec_stand_in import FreePyNvVideoCodec
 from dfscan.kernels.decode import nvdec
 
 
@@ -69,26 +70,17 @@ class FakeDecoder:
         return out
 
 
-class FakePyNvVideoCodec:
-    class cudaVideoCodec:
-        H264, HEVC = "h264", "hevc"
+class FakePyNvVideoCodec(FreePyNvVideoCodec):
+    """The benchmark's PyNvVideoCodec stand-in, with decoders that really decode (by FFmpeg) and a check
+    of how the backend asks for them."""
 
-    class OutputColorType:
-        NATIVE = 0
-
-    class PacketData:
-        def __init__(self):
-            self.bsl_data, self.bsl = 0, 0
-
-    def __init__(self):
-        self.decoders: list[FakeDecoder] = []
+    decoder_class = FakeDecoder
 
     def CreateDecoder(self, gpuid, codec, cudacontext, cudastream, usedevicememory, maxwidth, maxheight,
                       outputColorType):
         assert usedevicememory and (cudacontext, cudastream) == (0, 0)
-        decoder = FakeDecoder(codec, maxwidth, maxheight)
-        self.decoders.append(decoder)
-        return decoder
+        return super().CreateDecoder(gpuid, codec, cudacontext, cudastream, usedevicememory, maxwidth, maxheight,
+                                     outputColorType)
 
 
 @pytest.fixture

@@ -22,36 +22,31 @@ REPO = Path(__file__).resolve().parents[2]
 FRAMES, SIZE = 4, 32  # the tiny model's clip shape
 
 
+def save_model_in_subprocess(folder: Path, name: str, **settings) -> Path:
+    """A tiny untrained cnn-lstm (``tests.models.save_tiny_model``) saved with its card, built in a
+    subprocess so this process (the Ray driver) never imports TensorFlow, like the real driver."""
+    code = ("import sys\n"
+            "from tests.models import save_tiny_model\n"
+            f"save_tiny_model(sys.argv[1], {name!r}, frames={FRAMES}, size={SIZE}, "
+            + ", ".join(f"{key}={value!r}" for key, value in settings.items()) + ")\n")
+    subprocess.run([sys.executable, "-c", code, str(folder)], check=True, cwd=REPO, env=child_env(), timeout=300,
+                   capture_output=True)
+    return folder / "model.keras"
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """A tiny untrained cnn-lstm saved with its card. Built in a subprocess so this process (the Ray
-    driver) never imports TensorFlow, like the real driver."""
-    out = tmp_path_factory.mktemp("model")
-    code = (
-        "import sys\n"
-        "from tests.models import save_tiny_model\n"
-        f"save_tiny_model(sys.argv[1], 'tiny-cnn-lstm', frames={FRAMES}, size={SIZE}, sampling='uniform', "
-        "threshold=0.5)\n"
-    )
-    subprocess.run([sys.executable, "-c", code, str(out)], check=True, cwd=REPO, env=child_env(), timeout=300,
-                   capture_output=True)
-    return out / "model.keras"
+    """A tiny untrained cnn-lstm saved with its card (uniform sampling, threshold 0.5)."""
+    return save_model_in_subprocess(tmp_path_factory.mktemp("model"), "tiny-cnn-lstm", sampling="uniform",
+                                    threshold=0.5)
 
 
 @pytest.fixture(scope="session")
 def synthetic_tiny_model(tmp_path_factory) -> Path:
     """The tiny model with a card that says it was trained on synthetic videos only, and a threshold of
     0, so it calls every file fake: the demo model on real footage, in miniature."""
-    out = tmp_path_factory.mktemp("synthetic-model")
-    code = (
-        "import sys\n"
-        "from tests.models import save_tiny_model\n"
-        f"save_tiny_model(sys.argv[1], 'synthetic-tiny', frames={FRAMES}, size={SIZE}, threshold=0.0, "
-        "data='synthetic')\n"
-    )
-    subprocess.run([sys.executable, "-c", code, str(out)], check=True, cwd=REPO, env=child_env(), timeout=300,
-                   capture_output=True)
-    return out / "model.keras"
+    return save_model_in_subprocess(tmp_path_factory.mktemp("synthetic-model"), "synthetic-tiny", threshold=0.0,
+                                    data="synthetic")
 
 
 def child_env(**extra: str) -> dict[str, str]:
