@@ -112,8 +112,13 @@ def _synth_from(source: Path, out_dir: Path, **settings) -> None:
         raise typer.Exit(code=1)
 
 
-def train(data: Path = typer.Option(..., "--data", help="Dataset root (see --layout)."),
-          arch: str = typer.Option("cnn-lstm", "--arch", help="cnn-lstm | resnet50-lstm"),
+# The train command's options that set a TrainConfig field of another name; the rest share their names.
+_TRAIN_FIELDS = {"n_frames": "frames"}
+
+
+def train(ctx: typer.Context,
+          data: Path = typer.Option(..., "--data", help="Dataset root (see --layout)."),
+          arch: str = typer.Option("cnn-lstm", "--arch", help="cnn-lstm | resnet50-lstm | residual-cnn"),
           out: Path = typer.Option(..., "--out", help="Run directory for model.keras and its card."),
           epochs: int = typer.Option(20, "--epochs", help="Epochs at most (early stopping keeps the best one)."),
           batch_size: int = typer.Option(32, "--batch-size", help="Videos per training batch."),
@@ -131,11 +136,30 @@ def train(data: Path = typer.Option(..., "--data", help="Dataset root (see --lay
           face_margin: float = typer.Option(1.3, "--face-margin", help="Face crop side / face box side."),
           fail_below: Optional[float] = typer.Option(None, "--fail-below", help="Exit 1 when the test AUC is "
                                                      "below this (or cannot be measured); the run is kept. "
-                                                     "Default: never.")):
+                                                     "Default: never."),
+          recipe: Optional[str] = typer.Option(None, "--recipe", help="ff-residual: the settings docs/quality.md "
+                                               "chose on FaceForensics++ (flags given here still win). "
+                                               "Default: none.")):
     """Train a model on videos read through the scanner's own input pipeline."""
+    from click.core import ParameterSource
+
     from dfscan.training.faceforensics import FFOptions
     from dfscan.training.fit import SMALL_DATA_ADVICE, TrainConfig, train as fit
     from dfscan.training.models import architectures
+    from dfscan.training.recipes import recipe_settings
+
+    values = dict(arch=arch, epochs=epochs, batch_size=batch_size, lr=lr, n_frames=n_frames, size=size,
+                  sampling=sampling, backbone_weights=backbone_weights, width=width, seed=seed, crop=crop,
+                  face_margin=face_margin)
+    settings = {_TRAIN_FIELDS.get(name, name): value for name, value in values.items()}
+    if recipe is not None:  # the flags' defaults, then the recipe, then the flags given
+        given = {_TRAIN_FIELDS.get(name, name): value for name, value in values.items()
+                 if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
+        try:
+            settings = {**settings, **recipe_settings(recipe, given=given)}
+        except ValueError as exc:
+            fail_usage(str(exc))
+    arch, sampling = settings["arch"], settings["sampling"]
 
     if arch not in architectures():
         fail_usage(f"unknown architecture {arch!r}; expected one of {', '.join(architectures())}")
@@ -145,15 +169,13 @@ def train(data: Path = typer.Option(..., "--data", help="Dataset root (see --lay
 
     if sampling not in SAMPLING_MODES:
         fail_usage(f"unknown sampling {sampling!r}; expected one of {', '.join(SAMPLING_MODES)}")
-    if epochs < 1 or batch_size < 1 or n_frames < 1 or lr <= 0:
+    if settings["epochs"] < 1 or settings["batch_size"] < 1 or settings["frames"] < 1 or settings["lr"] <= 0:
         fail_usage("epochs, batch size and frames must be positive, and the learning rate above 0")
     if fail_below is not None and not 0.0 <= fail_below <= 1.0:
         fail_usage(f"--fail-below is an AUC between 0 and 1, got {fail_below}")
     try:
-        config = TrainConfig(data=str(data), out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, lr=lr,
-                             frames=n_frames, size=size, sampling=sampling, backbone_weights=backbone_weights,
-                             layout=layout, width=width, seed=seed, crop=crop, face_margin=face_margin,
-                             faceforensics=FFOptions.parse(compression, methods, include_dfd))
+        config = TrainConfig(data=str(data), out=str(out), layout=layout,
+                             faceforensics=FFOptions.parse(compression, methods, include_dfd), **settings)
         config.resolved().clip_spec()  # bad crop, margin or size: one line, before any work
     except ValueError as exc:
         fail_usage(str(exc))

@@ -37,8 +37,10 @@ from dfscan.training.clip_cache import ClipSource
 from dfscan.training.evaluate import SPLIT_FILE, score_items
 from dfscan.training.faceforensics import FFOptions
 from dfscan.training.layouts import scan_dataset
-from dfscan.training.models import CLASS_NAMES, INPUT_NORMALISATION, ModelConfig, build_model
+from dfscan.training.models import (CLASS_NAMES, FULLY_CONVOLUTIONAL, INPUT_NORMALISATION, ModelConfig, build_model,
+                                    training_view)
 from dfscan.training.precise_bn import precise_bn_callback
+from dfscan.training.recipes import RECIPES
 from dfscan.training.splits import make_split, save_split, summarise
 
 CHECKPOINT_FILE = "checkpoint.keras"
@@ -70,6 +72,8 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # None: one pass over the training videos' worth of batches
     augment: bool = True
     max_temporal_offset: int = 2
+    spatial_crop: int = 0  # training sees random CxC squares of each frame (fully convolutional archs only)
+    photometric: bool = True  # brightness and contrast jitter in training
     early_stopping_patience: int = 5
     lr_patience: int = 2
     threshold: float = 0.5
@@ -77,6 +81,7 @@ class TrainConfig:
     jit_compile: bool | None = None  # None: XLA-compiled training on a GPU only (on a CPU the compile
     # costs more than it saves); inference is always XLA-compiled (kernels.predict)
     verbose: int = 1  # 1: a progress bar per epoch; 0: silent
+    recipe: str | None = None  # the training.recipes entry these settings came from, if any
 
     def clip_spec(self) -> ClipSpec:
         """How training reads its clips; the card records the same settings for every consumer."""
@@ -84,8 +89,22 @@ class TrainConfig:
                         crop=self.crop, face_margin=self.face_margin, face_detect_frames=self.face_detect_frames,
                         face_detect_size=self.face_detect_size)
 
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(arch=self.arch, frames=self.frames, size=self.size, width=self.width,
+                           backbone_weights=self.backbone_weights)
+
     def resolved(self) -> TrainConfig:
-        return dataclasses.replace(self, size=ModelConfig(arch=self.arch, size=self.size).resolved_size())
+        """The config with its size decided; ValueError for settings that cannot go together."""
+        size = ModelConfig(arch=self.arch, size=self.size).resolved_size()
+        if self.spatial_crop:
+            if self.arch not in FULLY_CONVOLUTIONAL:
+                raise ValueError(f"--spatial-crop needs a fully convolutional architecture "
+                                 f"({', '.join(sorted(FULLY_CONVOLUTIONAL))}), not {self.arch}")
+            smallest = FULLY_CONVOLUTIONAL[self.arch]
+            if not smallest <= self.spatial_crop < size:
+                raise ValueError(f"the spatial crop of {self.arch} must be at least {smallest} pixels and below "
+                                 f"the size {size}, got {self.spatial_crop}")
+        return dataclasses.replace(self, size=size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,11 +159,12 @@ def _keras_dataset(batches: ClipBatches):
     return _Batches()
 
 
-def _atomic_checkpoint(path: Path, monitor: str):
+def _atomic_checkpoint(path: Path, monitor: str, model):
     import keras
 
     class AtomicCheckpoint(keras.callbacks.Callback):
-        """Saves the best model so far; a kill mid-save leaves the previous checkpoint whole."""
+        """Saves the best ``model`` so far (the one to scan with, which shares the fitted model's
+        weights); a kill mid-save leaves the previous checkpoint whole."""
 
         best = np.inf
 
@@ -152,7 +172,7 @@ def _atomic_checkpoint(path: Path, monitor: str):
             value = (logs or {}).get(monitor)
             if value is not None and value < self.best:
                 self.best = value
-                save_keras_atomic(self.model, path)
+                save_keras_atomic(model, path)
 
     return AtomicCheckpoint()
 
@@ -186,7 +206,9 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Non
 
 
 def _compiled_model(config: TrainConfig, gpus: int):
-    """Build and compile under the right precision and distribution for this machine."""
+    """Build under the right precision and distribution for this machine: (the model to save, the
+    compiled model to fit). They share every layer; with spatial crops the second takes frames of any
+    size (models.training_view), otherwise they are one model."""
     import keras
 
     previous_policy = keras.config.dtype_policy()
@@ -194,17 +216,17 @@ def _compiled_model(config: TrainConfig, gpus: int):
         keras.config.set_dtype_policy("mixed_bfloat16")
     try:
         with _distribution_scope(gpus):
-            model = build_model(ModelConfig(arch=config.arch, frames=config.frames, size=config.size,
-                                            width=config.width, backbone_weights=config.backbone_weights))
-            model.compile(optimizer=keras.optimizers.Adam(config.lr), loss="categorical_crossentropy",
-                          metrics=["accuracy"],
-                          jit_compile=bool(gpus) if config.jit_compile is None else config.jit_compile)
+            model = build_model(config.model_config())
+            fitted = training_view(model, config.model_config(), config.spatial_crop if config.augment else 0)
+            fitted.compile(optimizer=keras.optimizers.Adam(config.lr), loss="categorical_crossentropy",
+                           metrics=["accuracy"],
+                           jit_compile=bool(gpus) if config.jit_compile is None else config.jit_compile)
     finally:
         keras.config.set_dtype_policy(previous_policy)  # later builds in this process are unaffected
-    return model
+    return model, fitted
 
 
-def _callbacks(config: TrainConfig, run_dir: Path, monitor: str, train_batches: ClipBatches) -> list:
+def _callbacks(config: TrainConfig, run_dir: Path, monitor: str, train_batches: ClipBatches, model) -> list:
     import keras
 
     return [
@@ -214,7 +236,7 @@ def _callbacks(config: TrainConfig, run_dir: Path, monitor: str, train_batches: 
                                           verbose=config.verbose),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience,
                                       restore_best_weights=True, verbose=config.verbose),
-        _atomic_checkpoint(run_dir / CHECKPOINT_FILE, monitor),
+        _atomic_checkpoint(run_dir / CHECKPOINT_FILE, monitor, model),
     ]
 
 
@@ -284,24 +306,28 @@ def train(config: TrainConfig, say: Callable[[str], None] | None = None) -> Trai
     reader = ClipReader(config.clip_spec(), probe_cache=len(dataset.items),
                         detection_cache=DetectionCache() if config.crop == "face" else None)
     source = ClipSource(reader, dataset.root, max_cache_bytes=config.cache_mb << 20)
+    if config.recipe in RECIPES and say:  # before the videos are read, which is a good part of the time
+        say(RECIPES[config.recipe].estimate_line(*(len(part[name]) for name in ("train", "val", "test"))))
     train_items = source.readable(part["train"])
     val_items = source.readable(part["val"])
     if len({item.label for item in train_items}) < 2:
         raise ValueError(f"training needs readable real and fake videos; {dataset.root} has "
                          f"{len(train_items)} readable training videos of one class or none")
 
-    augment = AugmentConfig(max_offset=config.max_temporal_offset) if config.augment else None
+    augment = (AugmentConfig(max_offset=config.max_temporal_offset, spatial_crop=config.spatial_crop,
+                             **({} if config.photometric else {"brightness": 0.0, "contrast": 0.0}))
+               if config.augment else None)
     train_batches = ClipBatches(source, train_items, config.batch_size, balanced=True, augment=augment,
                                 seed=config.seed, steps=config.steps_per_epoch)
     val_batches = ClipBatches(source, val_items, config.batch_size) if val_items else None
     monitor = "val_loss" if val_batches else "loss"
 
-    model = _compiled_model(config, gpu_count())
+    model, fitted = _compiled_model(config, gpu_count())
     fit_started = time.monotonic()
-    history = model.fit(_keras_dataset(train_batches), epochs=config.epochs,
-                        callbacks=_callbacks(config, run_dir, monitor, train_batches),
-                        validation_data=_keras_dataset(val_batches) if val_batches else None,
-                        verbose=config.verbose).history  # EarlyStopping restored the best weights
+    history = fitted.fit(_keras_dataset(train_batches), epochs=config.epochs,
+                         callbacks=_callbacks(config, run_dir, monitor, train_batches, model),
+                         validation_data=_keras_dataset(val_batches) if val_batches else None,
+                         verbose=config.verbose).history  # EarlyStopping restored the best weights
     fit_seconds = time.monotonic() - fit_started
     history = {k: [float(v) for v in values] for k, values in history.items()}
 

@@ -47,13 +47,15 @@ class ModelConfig:
         return int(self.size) if self.size else DEFAULT_SIZES[self.arch]
 
 
-DEFAULT_SIZES: dict[str, int] = {"cnn-lstm": 64, "resnet50-lstm": 224}
+DEFAULT_SIZES: dict[str, int] = {"cnn-lstm": 64, "resnet50-lstm": 224, "residual-cnn": 96}
 
 # What the model does to its uint8 input before the first learned layer (recorded in the model card).
 INPUT_NORMALISATION: dict[str, str] = {
     "cnn-lstm": "uint8 RGB -> float, x / 255 (Rescaling layer inside the model)",
     "resnet50-lstm": "uint8 RGB -> float, RGB->BGR and ImageNet mean subtracted (caffe mode, a frozen "
                      "Dense layer inside the model)",
+    "residual-cnn": "uint8 RGB -> float, x / 255, then a frozen 3x3 high-pass per channel (the pixel minus the "
+                    "mean of its 8 neighbours), x 20 (inside the model)",
 }
 
 _BUILDERS: dict[str, Callable[[ModelConfig], object]] = {}
@@ -207,6 +209,94 @@ def build_resnet50_lstm(config: ModelConfig):
     x = layers.Dropout(config.dropout, name="dropout1024")(x)
     outputs = _classifier_head(x, 512, config.dropout)  # (B, 2)
     return keras.Model(inputs, outputs, name="resnet50_lstm")
+
+
+# Architectures that score any frame size with the same weights, so training may cut random crops:
+# the smallest side each takes (residual-cnn: 34 = 2 + 2 * (2 + 2 * (2 + 2 * 2 + 1)): its unpadded
+# convolutions and pools leave 1 pixel of 34).
+FULLY_CONVOLUTIONAL: dict[str, int] = {"residual-cnn": 34}
+
+
+# The residual model's frozen high-pass: each pixel minus the mean of its 8 neighbours, per channel.
+# What is left is the fine texture a face swap or reenactment re-renders (blur, blending, resampling),
+# with the face's identity, pose and lighting mostly gone; without it a small CNN learns the faces.
+_HIGH_PASS_GAIN = 20.0  # residuals of 8-bit video are a few grey levels; this brings them to about unit scale
+
+
+def _high_pass_kernel():
+    import numpy as np
+
+    kernel = np.full((3, 3, 3, 1), -1.0 / 8.0, dtype="float32")  # (kh, kw, channels, multiplier)
+    kernel[1, 1] = 1.0
+    return kernel
+
+
+def _residual_frame_net(config: ModelConfig):
+    """One frame of any size -> p(real), p(fake): fully convolutional, so it is trained on small random
+    crops of the face (``AugmentConfig.spatial_crop``) and scans the whole face square."""
+    import keras
+    from keras import layers
+
+    frame = keras.Input(shape=(None, None, 3), dtype="uint8", name="frame")  # (B, H, W, 3) uint8
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(frame)
+    high_pass = layers.DepthwiseConv2D(3, use_bias=False, trainable=False, name="high_pass")
+    x = high_pass(x)  # (B, H-2, W-2, 3): the residual
+    high_pass.set_weights([_high_pass_kernel()])
+    x = layers.Rescaling(_HIGH_PASS_GAIN, name="residual_gain")(x)
+    filters = _scaled(16, config.width)
+    stages = 3
+    for stage in range(1, stages + 1):  # receptive field 3 + 2 * 2 + 4 * 4 + ... = 26 pixels at the end
+        for conv in (1, 2):
+            x = layers.Conv2D(filters, 3, use_bias=False, name=f"stage{stage}_conv{conv}")(x)
+            x = layers.BatchNormalization(momentum=0.9, name=f"stage{stage}_bn{conv}")(x)
+            x = layers.ReLU(name=f"stage{stage}_relu{conv}")(x)
+        if stage < stages:
+            x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+            filters *= 2
+    # (B, h, w, c3): local evidence at each place of the face, averaged over the face
+    x = layers.GlobalAveragePooling2D(name="face_mean")(x)  # (B, c3)
+    x = layers.Dropout(config.dropout * 0.6, name="dropout")(x)  # 0.3 at the default 0.5
+    probs = layers.Dense(len(CLASS_NAMES), activation="softmax", dtype="float32", name="frame_probs")(x)  # (B, 2)
+    return keras.Model(frame, probs, name="residual_frame")
+
+
+@register("residual-cnn")
+def build_residual_cnn(config: ModelConfig):
+    """A frame-level forensic CNN on the noise residual of the face, after the small-receptive-field
+    detectors of Cozzolino et al. (2017) and Chai et al. ("What makes fake images detectable?", 2020):
+    a frozen high-pass, three stages of two 3x3 convolutions, the evidence averaged over the face and
+    then over the F frames (the video's p_fake is the mean of its frames'). About 73,000 weights at
+    width 1. See docs/quality.md for what it reaches on FaceForensics++."""
+    import keras
+    from keras import layers
+
+    if config.resolved_size() < FULLY_CONVOLUTIONAL["residual-cnn"]:
+        raise ValueError(f"residual-cnn needs frames of at least {FULLY_CONVOLUTIONAL['residual-cnn']} pixels, "
+                         f"got {config.resolved_size()}")
+    inputs = _clip_input(config)  # (B, F, S, S, 3) uint8
+    x = layers.TimeDistributed(_residual_frame_net(config), name="per_frame")(inputs)  # (B, F, 2)
+    outputs = layers.GlobalAveragePooling1D(name="video_mean")(x)  # (B, 2): the mean over frames
+    return keras.Model(inputs, outputs, name="residual_cnn")
+
+
+
+
+def training_view(model, config: ModelConfig, spatial_crop: int):
+    """The model to fit: ``model`` itself, or, with ``spatial_crop``, a model over the same layers (and
+    weights) whose frames may be of any size, so batches of random crops train what scans whole squares."""
+    if not spatial_crop:
+        return model
+    if config.arch not in FULLY_CONVOLUTIONAL:
+        raise ValueError(f"spatial crops need a fully convolutional architecture "
+                         f"({', '.join(sorted(FULLY_CONVOLUTIONAL))}), not {config.arch}")
+    if not FULLY_CONVOLUTIONAL[config.arch] <= spatial_crop <= config.resolved_size():
+        raise ValueError(f"{config.arch} takes spatial crops of {FULLY_CONVOLUTIONAL[config.arch]} to "
+                         f"{config.resolved_size()} pixels, not {spatial_crop}")
+    import keras
+
+    frames = keras.Input(shape=(config.frames, None, None, 3), dtype="uint8", name="frames")  # (B, F, h, w, 3)
+    probs = model.get_layer("video_mean")(model.get_layer("per_frame")(frames))  # (B, 2)
+    return keras.Model(frames, probs, name=f"{model.name}_training")
 
 
 def save_untrained(arch: str, frames: int, size: int | None, width: float, out_dir: str | os.PathLike, name: str,

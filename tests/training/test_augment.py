@@ -1,6 +1,8 @@
-"""Augmentation: flips and photometric jitter are drawn once per clip, and each one does what it says."""
+"""Augmentation: flips and photometric jitter are drawn once per clip, spatial crops once per frame, and
+each one does what it says."""
 
 import numpy as np
+import pytest
 
 from dfscan.training.augment import AugmentConfig, augment_clip
 
@@ -31,3 +33,22 @@ def test_jitter_moves_brightness_and_contrast_once_per_clip_within_its_bounds():
         shifts.append(jittered.mean() - CLIP.mean())
     assert all(0.89 <= s <= 1.11 for s in slopes) and max(abs(s - 1) for s in slopes) > 0.02  # contrast acts
     assert all(abs(s) <= 0.1 * 255 + 1 for s in shifts) and max(abs(s) for s in shifts) > 5  # brightness acts
+
+
+def test_spatial_crops_cut_a_square_of_each_frame_at_its_own_place():
+    rng = np.random.default_rng(2)
+    clip = np.random.default_rng(5).integers(0, 256, (6, 24, 24, 3), dtype=np.uint8)  # (F, S, S, 3), all distinct
+    config = AugmentConfig(flip=False, brightness=0, contrast=0, spatial_crop=10)
+    crops = augment_clip(clip, rng, config)
+    assert crops.shape == (6, 10, 10, 3)
+    places = []
+    for frame, crop in zip(clip, crops):
+        found = [(top, left) for top in range(15) for left in range(15)
+                 if np.array_equal(frame[top:top + 10, left:left + 10], crop)]
+        assert len(found) == 1  # a true square of its own frame, unchanged
+        places.append(found[0])
+    assert len(set(places)) > 1  # drawn per frame, not once per clip
+    again = augment_clip(clip, np.random.default_rng(2), config)
+    assert np.array_equal(again, crops)  # seeded
+    with pytest.raises(ValueError, match="does not fit"):
+        augment_clip(clip, rng, AugmentConfig(spatial_crop=25))

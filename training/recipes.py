@@ -1,0 +1,70 @@
+"""Training recipes: named sets of training settings that were measured to work, with the time they take.
+
+A recipe is what `dfscan train --recipe NAME` gives a user who holds a dataset: the architecture, the
+clip settings and the training schedule that docs/quality.md chose on FaceForensics++'s official
+train and val splits, and an estimate of the time a run takes from the rates measured there. Flags
+given on the command line still win over the recipe's values (``recipe_settings``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    name: str
+    summary: str
+    settings: Mapping[str, object]  # TrainConfig fields
+    # Rates measured on the development machine (2 CPU cores, no GPU): see docs/quality.md.
+    read_seconds_per_video: float  # decode and face detection, once per video (the clip cache keeps it)
+    fit_seconds_per_video_epoch: float  # one epoch is one pass over the training videos' worth of batches
+    measured_on: str
+
+    def estimate_seconds(self, train_videos: int, val_videos: int, test_videos: int = 0) -> float:
+        """Reading every video once, then every epoch over the training videos (early stopping may end
+        it sooner)."""
+        epochs = int(self.settings["epochs"])
+        read = (train_videos + val_videos + test_videos) * self.read_seconds_per_video
+        return read + epochs * train_videos * self.fit_seconds_per_video_epoch
+
+    def estimate_line(self, train_videos: int, val_videos: int, test_videos: int = 0) -> str:
+        seconds = self.estimate_seconds(train_videos, val_videos, test_videos)
+        return (f"recipe {self.name}: {train_videos} training, {val_videos} validation and {test_videos} test "
+                f"videos; about {_duration(seconds)} at the rates measured on {self.measured_on} "
+                f"(a GPU is faster)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+RECIPES: dict[str, Recipe] = {
+    recipe.name: recipe for recipe in (
+        Recipe(
+            name="ff-residual",
+            summary=("a frame-level CNN on the high-pass residual of the face (residual-cnn), trained on random "
+                     "48-pixel squares of 96-pixel face crops, 16 frames a video, scored as the mean over frames"),
+            settings={"arch": "residual-cnn", "crop": "face", "face_margin": 1.0, "size": 96, "frames": 16,
+                      "face_detect_frames": 8, "spatial_crop": 48, "photometric": False, "max_temporal_offset": 0,
+                      "batch_size": 8, "lr": 1e-3, "epochs": 50, "early_stopping_patience": 50,
+                      "lr_patience": 50},
+            read_seconds_per_video=0.8,
+            fit_seconds_per_video_epoch=0.03,
+            measured_on="2 CPU cores",
+        ),
+    )
+}
+
+
+def recipe_settings(name: str, given: Mapping[str, object]) -> dict[str, object]:
+    """The TrainConfig fields of recipe ``name`` overlaid with ``given`` (what the user set himself).
+    ValueError for an unknown name."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; expected one of {', '.join(RECIPES)}")
+    return {**RECIPES[name].settings, **given, "recipe": name}
