@@ -141,8 +141,6 @@ def train(ctx: typer.Context,
                                                "chose on FaceForensics++ (flags given here still win). "
                                                "Default: none.")):
     """Train a model on videos read through the scanner's own input pipeline."""
-    from click.core import ParameterSource
-
     from dfscan.training.faceforensics import FFOptions
     from dfscan.training.fit import SMALL_DATA_ADVICE, TrainConfig, train as fit
     from dfscan.training.models import architectures
@@ -154,7 +152,7 @@ def train(ctx: typer.Context,
     settings = {_TRAIN_FIELDS.get(name, name): value for name, value in values.items()}
     if recipe is not None:  # the flags' defaults, then the recipe, then the flags given
         given = {_TRAIN_FIELDS.get(name, name): value for name, value in values.items()
-                 if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
+                 if ctx.get_parameter_source(name).name != "DEFAULT"}  # typer vendors its own click
         try:
             settings = {**settings, **recipe_settings(recipe, given=given)}
         except ValueError as exc:

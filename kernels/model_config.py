@@ -49,9 +49,9 @@ ALLOWED_CLASSES: dict[str, frozenset[str]] = {
     "keras": frozenset({"DTypePolicy"}),
     "keras.initializers": frozenset({"GlorotUniform", "Ones", "Orthogonal", "Zeros"}),
     "keras.layers": frozenset({
-        "Activation", "Add", "BatchNormalization", "Bidirectional", "Conv2D", "Dense", "Dropout", "Flatten",
-        "GlobalAveragePooling2D", "InputLayer", "LSTM", "MaxPooling2D", "Rescaling", "TimeDistributed",
-        "ZeroPadding2D"}),
+        "Activation", "Add", "BatchNormalization", "Bidirectional", "Conv2D", "Dense", "DepthwiseConv2D",
+        "Dropout", "Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "InputLayer", "LSTM",
+        "MaxPooling2D", "ReLU", "Rescaling", "TimeDistributed", "ZeroPadding2D"}),
     "keras.optimizers": frozenset({"Adam"}),  # compile_config of a trained model
     "keras.src.models.functional": frozenset({"Functional"}),
 }
