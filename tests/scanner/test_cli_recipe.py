@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import dfscan.training.fit
 from dfscan.cli import app
 from dfscan.kernels.artifact import load_model
-from tests.media import write_index_video
+from tests.training.ff_media import write_ff_tree
 
 runner = CliRunner()
 
@@ -45,12 +45,7 @@ def test_an_unknown_recipe_is_one_line_and_exit_2(tmp_path):
 def test_a_short_recipe_run_says_its_estimate_and_leaves_a_model_the_scanner_loads(tmp_path):
     """Generated clips under official FF++ names: a train pair and a val pair, one epoch."""
     root = tmp_path / "ff"
-    for a, b in (("071", "054"), ("720", "672")):  # train.json's first pair, val.json's first pair
-        for rel in (f"original_sequences/youtube/c23/videos/{a}.mp4", f"original_sequences/youtube/c23/videos/{b}.mp4",
-                    f"manipulated_sequences/Deepfakes/c23/videos/{a}_{b}.mp4",
-                    f"manipulated_sequences/Deepfakes/c23/videos/{b}_{a}.mp4"):
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            write_index_video(root / rel, frames=18, width=128, height=96)
+    write_ff_tree(root, parts=("train", "val"))
     run = tmp_path / "run"
     result = runner.invoke(app, ["train", "--data", str(root), "--out", str(run), "--recipe", "ff-residual",
                                  "--epochs", "1", "--layout", "faceforensics"])
