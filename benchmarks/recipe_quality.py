@@ -2,7 +2,7 @@
 validation AUC, the time, and (only when asked, once, at the end) the test AUC. docs/quality.md reports it.
 
     python -m dfscan.benchmarks.recipe_quality --data FF_ROOT --out WORK [--recipe ff-residual] [--seeds 0,1,2]
-        [--with-test]
+        [--set FIELD=VALUE ...] [--with-test]
 
 Without ``--with-test`` the runs never see a test-split video: WORK/tuning_data is a tree of hard links (or
 copies, across file systems) to the train and val videos only, so tuning cannot peek at the test part.
@@ -53,9 +53,28 @@ def _spread(values: list[float]) -> dict:
             "std": round(statistics.pstdev(values), 4)} if values else {}
 
 
+def parse_settings(pairs: list[str]) -> dict[str, object]:
+    """``FIELD=VALUE`` pairs as TrainConfig fields, each VALUE read as its field's default's type."""
+    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
+    settings = {}
+    for pair in pairs:
+        name, _, text = pair.partition("=")
+        if name not in fields or not text:
+            raise ValueError(f"--set takes FIELD=VALUE with a TrainConfig field, got {pair!r}")
+        default = fields[name].default
+        if isinstance(default, bool):
+            settings[name] = text.lower() in ("1", "true", "yes")
+        elif isinstance(default, (int, float)):
+            settings[name] = type(default)(text)
+        else:
+            settings[name] = text
+    return settings
+
+
 def measure(data: Path, work: Path, recipe: str, seeds: list[int], with_test: bool,
-            options: FFOptions = FFOptions(), epochs: int | None = None) -> dict:
-    """Train ``recipe`` once per seed (``epochs`` overrides the recipe's) and report each run and the spread."""
+            options: FFOptions = FFOptions(), epochs: int | None = None, settings: dict | None = None) -> dict:
+    """Train ``recipe`` once per seed (``epochs`` and ``settings`` over the recipe's) and report each run
+    and the spread."""
     left_out = 0
     if not with_test:
         data, left_out = tuning_tree(data, work / "tuning_data", options)
@@ -64,7 +83,8 @@ def measure(data: Path, work: Path, recipe: str, seeds: list[int], with_test: bo
         started = time.monotonic()
         config = TrainConfig(data=str(data), out=str(work / f"seed-{seed}"), layout="faceforensics",
                              faceforensics=options, verbose=0,
-                             **recipe_settings(recipe, given={"seed": seed, **({"epochs": epochs} if epochs else {})}))
+                             **recipe_settings(recipe, given={**(settings or {}), "seed": seed,
+                                                              **({"epochs": epochs} if epochs else {})}))
         result = train(config)
         metrics, training = result.metrics, result.metrics["training"]
         seconds = time.monotonic() - started
@@ -79,7 +99,8 @@ def measure(data: Path, work: Path, recipe: str, seeds: list[int], with_test: bo
         print(json.dumps(run), flush=True)
         runs.append(run)
     report = {
-        "recipe": recipe, "settings": dict(RECIPES[recipe].settings), "seeds": seeds, "with_test": with_test,
+        "recipe": recipe, "settings": {**RECIPES[recipe].settings, **(settings or {})}, "seeds": seeds,
+        "with_test": with_test,
         "test_videos_left_out": left_out, "runs": runs,
         "val_auc": _spread([r["val_auc"] for r in runs if r["val_auc"] is not None]),
         "test_auc": _spread([r["test_auc"] for r in runs if r.get("test_auc") is not None]) if with_test else None,
@@ -101,12 +122,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compression", default="c23")
     parser.add_argument("--methods", default=None, help="comma list; default every method present")
     parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a TrainConfig field over the recipe's (repeatable)")
     parser.add_argument("--with-test", action="store_true", help="train on the whole tree and score its test part "
                         "(do this once, after the recipe is chosen)")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     options = FFOptions.parse(args.compression, args.methods, False)
-    report = measure(args.data, args.out, args.recipe, seeds, args.with_test, options, args.epochs)
+    try:
+        settings = parse_settings(args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
+    report = measure(args.data, args.out, args.recipe, seeds, args.with_test, options, args.epochs, settings)
     print(json.dumps({k: report[k] for k in ("recipe", "val_auc", "test_auc", "fit_seconds", "seconds")}))
 
 

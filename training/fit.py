@@ -33,6 +33,7 @@ from dfscan.kernels.scope import measure_scope
 from dfscan.kernels.trust import grave_warnings, metric_warnings
 from dfscan.training.augment import AugmentConfig
 from dfscan.training.batches import ClipBatches
+from dfscan.training.blend_twins import TwinSource, twin_items
 from dfscan.training.clip_cache import ClipSource
 from dfscan.training.evaluate import SPLIT_FILE, score_items
 from dfscan.training.faceforensics import FFOptions
@@ -74,6 +75,8 @@ class TrainConfig:
     max_temporal_offset: int = 2
     spatial_crop: int = 0  # training sees random CxC squares of each frame (fully convolutional archs only)
     photometric: bool = True  # brightness and contrast jitter in training
+    self_blend: float = 0.0  # crop=face: each training real also trains as a self-blended fake of this
+    # strength (training.blend_twins; SBI's ranges at 1); 0: none
     early_stopping_patience: int = 5
     lr_patience: int = 2
     threshold: float = 0.5
@@ -104,6 +107,10 @@ class TrainConfig:
             if not smallest <= self.spatial_crop < size:
                 raise ValueError(f"the spatial crop of {self.arch} must be at least {smallest} pixels and below "
                                  f"the size {size}, got {self.spatial_crop}")
+        if self.self_blend and self.crop != "face":
+            raise ValueError("self-blended twins need face crops (--crop face): the blend is made around the face")
+        if not 0.0 <= self.self_blend <= 3.0:
+            raise ValueError(f"the self-blend strength must be between 0 and 3, got {self.self_blend}")
         return dataclasses.replace(self, size=size)
 
 
@@ -317,7 +324,9 @@ def train(config: TrainConfig, say: Callable[[str], None] | None = None) -> Trai
     augment = (AugmentConfig(max_offset=config.max_temporal_offset, spatial_crop=config.spatial_crop,
                              **({} if config.photometric else {"brightness": 0.0, "contrast": 0.0}))
                if config.augment else None)
-    train_batches = ClipBatches(source, train_items, config.batch_size, balanced=True, augment=augment,
+    twins = twin_items(train_items, source.facts) if config.self_blend else []
+    train_source = TwinSource(source, config.self_blend, config.face_margin, config.seed) if twins else source
+    train_batches = ClipBatches(train_source, train_items + twins, config.batch_size, balanced=True, augment=augment,
                                 seed=config.seed, steps=config.steps_per_epoch)
     val_batches = ClipBatches(source, val_items, config.batch_size) if val_items else None
     monitor = "val_loss" if val_batches else "loss"
@@ -343,14 +352,16 @@ def train(config: TrainConfig, say: Callable[[str], None] | None = None) -> Trai
         "epochs_run": len(losses), "best_epoch": int(np.argmin(losses)) + 1 if losses else None,
         "fit_seconds": round(fit_seconds, 2), "seconds": round(time.monotonic() - started, 2),
         "batch_size": config.batch_size, "lr": config.lr, "seed": config.seed,
-        "augment": dataclasses.asdict(augment) if augment else None, "unreadable": len(source.errors)}
+        "augment": dataclasses.asdict(augment) if augment else None, "unreadable": len(source.errors),
+        "self_blended_twins": len(twins)}
     write_json_atomic(run_dir / "metrics.json", metrics)
     _write_history(history, run_dir / "history.csv")
     plot_history(history, run_dir / "training.png", f"{config.arch} on {Path(dataset.root).name}")
 
     summary = summarise(dataset, split)
     scope = measure_scope(
-        data="synthetic" if dataset.synthetic else "real", dataset=Path(dataset.root).name, layout=dataset.layout,
+        data="synthetic" if dataset.synthetic else ("both" if twins else "real"), dataset=Path(dataset.root).name,
+        layout=dataset.layout,
         videos={name: summary[name] for name in ("train", "val", "test")}, test_metrics=metrics["test"],
         train_facts=[source.facts[i.path] for i in train_items if i.path in source.facts],
         test_facts=[source.facts[i.path] for i in part["test"] if i.path in source.facts],

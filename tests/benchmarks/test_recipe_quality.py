@@ -3,7 +3,9 @@
 
 import json
 
-from dfscan.benchmarks.recipe_quality import measure, tuning_tree
+import pytest
+
+from dfscan.benchmarks.recipe_quality import measure, parse_settings, tuning_tree
 from dfscan.training.faceforensics import FFOptions
 from tests.training.ff_media import write_ff_tree
 
@@ -30,3 +32,11 @@ def test_each_seed_is_a_training_run_and_the_report_has_its_spread(tmp_path):
         config = json.loads((tmp_path / "work" / f"seed-{seed}" / "config.json").read_text())
         assert (config["seed"], config["epochs"], config["recipe"]) == (seed, 1, "ff-residual")
         assert config["data"] == str(tmp_path / "work" / "tuning_data")
+
+
+def test_set_reads_each_value_as_its_field_type_and_refuses_unknown_fields():
+    assert parse_settings(["self_blend=1", "photometric=false", "batch_size=8", "decoder=pyav"]) == {
+        "self_blend": 1.0, "photometric": False, "batch_size": 8, "decoder": "pyav"}
+    assert isinstance(parse_settings(["self_blend=1"])["self_blend"], float)
+    with pytest.raises(ValueError, match="TrainConfig field, got 'blend=1'"):
+        parse_settings(["blend=1"])
