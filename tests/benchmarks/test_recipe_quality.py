@@ -20,7 +20,8 @@ def test_the_tuning_tree_holds_train_and_val_videos_only(tmp_path):
 
 def test_each_seed_is_a_training_run_and_the_report_has_its_spread(tmp_path):
     write_ff_tree(tmp_path / "ff", parts=("train", "val", "test"))
-    report = measure(tmp_path / "ff", tmp_path / "work", "ff-residual", seeds=[0, 1], with_test=False, epochs=1)
+    report = measure(tmp_path / "ff", tmp_path / "work", "ff-residual", seeds=[0, 1], with_test=False, epochs=1,
+                     settings={"frames": 4, "size": 40, "spatial_crop": 34})
     assert [run["seed"] for run in report["runs"]] == [0, 1]
     assert all(run["val_videos"] == 4 and run["train_videos"] == 4 and "test_auc" not in run for run in report["runs"])
     assert report["test_auc"] is None and report["test_videos_left_out"] == 4
@@ -28,9 +29,10 @@ def test_each_seed_is_a_training_run_and_the_report_has_its_spread(tmp_path):
     assert report["val_auc"]["min"] == round(min(aucs), 4) and report["val_auc"]["max"] == round(max(aucs), 4)
     saved = json.loads((tmp_path / "work" / "recipe-quality.json").read_text())
     assert saved["runs"] == report["runs"] and saved["settings"]["arch"] == "residual-cnn"
+    assert (saved["settings"]["frames"], saved["settings"]["spatial_crop"]) == (4, 34)
     for seed in (0, 1):
         config = json.loads((tmp_path / "work" / f"seed-{seed}" / "config.json").read_text())
-        assert (config["seed"], config["epochs"], config["recipe"]) == (seed, 1, "ff-residual")
+        assert (config["seed"], config["epochs"], config["frames"], config["recipe"]) == (seed, 1, 4, "ff-residual")
         assert config["data"] == str(tmp_path / "work" / "tuning_data")
 
 

@@ -48,14 +48,14 @@ def test_a_short_recipe_run_says_its_estimate_and_leaves_a_model_the_scanner_loa
     write_ff_tree(root, parts=("train", "val"))
     run = tmp_path / "run"
     result = runner.invoke(app, ["train", "--data", str(root), "--out", str(run), "--recipe", "ff-residual",
-                                 "--epochs", "1", "--layout", "faceforensics"])
+                                 "--epochs", "1", "--frames", "4", "--layout", "faceforensics"])
     assert result.exit_code == 0, result.stderr
     estimate = [line for line in result.stderr.splitlines() if line.startswith("dfscan: recipe ff-residual: ")]
     assert len(estimate) == 1 and estimate[0].startswith(
         "dfscan: recipe ff-residual: 4 training, 4 validation and 0 test videos; about ")
     config = json.loads((run / "config.json").read_text())
-    assert (config["recipe"], config["arch"], config["epochs"], config["spatial_crop"]) == ("ff-residual",
-                                                                                          "residual-cnn", 1, 48)
+    assert (config["recipe"], config["arch"], config["epochs"], config["frames"], config["spatial_crop"]) == (
+        "ff-residual", "residual-cnn", 1, 4, 48)
     loaded = load_model(run / "model.keras")  # sha256-checked, safe mode
-    assert tuple(loaded.model.inputs[0].shape) == (None, 16, 96, 96, 3)
-    assert loaded.card.arch == "residual-cnn" and loaded.card.frames == 16 and loaded.card.size == 96
+    assert tuple(loaded.model.inputs[0].shape) == (None, 4, 96, 96, 3)
+    assert loaded.card.arch == "residual-cnn" and loaded.card.frames == 4 and loaded.card.size == 96
