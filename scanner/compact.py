@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -84,18 +83,8 @@ def _fsync_folder(folder: Path) -> None:
 
 def _compact_dir(out_dir: Path) -> Path:
     """``_compact``, a real folder (a link there is refused: no write of the sink follows one)."""
-    folder = out_dir / journal.COMPACT_DIR
-    try:
-        folder.mkdir(exist_ok=True)
-        info = os.lstat(folder)
-    except OSError as exc:
-        raise CompactError(f"cannot create {folder}: {exc.strerror or exc}") from None
-    if not stat.S_ISDIR(info.st_mode):
-        raise CompactError(f"{folder} is not a folder; dfscan keeps its compaction journal there and never writes "
-                           f"through links: remove it")
-    if os.geteuid() == 0 and sink.shared_writable(info.st_mode):  # as for OUT_DIR and _runs (scanner.sink)
-        raise CompactError(f"{folder} is writable by other users and dfscan runs as root; run chmod go-w {folder}")
-    return folder
+    return sink.real_subfolder(out_dir, journal.COMPACT_DIR, "keeps its compaction journal", refused=CompactError,
+                               failed=CompactError)
 
 
 def finish(out_dir: Path, entry: journal.Journal, on_step: Callable[[str], None] = _no_step) -> None:

@@ -30,22 +30,7 @@ MANIFEST_KEY = "quarantined"  # a run's manifest lists the parts it moved under 
 def _folder(out_dir: Path) -> Path:
     """OUT_DIR/_quarantine, created when missing: a real folder (never a link), which others may not
     write while dfscan runs as root."""
-    folder = out_dir / QUARANTINE_DIR
-    try:
-        try:
-            info = os.lstat(folder)
-        except FileNotFoundError:
-            folder.mkdir()
-            info = os.lstat(folder)
-    except OSError as exc:
-        raise sink.OutDirFailed(f"cannot create {folder} to move damaged parts into: {exc.strerror or exc}") from None
-    if not stat.S_ISDIR(info.st_mode):
-        raise sink.OutDirRefused(f"{folder} is not a folder (a link or a file); dfscan moves damaged parts into a "
-                                 f"folder there and never writes through links: remove it")
-    if os.geteuid() == 0 and sink.shared_writable(info.st_mode):
-        raise sink.OutDirRefused(f"{folder} is writable by other users and dfscan runs as root; "
-                                 f"run chmod go-w {folder}")
-    return folder
+    return sink.real_subfolder(out_dir, QUARANTINE_DIR, "moves damaged parts")
 
 
 def _free_name(folder: Path, name: str) -> Path:

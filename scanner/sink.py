@@ -88,11 +88,35 @@ def shared_writable(mode: int) -> bool:
     return bool(mode & (stat.S_IWGRP | stat.S_IWOTH)) and not mode & stat.S_ISVTX
 
 
-def _refuse_shared_as_root(folder: Path, info: os.stat_result) -> None:
+def _refuse_shared_as_root(folder: Path, info: os.stat_result, refused: type[Exception] = None) -> None:
     if os.geteuid() == 0 and shared_writable(info.st_mode):
-        raise OutDirRefused(f"{folder} is writable by other users (mode {stat.S_IMODE(info.st_mode):o}) and dfscan "
-                            f"runs as root, so they could plant links in it; run chmod go-w {folder} "
-                            f"(or chmod +t {folder})")
+        raise (refused or OutDirRefused)(
+            f"{folder} is writable by other users (mode {stat.S_IMODE(info.st_mode):o}) and dfscan runs as root, "
+            f"so they could plant links in it; run chmod go-w {folder} (or chmod +t {folder})")
+
+
+def real_subfolder(out_dir: Path, name: str, purpose: str, refused: type[Exception] = None,
+                   failed: type[Exception] = None) -> Path:
+    """OUT_DIR/name, created when missing, and refused unless it is a real folder (a link there is never
+    followed: every write of the sink goes through it) that others may not write while dfscan runs as
+    root. ``purpose`` finishes "dfscan ... in a folder there"; ``refused`` and ``failed`` are the caller's
+    error classes (default OutDirRefused, OutDirFailed)."""
+    refused, failed = refused or OutDirRefused, failed or OutDirFailed
+    folder = Path(out_dir) / name
+    try:
+        try:
+            info = os.lstat(folder)
+        except FileNotFoundError:
+            folder.mkdir()
+            info = os.lstat(folder)
+    except OSError as exc:
+        raise failed(f"cannot create {folder}: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(info.st_mode):  # lstat: a link to a folder is no folder of ours
+        kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "a file"
+        raise refused(f"{folder} is not a folder but {kind}; dfscan {purpose} in a folder there and never writes "
+                      f"through links: remove it")
+    _refuse_shared_as_root(folder, info, refused)
+    return folder
 
 
 def check_out_dir(out_dir: Path, archive: Path) -> None:
@@ -241,22 +265,13 @@ def prepare_out_dir(out_dir: Path) -> None:
     left behind: regular files named exactly as kernels.atomic names this module's files, nothing
     else. Called under the lock, so no other run is writing them."""
     out_dir = Path(out_dir)
-    runs = out_dir / RUNS_DIR
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         if not stat.S_ISDIR(os.lstat(out_dir).st_mode):
             raise OutDirRefused(f"out dir is a symbolic link: {out_dir}; give the folder itself")
-        try:
-            info = os.lstat(runs)
-        except FileNotFoundError:
-            runs.mkdir()
-            info = os.lstat(runs)
     except OSError as exc:
-        raise _failed(f"cannot create {runs}", exc) from None
-    if not stat.S_ISDIR(info.st_mode):  # lstat: a link to a folder is no folder of ours
-        raise OutDirRefused(f"{runs} is {_kind(info.st_mode)}; dfscan keeps its run records in a folder there "
-                            f"and never writes through links: remove it")
-    _refuse_shared_as_root(runs, info)
+        raise _failed(f"cannot create {out_dir}", exc) from None
+    runs = real_subfolder(out_dir, RUNS_DIR, "keeps its run records")
     if not os.access(runs, os.W_OK | os.X_OK):  # refused before any part is written, not after
         raise OutDirFailed(f"cannot record runs in {runs}: it is not writable")
     for folder, pattern in _LEFTOVERS.items():

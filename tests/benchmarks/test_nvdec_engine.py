@@ -1,6 +1,5 @@
 """The NVDEC engine and feed stages of gpu_check, against the CPU stand-in for PyNvVideoCodec."""
 
-import numpy as np
 import pytest
 
 from dfscan.benchmarks import nvdec_engine

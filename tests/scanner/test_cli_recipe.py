@@ -4,7 +4,6 @@ is one line and exit 2, and a short real run says its estimate and leaves a mode
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from typer.testing import CliRunner
 

@@ -77,7 +77,7 @@ def test_runs_that_is_a_link_is_refused_before_anything_is_written(out, tmp_path
     elsewhere.mkdir()
     (elsewhere / "theirs.json").write_bytes(b"{}")
     (out / sink.RUNS_DIR).symlink_to(elsewhere)
-    with pytest.raises(sink.OutDirRefused, match=r"_runs is a symbolic link; .*remove it"):
+    with pytest.raises(sink.OutDirRefused, match=r"_runs is not a folder but a symbolic link; .*remove it"):
         sink.prepare_out_dir(out)
     assert _names(elsewhere) == ["theirs.json"]
 
