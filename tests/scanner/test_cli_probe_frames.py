@@ -11,6 +11,7 @@ from dfscan.kernels.export import DETECTED, FALLBACK
 from dfscan.cli import app
 from tests.face_media import moving_lefts, pasted_face_box, write_face_video
 from tests.media import read_index, write_corrupt_corpus, write_index_video
+from tests.models import write_face_card
 
 runner = CliRunner()
 
@@ -127,13 +128,7 @@ def test_frames_bad_face_arguments_get_one_line_and_exit_2(tmp_path):
 def test_frames_reads_the_clip_as_a_models_card_says(tmp_path):
     """`--model`: F, S, sampling, the crop and its face settings come from the card, not from flags."""
     video = write_face_video(tmp_path / "face", 30, "vp9")
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "model.json").write_text(json.dumps({
-        "name": "faces", "arch": "cnn-lstm", "frames": 3, "size": 40, "sampling": "uniform", "threshold": 0.5,
-        "class_names": ["real", "fake"], "sha256": "0" * 64, "crop": "face",
-        "face": {"detector": "mtcnn", "detector_version": "1.0.0", "margin": 1.4, "detect_frames": 3,
-                 "detect_size": 320, "work_size": 640}}))
+    run = write_face_card(tmp_path / "run", frames=3, size=40, margin=1.4)
     out = tmp_path / "frames"
     result = runner.invoke(app, ["frames", str(video), "--out", str(out), "--model", str(run), "--frames", "9"])
     assert result.exit_code == 0, result.output

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from tests.face_media import write_face_video
+from tests.models import write_face_card
 from tests.scanner.conftest import REPO, child_env, make_videos
 
 # TensorFlow's native start-up lines (absl, oneDNN, "Could not find cuda drivers", cuInit) and Ray's
@@ -77,14 +78,7 @@ def test_frames_with_face_crops_prints_only_its_line(tmp_path, how):
     video = write_face_video(tmp_path / "face", 8, "vp9")
     args = ["--crop", "face", "--frames", "4", "--size", "32"]
     if how == "--model":
-        run = tmp_path / "run"
-        run.mkdir()
-        (run / "model.json").write_text(json.dumps({
-            "name": "faces", "arch": "cnn-lstm", "frames": 4, "size": 32, "sampling": "uniform", "threshold": 0.5,
-            "class_names": ["real", "fake"], "sha256": "0" * 64, "crop": "face",
-            "face": {"detector": "mtcnn", "detector_version": "1.0.0", "margin": 1.3, "detect_frames": 4,
-                     "detect_size": 320, "work_size": 640}}))
-        args = ["--model", str(run)]
+        args = ["--model", str(write_face_card(tmp_path / "run", frames=4, size=32, margin=1.3))]
     result = _dfscan("frames", str(video), "--out", str(tmp_path / "frames"), *args)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
