@@ -20,7 +20,7 @@ from dfscan.kernels.artifact import save_keras_atomic, save_model
 
 from dfscan.kernels.atomic import write_json_atomic
 
-from dfscan.kernels.card import FACE_SPEC_FIELDS, fake_index
+from dfscan.kernels.card import FACE_SPEC_FIELDS, MAX_FRAMES, MAX_SIZE, fake_index
 
 from dfscan.kernels.provenance import library_versions
 from dfscan.kernels.atomic import atomic_path, atomic_write_bytes
@@ -99,6 +99,9 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """The config with its size decided; ValueError for settings that cannot go together."""
         size = ModelConfig(arch=self.arch, size=self.size).resolved_size()
+        if self.frames > MAX_FRAMES or size > MAX_SIZE:  # the scanner would refuse the model it makes
+            raise ValueError(f"dfscan reads at most {MAX_FRAMES} frames of at most {MAX_SIZE} pixels; got "
+                             f"{self.frames} frames of {size} pixels")
         if self.spatial_crop:
             if self.arch not in FULLY_CONVOLUTIONAL:
                 raise ValueError(f"--spatial-crop needs a fully convolutional architecture "

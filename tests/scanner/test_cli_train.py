@@ -55,6 +55,10 @@ def test_a_weak_model_is_named_and_fail_below_exits_1(trained):
     (["--fail-below", "1.5"], "dfscan: error: --fail-below is an AUC between 0 and 1, got 1.5"),
     (["--crop", "mouth"], "dfscan: error: unknown crop 'mouth'; expected one of frame, face"),
     (["--crop", "face", "--face-margin", "9"], "dfscan: error: face margin must be between 1.0 and 3.0, got 9.0"),
+    (["--frames", "300"], "dfscan: error: dfscan reads at most 256 frames of at most 1024 pixels; got 300 frames of "
+                          "64 pixels"),
+    (["--size", "2048"], "dfscan: error: dfscan reads at most 256 frames of at most 1024 pixels; got 20 frames of "
+                         "2048 pixels"),
 ])
 def test_bad_train_arguments_get_one_line_and_exit_2(trained, extra, message):
     args, seen = trained
