@@ -37,7 +37,7 @@ from dfscan.training.blend_twins import TwinSource, twin_items
 from dfscan.training.clip_cache import ClipSource
 from dfscan.training.evaluate import SPLIT_FILE, score_items
 from dfscan.training.faceforensics import FFOptions
-from dfscan.training.layouts import scan_dataset
+from dfscan.training.layouts import REAL, scan_dataset
 from dfscan.training.models import (CLASS_NAMES, FULLY_CONVOLUTIONAL, INPUT_NORMALISATION, ModelConfig, build_model,
                                     training_view)
 from dfscan.training.precise_bn import precise_bn_callback
@@ -317,7 +317,8 @@ def train(config: TrainConfig, say: Callable[[str], None] | None = None) -> Trai
                         detection_cache=DetectionCache() if config.crop == "face" else None)
     source = ClipSource(reader, dataset.root, max_cache_bytes=config.cache_mb << 20)
     if config.recipe in RECIPES and say:  # before the videos are read, which is a good part of the time
-        say(RECIPES[config.recipe].estimate_line(*(len(part[name]) for name in ("train", "val", "test"))))
+        reals = sum(item.label == REAL for item in part["train"]) if config.self_blend else 0  # at most one twin each
+        say(RECIPES[config.recipe].estimate_line(*(len(part[name]) for name in ("train", "val", "test")), twins=reals))
     train_items = source.readable(part["train"])
     val_items = source.readable(part["val"])
     if len({item.label for item in train_items}) < 2:

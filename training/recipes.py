@@ -19,21 +19,22 @@ class Recipe:
     settings: Mapping[str, object]  # TrainConfig fields
     # Rates measured on the development machine (2 CPU cores, no GPU): see docs/quality.md.
     read_seconds_per_video: float  # decode and face detection, once per video (the clip cache keeps it)
-    fit_seconds_per_video_epoch: float  # one epoch is one pass over the training videos' worth of batches
+    fit_seconds_per_video_epoch: float  # one epoch is one pass over the training videos' (and twins') worth
+    # of batches
     measured_on: str
 
-    def estimate_seconds(self, train_videos: int, val_videos: int, test_videos: int = 0) -> float:
-        """Reading every video once, then every epoch over the training videos (early stopping may end
-        it sooner)."""
+    def estimate_seconds(self, train_videos: int, val_videos: int, test_videos: int = 0, twins: int = 0) -> float:
+        """Reading every video once, then every epoch over the training videos and their self-blended
+        twins (early stopping may end it sooner)."""
         epochs = int(self.settings["epochs"])
         read = (train_videos + val_videos + test_videos) * self.read_seconds_per_video
-        return read + epochs * train_videos * self.fit_seconds_per_video_epoch
+        return read + epochs * (train_videos + twins) * self.fit_seconds_per_video_epoch
 
-    def estimate_line(self, train_videos: int, val_videos: int, test_videos: int = 0) -> str:
-        seconds = self.estimate_seconds(train_videos, val_videos, test_videos)
-        return (f"recipe {self.name}: {train_videos} training, {val_videos} validation and {test_videos} test "
-                f"videos; about {_duration(seconds)} at the rates measured on {self.measured_on} "
-                f"(a GPU is faster)")
+    def estimate_line(self, train_videos: int, val_videos: int, test_videos: int = 0, twins: int = 0) -> str:
+        seconds = self.estimate_seconds(train_videos, val_videos, test_videos, twins)
+        trained = f"{train_videos} training" + (f" (and up to {twins} self-blended twins)" if twins else "")
+        return (f"recipe {self.name}: {trained}, {val_videos} validation and {test_videos} test videos; about "
+                f"{_duration(seconds)} at the rates measured on {self.measured_on} (a GPU is faster)")
 
 
 def _duration(seconds: float) -> str:

@@ -36,3 +36,7 @@ def test_the_estimate_is_reading_once_plus_every_epoch_over_the_training_videos(
         "on 2 CPU cores (a GPU is faster)")
     assert "about 30 s" in recipe.estimate_line(4, 1, 0)
     assert "about 2.0 h" in dataclasses.replace(recipe, fit_seconds_per_video_epoch=7.0).estimate_line(100, 20, 30)
+    assert recipe.estimate_seconds(100, 20, 30, twins=40) == 150 * 2.0 + 10 * 140 * 0.5  # twins train too
+    assert recipe.estimate_line(100, 20, 30, twins=40).startswith(
+        "recipe ff-residual: 100 training (and up to 40 self-blended twins), 20 validation and 30 test videos; "
+        "about 17 min")
