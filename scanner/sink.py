@@ -88,15 +88,15 @@ def shared_writable(mode: int) -> bool:
     return bool(mode & (stat.S_IWGRP | stat.S_IWOTH)) and not mode & stat.S_ISVTX
 
 
-def _refuse_shared_as_root(folder: Path, info: os.stat_result, refused: type[Exception] = None) -> None:
+def _refuse_shared_as_root(folder: Path, info: os.stat_result, refused: type[Exception] | None = None) -> None:
     if os.geteuid() == 0 and shared_writable(info.st_mode):
         raise (refused or OutDirRefused)(
             f"{folder} is writable by other users (mode {stat.S_IMODE(info.st_mode):o}) and dfscan runs as root, "
             f"so they could plant links in it; run chmod go-w {folder} (or chmod +t {folder})")
 
 
-def real_subfolder(out_dir: Path, name: str, purpose: str, refused: type[Exception] = None,
-                   failed: type[Exception] = None) -> Path:
+def real_subfolder(out_dir: Path, name: str, purpose: str, refused: type[Exception] | None = None,
+                   failed: type[Exception] | None = None) -> Path:
     """OUT_DIR/name, created when missing, and refused unless it is a real folder (a link there is never
     followed: every write of the sink goes through it) that others may not write while dfscan runs as
     root. ``purpose`` finishes "dfscan ... in a folder there"; ``refused`` and ``failed`` are the caller's

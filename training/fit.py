@@ -38,7 +38,7 @@ from dfscan.training.clip_cache import ClipSource
 from dfscan.training.evaluate import SPLIT_FILE, score_items
 from dfscan.training.faceforensics import FFOptions
 from dfscan.training.layouts import REAL, scan_dataset
-from dfscan.training.models import (CLASS_NAMES, FULLY_CONVOLUTIONAL, INPUT_NORMALISATION, ModelConfig, build_model,
+from dfscan.training.models import (CLASS_NAMES, INPUT_NORMALISATION, ModelConfig, build_model, check_spatial_crop,
                                     training_view)
 from dfscan.training.precise_bn import precise_bn_callback
 from dfscan.training.recipes import RECIPES
@@ -102,14 +102,8 @@ class TrainConfig:
         if self.frames > MAX_FRAMES or size > MAX_SIZE:  # the scanner would refuse the model it makes
             raise ValueError(f"dfscan reads at most {MAX_FRAMES} frames of at most {MAX_SIZE} pixels; got "
                              f"{self.frames} frames of {size} pixels")
-        if self.spatial_crop:
-            if self.arch not in FULLY_CONVOLUTIONAL:
-                raise ValueError(f"--spatial-crop needs a fully convolutional architecture "
-                                 f"({', '.join(sorted(FULLY_CONVOLUTIONAL))}), not {self.arch}")
-            smallest = FULLY_CONVOLUTIONAL[self.arch]
-            if not smallest <= self.spatial_crop < size:
-                raise ValueError(f"the spatial crop of {self.arch} must be at least {smallest} pixels and below "
-                                 f"the size {size}, got {self.spatial_crop}")
+        if self.spatial_crop:  # refused here, before any video is read, as training_view would refuse it
+            check_spatial_crop(self.arch, size, self.spatial_crop)
         if self.self_blend and self.crop != "face":
             raise ValueError("self-blended twins need face crops (--crop face): the blend is made around the face")
         if not 0.0 <= self.self_blend <= 3.0:
@@ -226,8 +220,9 @@ def _compiled_model(config: TrainConfig, gpus: int):
         keras.config.set_dtype_policy("mixed_bfloat16")
     try:
         with _distribution_scope(gpus):
-            model = build_model(config.model_config())
-            fitted = training_view(model, config.model_config(), config.spatial_crop if config.augment else 0)
+            model_config = config.model_config()
+            model = build_model(model_config)
+            fitted = training_view(model, model_config, config.spatial_crop if config.augment else 0)
             fitted.compile(optimizer=keras.optimizers.Adam(config.lr), loss="categorical_crossentropy",
                            metrics=["accuracy"],
                            jit_compile=bool(gpus) if config.jit_compile is None else config.jit_compile)

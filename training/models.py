@@ -281,17 +281,23 @@ def build_residual_cnn(config: ModelConfig):
 
 
 
+def check_spatial_crop(arch: str, size: int, spatial_crop: int) -> None:
+    """ValueError unless ``arch`` is fully convolutional and a crop of ``spatial_crop`` pixels is at least its
+    smallest side and smaller than its frames (``size``): a crop as large as the frame is no crop."""
+    if arch not in FULLY_CONVOLUTIONAL:
+        raise ValueError(f"spatial crops need a fully convolutional architecture "
+                         f"({', '.join(sorted(FULLY_CONVOLUTIONAL))}), not {arch}")
+    if not FULLY_CONVOLUTIONAL[arch] <= spatial_crop < size:
+        raise ValueError(f"{arch} takes spatial crops of {FULLY_CONVOLUTIONAL[arch]} to {size - 1} pixels, "
+                         f"not {spatial_crop}")
+
+
 def training_view(model, config: ModelConfig, spatial_crop: int):
     """The model to fit: ``model`` itself, or, with ``spatial_crop``, a model over the same layers (and
     weights) whose frames may be of any size, so batches of random crops train what scans whole squares."""
     if not spatial_crop:
         return model
-    if config.arch not in FULLY_CONVOLUTIONAL:
-        raise ValueError(f"spatial crops need a fully convolutional architecture "
-                         f"({', '.join(sorted(FULLY_CONVOLUTIONAL))}), not {config.arch}")
-    if not FULLY_CONVOLUTIONAL[config.arch] <= spatial_crop <= config.resolved_size():
-        raise ValueError(f"{config.arch} takes spatial crops of {FULLY_CONVOLUTIONAL[config.arch]} to "
-                         f"{config.resolved_size()} pixels, not {spatial_crop}")
+    check_spatial_crop(config.arch, config.resolved_size(), spatial_crop)
     import keras
 
     frames = keras.Input(shape=(config.frames, None, None, 3), dtype="uint8", name="frames")  # (B, F, h, w, 3)

@@ -142,7 +142,9 @@ def test_the_training_view_takes_crops_and_shares_every_weight():
     assert training_view(model, config, spatial_crop=0) is model
     with pytest.raises(ValueError, match="fully convolutional"):
         training_view(build_model(TINY["cnn-lstm"]), TINY["cnn-lstm"], spatial_crop=16)
-    with pytest.raises(ValueError, match="takes spatial crops of 34 to 40 pixels, not 33"):
+    with pytest.raises(ValueError, match="takes spatial crops of 34 to 39 pixels, not 33"):
         training_view(model, config, spatial_crop=33)
+    with pytest.raises(ValueError, match="takes spatial crops of 34 to 39 pixels, not 40"):
+        training_view(model, config, spatial_crop=40)  # the frame's own size is no crop
     with pytest.raises(ValueError, match="at least 34 pixels, got 32"):
         build_model(ModelConfig(arch="residual-cnn", frames=F, size=32))

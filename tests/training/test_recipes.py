@@ -40,3 +40,11 @@ def test_the_estimate_is_reading_once_plus_every_epoch_over_the_training_videos(
     assert recipe.estimate_line(100, 20, 30, twins=40).startswith(
         "recipe ff-residual: 100 training (and up to 40 self-blended twins), 20 validation and 30 test videos; "
         "about 17 min")
+
+
+def test_a_spatial_crop_is_refused_before_training_as_the_training_view_refuses_it():
+    with pytest.raises(ValueError, match="fully convolutional architecture .residual-cnn., not cnn-lstm"):
+        TrainConfig(data="d", out="o", spatial_crop=48).resolved()
+    with pytest.raises(ValueError, match="residual-cnn takes spatial crops of 34 to 95 pixels, not 96"):
+        TrainConfig(data="d", out="o", arch="residual-cnn", spatial_crop=96).resolved()
+    assert TrainConfig(data="d", out="o", arch="residual-cnn", spatial_crop=95).resolved().size == 96
